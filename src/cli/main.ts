@@ -1,0 +1,54 @@
+import { readFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { isKlpforgeError } from '../util/errors.js';
+import { elfCommand } from './elf-command.js';
+import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Runs the CLI; returns the exit code. Errors meant for people are one line on stderr. */
+export async function main(argv: string[]): Promise<number> {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  let code: number = EXIT.OK;
+  try {
+    await yargs(argv)
+      .scriptName('klpforge')
+      .usage('klpforge: build Linux livepatch modules by comparing kernel objects before and after a patch.\n\nUsage: $0 <command> [options]')
+      .command('elf <file>', 'show what klpforge reads in an ELF object; --write round-trips it through the model',
+        (y) => y
+          .positional('file', { type: 'string', demandOption: true, describe: 'ELF64 object (.o, .ko, vmlinux)' })
+          .option('sections', { type: 'boolean', default: false, describe: 'list sections' })
+          .option('symbols', { type: 'boolean', default: false, describe: 'list symbols' })
+          .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
+          .option('write', { type: 'string', describe: 'write the object back out to this path' }),
+        async (a) => { code = await elfCommand({ file: a.file, sections: a.sections, symbols: a.symbols, json: a.json, write: a.write }, out); })
+      .demandCommand(1, 'name a command')
+      .strict()
+      .epilogue(EXIT_CODES_HELP)
+      .version(version())
+      .help()
+      .alias('h', 'help')
+      .fail((msg, err) => {
+        if (err) throw err;
+        throw new UsageError(msg);
+      })
+      .parseAsync();
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`klpforge: ${e.message} (see klpforge --help)\n`);
+      return EXIT.USAGE;
+    }
+    if (isKlpforgeError(e)) {
+      process.stderr.write(`klpforge: ${e.message}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`klpforge: internal error, please report it:\n${(e as Error)?.stack ?? String(e)}\n`);
+    return EXIT.INTERNAL;
+  }
+  return code;
+}
+
+class UsageError extends Error {}

@@ -1,0 +1,7 @@
+export * from './constants.js';
+export { ElfError, type ElfErrorCode } from './errors.js';
+export { ElfObject, type ElfIdent, type ElfSymbol, type Section, type SectionBody, type GroupBody, type ProgramHeaders } from './model.js';
+export { RelocationTable, type Relocation } from './relocations.js';
+export { StringTable } from './strtab.js';
+export { parseElf, readElfFile } from './read.js';
+export { serializeElf, writeElfFile } from './write.js';

@@ -1,4 +1,4 @@
-import { type SectionIndex, type SymbolIndex, SHN, SHT, STB } from './constants.js';
+import { type SectionIndex, type SymbolIndex, SHN, SHT, STB, STT } from './constants.js';
 import type { StringTable } from './strtab.js';
 import type { RelocationTable } from './relocations.js';
 
@@ -150,7 +150,13 @@ export class ElfObject {
     return this.symbolsByName.get(name) ?? [];
   }
 
-  /** The name of the section a symbol is defined in, or undefined for undefined/reserved symbols. */
+  /** The symbol's name, or for a section symbol (which has none) its section's name. */
+  displayName(sym: ElfSymbol): string {
+    if (sym.type === STT.SECTION && sym.name === '') return this.symbolSection(sym)?.name ?? '';
+    return sym.name;
+  }
+
+  /** The section a symbol is defined in, or undefined for undefined/reserved symbols. */
   symbolSection(sym: ElfSymbol): Section | undefined {
     return sym.reserved === 0 && sym.shndx !== SHN.UNDEF ? this.sections[sym.shndx] : undefined;
   }

@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { isKlpforgeError } from '../util/errors.js';
 import { elfCommand } from './elf-command.js';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
+import { VERIFY_DESCRIPTION, verifyBuilder, verifyCommand } from './verify-command.js';
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -25,6 +26,8 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
           .option('write', { type: 'string', describe: 'write the object back out to this path' }),
         async (a) => { code = await elfCommand({ file: a.file, sections: a.sections, symbols: a.symbols, json: a.json, write: a.write }, out); })
+      .command('verify <module>', VERIFY_DESCRIPTION, verifyBuilder,
+        async (a) => { code = await verifyCommand({ ...a, module: a.module as string }, out, (l) => process.stderr.write(`${l}\n`)); })
       .demandCommand(1, 'name a command')
       .strict()
       .epilogue(EXIT_CODES_HELP)

@@ -90,6 +90,23 @@ function failureReason(expect: Expectation, kind: StepKind, exitCode: number): s
   return `exit ${exitCode}, expected 0`;
 }
 
+/** Kernel lines that usually explain a failed step: livepatch's own messages, module loader errors. */
+const TELLING_KERNEL_LINE = /livepatch|error|fail|not found|unknown symbol|invalid|denied|refus/i;
+
+/**
+ * The step's last output line and the most telling kernel line it caused,
+ * so the one-line failure already carries the kernel's own words
+ * (`insmod: can't insert ...: Invalid argument; kernel: livepatch: symbol ... not found`).
+ */
+function evidence(s: Pick<StepResult, 'output' | 'kernelLog'>): string {
+  const parts: string[] = [];
+  const out = [...s.output].reverse().find((l) => l.trim() !== '');
+  if (out) parts.push(out.trim());
+  const kernel = [...s.kernelLog].reverse().find((l) => TELLING_KERNEL_LINE.test(l));
+  if (kernel) parts.push(`kernel: ${kernel.trim()}`);
+  return parts.length ? ` (${parts.join('; ')})` : '';
+}
+
 export function evaluate(input: EvaluateInput): VerifyReport {
   const { plan, console: parsed, run } = input;
   const failures: string[] = [];
@@ -106,7 +123,7 @@ export function evaluate(input: EvaluateInput): VerifyReport {
     };
     if (!seen || (!seen.began && !seen.ended)) return { ...base, status: 'not-reached' as const, reason: 'never started' };
     if (seen.ended && seen.guestStatus === 'SKIP') {
-      return { ...base, status: 'skipped' as const, reason: 'skipped: the module was not loaded' };
+      return { ...base, status: 'skipped' as const, reason: 'not run: the module did not load' };
     }
     if (!seen.ended) {
       lastBegun = p.id;
@@ -119,7 +136,7 @@ export function evaluate(input: EvaluateInput): VerifyReport {
   });
 
   for (const s of steps) {
-    if (s.status === 'failed' || s.status === 'interrupted') failures.push(`step ${s.id} (${s.title}) ${s.status}: ${s.reason}`);
+    if (s.status === 'failed' || s.status === 'interrupted') failures.push(`step ${s.id} (${s.title}) ${s.status}: ${s.reason}${evidence(s)}`);
   }
 
   if (!parsed.done) {

@@ -6,14 +6,16 @@ import { EXIT } from './exit-codes.js';
 
 export const VERIFY_DESCRIPTION = 'boot a kernel in QEMU and prove a livepatch module loads, works, and unloads cleanly';
 
+// One paragraph per entry: yargs wraps each to the terminal width.
 export const VERIFY_EPILOGUE = [
-  'In the guest, in order: each --check must fail; insmod the module; the transition ends and the patch is',
-  'enabled; each --check must hold; disable the patch and rmmod it; each --check must fail again. The kernel log',
-  'must show no WARNING/Oops/BUG/Call Trace and no taint besides K (livepatch) and O (out-of-tree).',
-  'Checks run under busybox sh in /; --modules files are under /modules/<path relative to DIR>.',
-  'The scratch directory (initramfs, /init, serial.log) is removed after a pass, kept after a failure or with --keep.',
-  'Exit 0 only when every step held; 1 when any did not, or when the test could not run.',
-].join('\n');
+  'In the guest, in order: each --check must fail; insmod the module; its transition ends and the patch is enabled; '
+    + 'each --check must hold; the patch is disabled and rmmod-ed; each --check must fail again. The kernel log must show '
+    + 'no WARNING, Oops, BUG or Call Trace, and no taint besides K (livepatch) and O (out-of-tree).',
+  'Checks run with busybox sh in / (30 s limit each); with --modules DIR, DIR/x/y.ko is at /modules/x/y.ko.',
+  'The scratch directory (initramfs, /init, serial.log) is removed after a pass and kept after a failure or with --keep.',
+  'Exit codes: 0 every step held; 1 a step failed, or the test could not run (one line says why); '
+    + `${EXIT.USAGE} command line not understood; ${EXIT.INTERNAL} internal error in klpforge.`,
+].join('\n\n');
 
 export function verifyBuilder(y: Argv) {
   return y

@@ -68,14 +68,14 @@ export function decodeRelocations(
   const size = withAddend ? RELA64_SIZE : REL64_SIZE;
   for (let i = 0; i < count; i++) {
     const o = offset + i * size;
-    const info = r.u64(o + 8);
-    const sym = Number(info >> 32n);
+    // r_info is (sym << 32 | type); reading its halves avoids a BigInt per entry.
+    const sym = r.little ? r.u32(o + 12) : r.u32(o + 8);
     if (sym >= symbolCount) {
       throw new ElfError('ELF_MALFORMED', r.file,
         `${where}: relocation ${i} refers to symbol ${sym}, but its symbol table has ${symbolCount} symbols`);
     }
     t.offsets[i] = r.u64(o);
-    t.types[i] = Number(info & 0xffffffffn);
+    t.types[i] = r.little ? r.u32(o + 8) : r.u32(o + 12);
     t.symbols[i] = sym;
     if (withAddend) t.addends[i] = r.i64(o + 16);
   }
@@ -89,7 +89,8 @@ export function encodeRelocations(t: RelocationTable, little: boolean): Buffer {
   for (let i = 0; i < t.length; i++) {
     const o = i * size;
     w.u64(o, t.offsets[i]!);
-    w.u64(o + 8, (BigInt(t.symbols[i]!) << 32n) | BigInt(t.types[i]!));
+    w.u32(little ? o + 12 : o + 8, t.symbols[i]!);
+    w.u32(little ? o + 8 : o + 12, t.types[i]!);
     if (t.withAddend) w.i64(o + 16, t.addends[i]!);
   }
   return out;

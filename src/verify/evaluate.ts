@@ -114,25 +114,24 @@ export function evaluate(input: EvaluateInput): VerifyReport {
   let lastBegun: string | null = null;
   const steps: StepResult[] = plan.steps.map((p) => {
     const seen = parsed.steps.get(p.id);
-    const base = {
-      id: p.id, kind: p.kind, title: p.title, expect: p.expect,
+    // Built in one place so JSON keys read in a stable, useful order: what, verdict, why, evidence.
+    const result = (status: StepStatus, reason?: string): StepResult => ({
+      id: p.id, kind: p.kind, title: p.title, expect: p.expect, status,
+      ...(reason === undefined ? {} : { reason }),
       exitCode: seen?.exitCode ?? null,
       output: seen?.output ?? [],
       outputTotalLines: seen?.outputTotalLines ?? null,
       kernelLog: seen?.kernelLog ?? [],
-    };
-    if (!seen || (!seen.began && !seen.ended)) return { ...base, status: 'not-reached' as const, reason: 'never started' };
-    if (seen.ended && seen.guestStatus === 'SKIP') {
-      return { ...base, status: 'skipped' as const, reason: 'not run: the module did not load' };
-    }
+    });
+    if (!seen || (!seen.began && !seen.ended)) return result('not-reached', 'never started');
+    if (seen.ended && seen.guestStatus === 'SKIP') return result('skipped', 'not run: the module did not load');
     if (!seen.ended) {
       lastBegun = p.id;
-      const why = run.timedOut ? `still running when the guest was killed after ${run.timeoutSeconds}s` : 'the guest stopped while it ran';
-      return { ...base, status: 'interrupted' as const, reason: why };
+      return result('interrupted', run.timedOut ? `still running when the guest was killed after ${run.timeoutSeconds}s` : 'the guest stopped while it ran');
     }
-    if (seen.exitCode === null) return { ...base, status: 'failed' as const, reason: 'no exit code reported' };
-    if (expectationHeld(p.expect, seen.exitCode)) return { ...base, status: 'passed' as const };
-    return { ...base, status: 'failed' as const, reason: failureReason(p.expect, p.kind, seen.exitCode) };
+    if (seen.exitCode === null) return result('failed', 'no exit code reported');
+    if (expectationHeld(p.expect, seen.exitCode)) return result('passed');
+    return result('failed', failureReason(p.expect, p.kind, seen.exitCode));
   });
 
   for (const s of steps) {

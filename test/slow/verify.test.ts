@@ -9,7 +9,7 @@ import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
 
 // Real QEMU (TCG here) booting the fixture kernel: a few seconds per run when idle, much more while
 // kernels build on the same two cores. Limits are generous; nothing asserts wall time.
-jest.setTimeout(10 * 60_000);
+const TIMEOUT_MS = 10 * 60_000;
 
 const CLI = path.join(REPO_ROOT, 'bin/klpforge.js');
 const PATCHED = `grep -q 'this has been live patched' /proc/cmdline`;
@@ -25,7 +25,7 @@ beforeAll(async () => {
   // The CLI runs from dist/: build it from the current sources (errors elsewhere in the tree still emit).
   await execa('npx', ['tsc', '-p', '.'], { cwd: REPO_ROOT, reject: false });
   scratch = await dir({ prefix: 'klpforge-verify-test-', unsafeCleanup: true });
-});
+}, TIMEOUT_MS);
 
 afterAll(async () => {
   await scratch?.cleanup();
@@ -55,7 +55,7 @@ test('the kernel\'s sample livepatch passes klpforge verify through the CLI, wit
   expect(report.kernelProblems).toEqual([]);
   // A pass leaves nothing behind unless --keep.
   expect(report.serialLogKept).toBe(false);
-});
+}, TIMEOUT_MS);
 
 test('a livepatch naming a function that does not exist fails verify, showing the kernel\'s own error', async () => {
   const k = fixtureKernel();
@@ -78,7 +78,7 @@ test('a livepatch naming a function that does not exist fails verify, showing th
   const kept = await execa('grep', ['-c', 'klpforge_no_such_function', serialLog], { reject: false });
   expect(Number(kept.stdout)).toBeGreaterThan(0);
   await execa('rm', ['-rf', path.dirname(serialLog)]);
-});
+}, TIMEOUT_MS);
 
 test('a check that does not hold with the patch loaded fails verify, and the report names that step', async () => {
   const k = fixtureKernel();
@@ -95,7 +95,7 @@ test('a check that does not hold with the patch loaded fails verify, and the rep
   } finally {
     await execa('rm', ['-rf', path.dirname(report.serialLog)]);
   }
-});
+}, TIMEOUT_MS);
 
 test('--modules puts the build directory\'s modules in the guest, so a check can insmod binfmt_misc.ko', async () => {
   const k = fixtureKernel();
@@ -104,7 +104,7 @@ test('--modules puts the build directory\'s modules in the guest, so a check can
   const report = JSON.parse(r.stdout) as VerifyReport;
   expect(report.failures).toEqual([]);
   expect(r.exitCode).toBe(0);
-});
+}, TIMEOUT_MS);
 
 test('a guest that hangs is killed at --timeout and reported with the step it hung in and the console tail', async () => {
   const k = fixtureKernel();
@@ -123,4 +123,4 @@ test('a guest that hangs is killed at --timeout and reported with the step it hu
   } finally {
     await execa('rm', ['-rf', path.dirname(report.serialLog)]);
   }
-});
+}, TIMEOUT_MS);

@@ -1,0 +1,53 @@
+import type { BuildIndex, ObjectPath, SourcePath } from './build-index.js';
+import type { NotLivepatchableReason } from './livepatchable.js';
+
+export interface AffectedObject {
+  object: ObjectPath;
+  /** The touched files that make this object change (its source, or files it includes). */
+  because: SourcePath[];
+}
+
+export interface NotLivepatchableObject extends AffectedObject {
+  reason: NotLivepatchableReason;
+}
+
+export interface AffectedObjects {
+  /** Objects to recompile and diff, sorted by path. */
+  rebuild: AffectedObject[];
+  /** Objects the patch changes but a livepatch cannot carry (assembly, vdso, boot code, ...), sorted. */
+  notLivepatchable: NotLivepatchableObject[];
+  /**
+   * Touched files no object of this build compiles or reads: documentation,
+   * other architectures, code not configured in, and files the patch creates.
+   */
+  outside: SourcePath[];
+}
+
+/**
+ * The objects a set of touched source files reaches: a compiled file reaches
+ * its objects, any other file (header, #included .c) reaches every object
+ * whose recorded dependencies list it. Lookups only: no scan over objects.
+ */
+export function affectedObjects(index: BuildIndex, touched: readonly SourcePath[]): AffectedObjects {
+  const because = new Map<ObjectPath, SourcePath[]>();
+  const outside: SourcePath[] = [];
+  for (const file of new Set(touched)) {
+    const objects = [...(index.bySource.get(file) ?? []), ...(index.byDependency.get(file) ?? [])];
+    if (objects.length === 0) { outside.push(file); continue; }
+    for (const object of objects) {
+      const list = because.get(object);
+      if (list === undefined) because.set(object, [file]);
+      else if (!list.includes(file)) list.push(file);
+    }
+  }
+
+  const rebuild: AffectedObject[] = [];
+  const notLivepatchable: NotLivepatchableObject[] = [];
+  for (const object of [...because.keys()].sort()) {
+    const entry = { object, because: because.get(object)! };
+    const lp = index.objects.get(object)!.livepatch;
+    if (lp.livepatchable) rebuild.push(entry);
+    else notLivepatchable.push({ ...entry, reason: lp.reason });
+  }
+  return { rebuild, notLivepatchable, outside: outside.sort() };
+}

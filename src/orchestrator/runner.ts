@@ -1,0 +1,45 @@
+import { execa } from 'execa';
+
+/**
+ * Where build commands run. The host runner is the only one today; sandboxed
+ * ones (bwrap, podman, docker) implement the same interface, so callers never
+ * know whether gcc runs on the host or in a container.
+ */
+export interface RunOptions {
+  /** Working directory of the command (kbuild's commands expect the build dir). */
+  cwd: string;
+  /** Variables added to the inherited environment. */
+  env?: Record<string, string>;
+}
+
+export interface RunResult {
+  /** The process's exit status; a signal death is reported as 128 + signal number, like a shell. */
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Runner {
+  /** Runs argv[0] with the remaining arguments; a non-zero exit is a result, not an exception. */
+  run(argv: readonly string[], options: RunOptions): Promise<RunResult>;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
+
+export class HostRunner implements Runner {
+  async run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
+    const [file, ...args] = argv;
+    if (file === undefined) throw new Error('HostRunner.run: empty argv');
+    const r = await execa(file, args, {
+      cwd: options.cwd,
+      env: options.env,
+      reject: false,
+      stdin: 'ignore',
+      stripFinalNewline: false,
+    });
+    if (r.exitCode !== undefined) return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+    // Spawn failures (ENOENT) and signal deaths have no exit code: keep the reason in stderr.
+    const signal = r.signal ? 128 + (SIGNAL_NUMBERS[r.signal] ?? 0) : 127;
+    return { exitCode: signal, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.stderr ? '\n' : ''}${r.shortMessage}` };
+  }
+}

@@ -52,6 +52,8 @@ export function generateGuestScript(o: GuestScriptOptions): string {
     'cd /',
     // Userspace writes to /dev/kmsg are rate limited by default; a long report must not lose lines.
     'echo on > /proc/sys/kernel/printk_devkmsg 2>/dev/null',
+    // Markers go out at the default message level (4): a kernel whose console level is at or below it would hide them.
+    'read cl rest < /proc/sys/kernel/printk; [ "${cl:-0}" -le 4 ] && echo 7 > /proc/sys/kernel/printk',
     '',
     `M=${shellQuote(markerPrefix(o.nonce))}`,
     `LP=${shellQuote(lp)}`,

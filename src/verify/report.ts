@@ -5,7 +5,7 @@ const LABEL: Record<StepStatus, string> = {
   passed: 'PASS',
   failed: 'FAIL',
   skipped: 'SKIP',
-  interrupted: 'HUNG',
+  interrupted: 'STOP',
   'not-reached': '----',
 };
 
@@ -17,10 +17,12 @@ function isCheck(s: StepResult): boolean {
   return s.kind === 'check-before' || s.kind === 'check-loaded' || s.kind === 'check-after';
 }
 
-function stepLines(s: StepResult, idWidth: number): string[] {
+function stepLines(s: StepResult, idWidth: number, guestKilled: boolean): string[] {
   const exit = s.exitCode === null ? '' : ` (exit ${s.exitCode})`;
   const why = s.status === 'passed' || s.status === 'not-reached' ? '' : `: ${s.reason ?? ''}`;
-  const lines = [`  ${LABEL[s.status]}  ${s.id.padEnd(idWidth)}  ${s.title}${s.status === 'passed' ? exit : why}`];
+  // A step still running when the time limit killed the guest hung; otherwise the guest died under it.
+  const label = s.status === 'interrupted' && guestKilled ? 'HUNG' : LABEL[s.status];
+  const lines = [`  ${label}  ${s.id.padEnd(idWidth)}  ${s.title}${s.status === 'passed' ? exit : why}`];
   const trouble = s.status === 'failed' || s.status === 'interrupted';
   // Check output is what people came for ("cat /proc/cmdline" before and after); other steps only matter when they broke.
   if (isCheck(s) || trouble) {
@@ -43,7 +45,7 @@ export function formatReport(r: VerifyReport): string[] {
     `klpforge verify ${path.basename(r.module)} (${r.moduleName}) on ${r.kernel} [${r.accel}, ${secs}s]: ${r.ok ? 'PASSED' : 'FAILED'}`,
   ];
   const idWidth = Math.max(...r.steps.map((s) => s.id.length));
-  for (const s of r.steps) lines.push(...stepLines(s, idWidth));
+  for (const s of r.steps) lines.push(...stepLines(s, idWidth, r.guest.timedOut));
 
   const kernel = r.guest.kernelRelease ? `kernel ${r.guest.kernelRelease}` : 'kernel release not reported';
   const taint = r.taint ? `tainted ${r.taint.value}${r.taint.letters ? ` (${r.taint.letters})` : ''}` : 'taint not reported';

@@ -91,6 +91,14 @@ describe('formatReport', () => {
     expect(failureSummary(r)).toMatch(/^verify failed: step insmod .*; serial log: \/tmp\/x\/serial\.log$/);
   });
 
+  test('a step running when the time limit struck is HUNG; one running when the guest died on its own is STOP', () => {
+    const killed = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['sleep 100'], { ...finishedRun, timedOut: true, timeoutSeconds: 12, qemuExitCode: null });
+    const died = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['reboot -f']);
+    expect(formatReport(killed)).toContainEqual(expect.stringMatching(/^ {2}HUNG {2}before\.1 /));
+    expect(formatReport(died)).toContainEqual(expect.stringMatching(/^ {2}STOP {2}before\.1 .*the guest stopped while it ran$/));
+    expect(formatReport(killed)).toContain('Last 7 console lines:');
+  });
+
   test('a passing report shows /proc/cmdline before, during and after the patch through the check output', () => {
     const r = report(passingLog, PASS_NONCE, 'livepatch_sample', [CHECK]);
     r.serialLogKept = false;

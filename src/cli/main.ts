@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { isKlpforgeError } from '../util/errors.js';
+import { diffCommand } from './diff-command.js';
 import { elfCommand } from './elf-command.js';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
 import { VERIFY_DESCRIPTION, verifyBuilder, verifyCommand } from './verify-command.js';
@@ -26,6 +27,14 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
           .option('write', { type: 'string', describe: 'write the object back out to this path' }),
         async (a) => { code = await elfCommand({ file: a.file, sections: a.sections, symbols: a.symbols, json: a.json, write: a.write }, out); })
+      .command('diff <orig> <patched>', 'compare two builds of one object (-ffunction-sections) function by function',
+        (y) => y
+          .positional('orig', { type: 'string', demandOption: true, describe: 'the object built from the original source' })
+          .positional('patched', { type: 'string', demandOption: true, describe: 'the same object built with the patch applied' })
+          .option('output', { alias: 'o', type: 'string', describe: 'write the output object for the module generator' })
+          .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (changed, new, errors, …)' })
+          .option('entry-size', { type: 'string', array: true, default: [] as string[], describe: 'special-section entry size, SECTION=BYTES (also kpatch\'s ALT_STRUCT_SIZE… variables)' }),
+        async (a) => { code = await diffCommand({ orig: a.orig, patched: a.patched, output: a.output, json: a.json, entrySize: a['entry-size'] }, out); })
       .command('verify <module>', VERIFY_DESCRIPTION, verifyBuilder,
         async (a) => { code = await verifyCommand({ ...a, module: a.module as string }, out, (l) => process.stderr.write(`${l}\n`)); })
       .demandCommand(1, 'name a command')

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { writeFile, rename, unlink } from 'node:fs/promises';
 import { ByteWriter } from './bytes.js';
 import {
@@ -9,6 +10,9 @@ import { ElfObject, type Section } from './model.js';
 import { encodeRelocations } from './relocations.js';
 import { StringTable } from './strtab.js';
 import { encodeSymbols, needsExtendedIndex } from './symtab.js';
+
+/** Largest object we lay out: what one Buffer can hold. */
+const MAX_OBJECT_SIZE = BigInt(constants.MAX_LENGTH) - 1n;
 
 /** A section ready to be laid out: its header fields and final bytes. */
 interface Planned {
@@ -88,6 +92,9 @@ export function serializeElf(obj: ElfObject, file = '<model>'): Buffer {
     cursor = (cursor + align - 1n) / align * align;
     p.offset = cursor;
     if (p.bytes) cursor += p.size;
+    if (cursor > MAX_OBJECT_SIZE) {
+      throw new ElfError('ELF_UNWRITABLE', file, `section ${i} (${p.section.name}): alignment ${p.section.addralign} and size ${p.size} put the object past ${MAX_OBJECT_SIZE} bytes`);
+    }
   });
   const shoff = count > 0 ? (cursor + 7n) & ~7n : 0n;
   const total = Number(shoff) + count * SHDR64_SIZE;

@@ -1,0 +1,86 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { diffObjects, type DiffResult, specialSections } from '../diff/index.js';
+import { EM, readElfFile } from '../elf/index.js';
+import { KlpforgeError } from '../util/errors.js';
+import { EXIT } from './exit-codes.js';
+
+export interface DiffCommandArgs {
+  orig: string;
+  patched: string;
+  output?: string;
+  json: boolean;
+  entrySize: string[];
+}
+
+/** `--entry-size NAME=N` and kpatch's environment names (handled in the engine) for special-section entry sizes. */
+function parseEntrySizes(specs: string[]): Map<string, number> {
+  const known = new Set(specialSections(EM.X86_64).map((d) => d.name));
+  const sizes = new Map<string, number>();
+  for (const spec of specs) {
+    const m = /^([^=]+)=(\d+)$/.exec(spec);
+    if (!m || Number(m[2]) <= 0) throw new KlpforgeError('USAGE', `--entry-size ${spec}: expected SECTION=BYTES, e.g. __bug_table=12`, EXIT.USAGE);
+    if (!known.has(m[1]!)) throw new KlpforgeError('USAGE', `--entry-size ${spec}: ${m[1]} is not a special section klpforge knows (${[...known].join(', ')})`, EXIT.USAGE);
+    sizes.set(m[1]!, Number(m[2]));
+  }
+  return sizes;
+}
+
+/** The gcc command line kbuild recorded beside an object (`dir/.name.o.cmd`), if there is one. */
+async function kbuildFlags(object: string): Promise<string | undefined> {
+  const cmd = path.join(path.dirname(object), `.${path.basename(object)}.cmd`);
+  try {
+    const text = await readFile(cmd, 'utf8');
+    return /^cmd_\S+ := (.*)$/m.exec(text)?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+const EXIT_FOR = { changed: EXIT.OK, 'no-change': EXIT.NO_CHANGE, unsupported: EXIT.UNSUPPORTED } as const;
+
+/** `klpforge diff ORIG.o PATCHED.o`: exit 0 changes, 3 nothing changed, 2 refused, 1 bad input (kpatch's codes). */
+export async function diffCommand(args: DiffCommandArgs, out: (line: string) => void): Promise<number> {
+  const sizes = parseEntrySizes(args.entrySize);
+  const [orig, patched] = await Promise.all([readElfFile(args.orig), readElfFile(args.patched)]);
+  const result = diffObjects(orig, patched, { entrySizes: sizes, compilerFlags: await kbuildFlags(args.orig) });
+  if (args.output) {
+    throw new KlpforgeError('NOT_YET', `-o ${args.output}: writing the differ's output object is not implemented yet`, EXIT.ERROR);
+  }
+  if (args.json) out(JSON.stringify(toJson(result), null, 2));
+  else printText(result, out);
+  return EXIT_FOR[result.outcome];
+}
+
+function toJson(r: DiffResult) {
+  return {
+    outcome: r.outcome,
+    changed: r.changed.map((f) => f.name),
+    new: r.new.map((f) => f.name),
+    errors: r.refusals.map((x) => x.message),
+    warnings: r.warnings,
+    notes: r.notes,
+    lineOnly: r.lineOnly,
+    vanished: r.vanished,
+    functions: [...r.changed, ...r.new],
+    refusals: r.refusals,
+    callbacks: r.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),
+    included: r.included,
+    externals: r.externals,
+  };
+}
+
+function printText(r: DiffResult, out: (line: string) => void): void {
+  for (const f of r.changed) {
+    const where = f.firstDifference ? ` (at +0x${f.firstDifference.offset.toString(16)}: ${f.firstDifference.what})` : '';
+    out(`changed function: ${f.name}${where}`);
+    for (const o of f.optimizations) out(`  gcc: ${o}`);
+  }
+  for (const f of r.new) out(`new function: ${f.name}`);
+  for (const f of r.lineOnly) out(`line numbers only: ${f} (not changed)`);
+  for (const cb of r.callbacks) out(`callback ${cb.kind}: ${cb.function}`);
+  for (const w of r.warnings) out(`warning: ${w}`);
+  for (const n of r.notes) out(`note: ${n}`);
+  for (const x of r.refusals) out(`error: ${x.message}`);
+  if (r.outcome === 'no-change') out('no changed functions');
+}

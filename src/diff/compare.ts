@@ -1,0 +1,113 @@
+import type { RelocationTable, SectionIndex } from '../elf/index.js';
+import type { Correlation } from './correlate.js';
+import { type Extent, type ObjectView, type Target } from './object-view.js';
+
+/** One way two versions of a function or object differ, at an offset from its start. */
+export interface Difference {
+  offset: number;
+  kind: 'size' | 'bytes' | 'relocation';
+  /** For people: "call target changed (foo → bar)", "string literal changed", … */
+  what: string;
+  /** Byte range [from, to) for 'bytes' differences. */
+  to?: number;
+}
+
+const quote = (s: string) => JSON.stringify(s.length > 40 ? `${s.slice(0, 37)}...` : s);
+
+export function describeTarget(v: ObjectView, t: Target): string {
+  switch (t.kind) {
+    case 'symbol': return v.obj.displayName(v.symbol(t.sym));
+    case 'string': return quote(t.text);
+    case 'section': return `${v.sectionName(t.section)}+${t.offset}`;
+  }
+}
+
+/** Whether two relocation targets are the same thing in both builds. */
+export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target, c: Correlation): boolean {
+  if (to.kind !== tp.kind) return false;
+  switch (to.kind) {
+    case 'string': return to.text === (tp as typeof to).text;
+    case 'symbol': {
+      const q = tp as typeof to;
+      if (to.offset !== q.offset) return false;
+      const twin = c.twinOfOrig.get(to.sym);
+      if (twin !== undefined) return twin === q.sym;
+      // Uncorrelated: the same undefined global on both sides still is the same thing.
+      return o.symbol(to.sym).name === p.symbol(q.sym).name && o.symbol(to.sym).name !== '';
+    }
+    case 'section': {
+      const q = tp as typeof to;
+      return to.offset === q.offset && to.contents.equals(q.contents) &&
+        (c.sectionTwinOfPatched.get(q.section) === to.section || o.sectionName(to.section) === p.sectionName(q.section));
+    }
+  }
+}
+
+interface Relocs { table: RelocationTable; entries: number[]; section: SectionIndex; base: number }
+
+function relocsOf(v: ObjectView, e: Extent): Relocs {
+  const r = v.relocationsIn(e.section, e.start, e.end);
+  return { table: r?.table ?? (undefined as unknown as RelocationTable), entries: r?.entries ?? [], section: e.section, base: e.start };
+}
+
+/**
+ * Compares a function (or data object) in two builds: bytes, then
+ * relocations by what they point at (names, string contents), never by
+ * symbol index or section offset, which shift between any two builds.
+ */
+export function compareExtents(o: ObjectView, eo: Extent, p: ObjectView, ep: Extent, c: Correlation): Difference[] {
+  const diffs: Difference[] = [];
+  const lo = eo.end - eo.start;
+  const lp = ep.end - ep.start;
+  if (lo !== lp) diffs.push({ offset: Math.min(lo, lp), kind: 'size', what: `size changed from ${lo} to ${lp} bytes` });
+
+  const bo = o.bytesOf(eo);
+  const bp = p.bytesOf(ep);
+  const n = Math.min(bo.length, bp.length);
+  for (let i = 0; i < n; i++) {
+    if (bo[i] === bp[i]) continue;
+    let j = i + 1;
+    while (j < n && bo[j] !== bp[j]) j++;
+    diffs.push({ offset: i, to: j, kind: 'bytes', what: 'instruction or data bytes differ' });
+    i = j;
+  }
+
+  const ro = relocsOf(o, eo);
+  const rp = relocsOf(p, ep);
+  const m = Math.max(ro.entries.length, rp.entries.length);
+  for (let k = 0; k < m; k++) {
+    const io = ro.entries[k];
+    const ip = rp.entries[k];
+    if (io === undefined || ip === undefined) {
+      const at = io !== undefined ? Number(ro.table.offsets[io]!) - ro.base : Number(rp.table.offsets[ip!]!) - rp.base;
+      diffs.push({ offset: at, kind: 'relocation', what: io === undefined ? 'a reference was added' : 'a reference was removed' });
+      break;
+    }
+    const offO = Number(ro.table.offsets[io]!) - ro.base;
+    const offP = Number(rp.table.offsets[ip]!) - rp.base;
+    if (offO !== offP) {
+      diffs.push({ offset: Math.min(offO, offP), kind: 'relocation', what: 'references moved (code layout changed)' });
+      break;
+    }
+    if (ro.table.types[io] !== rp.table.types[ip]) {
+      diffs.push({ offset: offO, kind: 'relocation', what: `relocation type changed (${ro.table.types[io]} → ${rp.table.types[ip]})` });
+      continue;
+    }
+    const to = o.target(ro.table, io, ro.section);
+    const tp = p.target(rp.table, ip, rp.section);
+    if (sameTarget(o, to, p, tp, c)) continue;
+    diffs.push({ offset: offO, kind: 'relocation', what: describeChange(o, to, p, tp) });
+  }
+  return diffs.sort((a, b) => a.offset - b.offset);
+}
+
+function describeChange(o: ObjectView, to: Target, p: ObjectView, tp: Target): string {
+  const a = describeTarget(o, to);
+  const b = describeTarget(p, tp);
+  if (to.kind === 'string' && tp.kind === 'string') return `string literal changed (${a} → ${b})`;
+  if (to.kind === 'symbol' && tp.kind === 'symbol' && a === b) return `relocation addend changed (${a}${sign(to.offset)} → ${b}${sign(tp.offset)})`;
+  if (o.arch.callTypes.size > 0 && a !== b) return `call or reference target changed (${a} → ${b})`;
+  return `reference changed (${a} → ${b})`;
+}
+
+const sign = (n: bigint) => (n < 0n ? `${n}` : `+${n}`);

@@ -1,0 +1,154 @@
+import { type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
+import { canonicalName, isAnonymousLabel } from './names.js';
+import type { ObjectView } from './object-view.js';
+
+/** Which symbol of the original object is which of the patched one. */
+export interface Correlation {
+  twinOfOrig: Map<SymbolIndex, SymbolIndex>;
+  twinOfPatched: Map<SymbolIndex, SymbolIndex>;
+  /** patched section → original section, for sections compared as a whole (strings, special sections). */
+  sectionTwinOfPatched: Map<SectionIndex, SectionIndex>;
+  /** Pairs made by position among same-named candidates: worth a warning. */
+  guesses: string[];
+  /** Static locals with a same-named candidate on the other side that no reference could tie: never guessed. */
+  ambiguousStaticLocals: Array<{ name: string; side: 'original' | 'patched' }>;
+}
+
+const CORRELATED_TYPES = new Set<number>([STT.FUNC, STT.OBJECT, STT.NOTYPE, STT.TLS, STT.FILE]);
+
+function keyOf(v: ObjectView, i: SymbolIndex): string | undefined {
+  const s = v.symbol(i);
+  if (i === 0 || !CORRELATED_TYPES.has(s.type) || isAnonymousLabel(s.name) || s.name === '') return undefined;
+  const scope = s.bind === STB.LOCAL ? 'L' : 'G';
+  const defined = s.shndx !== SHN.UNDEF || s.reserved !== 0 ? 'D' : 'U';
+  // Locals carry gcc's unstable numbers; globals are matched by their exact name.
+  const name = s.bind === STB.LOCAL && s.type !== STT.FILE ? canonicalName(s.name) : s.name;
+  return `${scope}${defined}${s.type === STT.NOTYPE ? STT.OBJECT : s.type}:${name}`;
+}
+
+function groupByKey(v: ObjectView): Map<string, SymbolIndex[]> {
+  const groups = new Map<string, SymbolIndex[]>();
+  v.obj.symbols.forEach((_s, i) => {
+    const k = keyOf(v, i as SymbolIndex);
+    if (k === undefined) return;
+    const g = groups.get(k);
+    if (g) g.push(i as SymbolIndex);
+    else groups.set(k, [i as SymbolIndex]);
+  });
+  return groups;
+}
+
+/**
+ * Pairs symbols of two builds of one object by name, ignoring gcc's numeric
+ * suffixes; static locals that share a name (several `count.N`) are tied
+ * through the paired functions that reference them, never by guessing.
+ */
+export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
+  const c: Correlation = {
+    twinOfOrig: new Map(), twinOfPatched: new Map(), sectionTwinOfPatched: new Map(), guesses: [], ambiguousStaticLocals: [],
+  };
+  const pair = (o: SymbolIndex, p: SymbolIndex) => { c.twinOfOrig.set(o, p); c.twinOfPatched.set(p, o); };
+  const go = groupByKey(orig);
+  const gp = groupByKey(patched);
+  const pendingStatics: Array<[SymbolIndex[], SymbolIndex[]]> = [];
+
+  for (const [key, os] of go) {
+    const ps = gp.get(key);
+    if (!ps) continue;
+    if (os.length === 1 && ps.length === 1) { pair(os[0]!, ps[0]!); continue; }
+    // Same exact name on both sides, once each: take it.
+    const byName = new Map(ps.map((p) => [patched.symbol(p).name, p] as const));
+    const leftO: SymbolIndex[] = [];
+    for (const o of os) {
+      const name = orig.symbol(o).name;
+      const p = byName.get(name);
+      if (p !== undefined && os.filter((x) => orig.symbol(x).name === name).length === 1 && !c.twinOfPatched.has(p)) pair(o, p);
+      else leftO.push(o);
+    }
+    const leftP = ps.filter((p) => !c.twinOfPatched.has(p));
+    if (leftO.length === 0 || leftP.length === 0) continue;
+    // Local data sharing a name (static locals `x.N`, `__UNIQUE_ID_ddebugN` descriptors) is tied through its users.
+    if (orig.symbol(leftO[0]!).type !== STT.FUNC && orig.symbol(leftO[0]!).bind === STB.LOCAL) {
+      pendingStatics.push([leftO, leftP]);
+    } else if (leftO.length === leftP.length) {
+      leftO.forEach((o, k) => pair(o, leftP[k]!));
+      c.guesses.push(`${leftO.length} symbols named like ${orig.symbol(leftO[0]!).name} paired in order of appearance`);
+    }
+  }
+
+  if (pendingStatics.length > 0) tieStaticLocals(orig, patched, c, pendingStatics, pair);
+  correlateSections(orig, patched, c);
+  return c;
+}
+
+/** Ties static locals through references from paired functions, until nothing more can be tied. */
+function tieStaticLocals(
+  orig: ObjectView, patched: ObjectView, c: Correlation, pending: Array<[SymbolIndex[], SymbolIndex[]]>,
+  pair: (o: SymbolIndex, p: SymbolIndex) => void,
+): void {
+  const open = new Set<SymbolIndex>();
+  const openP = new Set<SymbolIndex>();
+  for (const [os, ps] of pending) { os.forEach((o) => open.add(o)); ps.forEach((p) => openP.add(p)); }
+  const usersO = referencesTo(orig, open);
+  const usersP = referencesTo(patched, openP);
+
+  for (let progress = true; progress;) {
+    progress = false;
+    for (const [fnO, locals] of usersO) {
+      const fnP = c.twinOfOrig.get(fnO);
+      const localsP = fnP === undefined ? undefined : usersP.get(fnP);
+      if (!localsP) continue;
+      for (const o of locals) {
+        if (!open.has(o)) continue;
+        const name = canonicalName(orig.symbol(o).name);
+        const sameO = [...locals].filter((x) => open.has(x) && canonicalName(orig.symbol(x).name) === name);
+        const sameP = [...localsP].filter((x) => openP.has(x) && canonicalName(patched.symbol(x).name) === name);
+        if (sameO.length === 1 && sameP.length === 1) {
+          pair(o, sameP[0]!);
+          open.delete(o);
+          openP.delete(sameP[0]!);
+          progress = true;
+        }
+      }
+    }
+  }
+  const namesO = new Set([...open].map((o) => canonicalName(orig.symbol(o).name)));
+  const namesP = new Set([...openP].map((p) => canonicalName(patched.symbol(p).name)));
+  for (const o of open) if (namesP.has(canonicalName(orig.symbol(o).name))) c.ambiguousStaticLocals.push({ name: orig.symbol(o).name, side: 'original' });
+  for (const p of openP) if (namesO.has(canonicalName(patched.symbol(p).name))) c.ambiguousStaticLocals.push({ name: patched.symbol(p).name, side: 'patched' });
+}
+
+/** function symbol → the symbols of `wanted` its code references. */
+function referencesTo(v: ObjectView, wanted: Set<SymbolIndex>): Map<SymbolIndex, Set<SymbolIndex>> {
+  const users = new Map<SymbolIndex, Set<SymbolIndex>>();
+  v.obj.symbols.forEach((s, i) => {
+    if (s.type !== STT.FUNC) return;
+    const e = v.extentOf(i as SymbolIndex);
+    if (!e) return;
+    const r = v.relocationsIn(e.section, e.start, e.end);
+    if (!r) return;
+    for (const k of r.entries) {
+      const t = v.target(r.table, k, e.section);
+      if (t.kind === 'symbol' && wanted.has(t.sym)) {
+        const set = users.get(i as SymbolIndex) ?? new Set<SymbolIndex>();
+        set.add(t.sym);
+        users.set(i as SymbolIndex, set);
+      }
+    }
+  });
+  return users;
+}
+
+/** Sections without a named symbol of their own (strings, special sections) pair by canonical name. */
+function correlateSections(orig: ObjectView, patched: ObjectView, c: Correlation): void {
+  const index = new Map<string, SectionIndex[]>();
+  orig.obj.sections.forEach((s, i) => {
+    const k = canonicalName(s.name);
+    index.set(k, [...(index.get(k) ?? []), i as SectionIndex]);
+  });
+  patched.obj.sections.forEach((s, i) => {
+    if (i === 0) return;
+    const candidates = index.get(canonicalName(s.name));
+    if (candidates?.length === 1) c.sectionTwinOfPatched.set(i as SectionIndex, candidates[0]!);
+  });
+}

@@ -1,0 +1,203 @@
+import { type ElfObject, machineName, type SymbolIndex, SHN, STT } from '../elf/index.js';
+import { archRules } from './arch.js';
+import { compareExtents, type Difference } from './compare.js';
+import { correlate } from './correlate.js';
+import { computeInclusion, type ExternalReference } from './inclusion.js';
+import { type Callback, readDirectives } from './kpatch-macros.js';
+import { onlyLineNumbersDiffer } from './line-macros.js';
+import { parentOf } from './names.js';
+import { ObjectView } from './object-view.js';
+import { CallGraph, explainChange, ipaRaEnabled } from './optimizations.js';
+import { refuse, type Refusal } from './refusals.js';
+import { type EntrySizes, indexSpecialEntries, specialEntriesDiffer } from './special-entries.js';
+import { checkData } from './data-changes.js';
+import { classifySection } from './section-kinds.js';
+
+export interface DiffOptions {
+  /** Special-section entry sizes given by the user (section name → bytes). */
+  entrySizes?: EntrySizes;
+  /** The gcc command line that built the object (kbuild's .o.cmd), to know whether IPA-RA was on. */
+  compilerFlags?: string;
+}
+
+export interface FunctionReport {
+  /** The name in the patched object. */
+  name: string;
+  section: string;
+  firstDifference?: { offset: number; what: string };
+  /** What gcc did that explains or endangers this change. */
+  optimizations: string[];
+  /** Callers in the same object that IPA-RA may have let rely on this function's register use. */
+  exposedCallers?: string[];
+  forced?: boolean;
+}
+
+export type Outcome = 'changed' | 'no-change' | 'unsupported';
+
+export interface DiffResult {
+  outcome: Outcome;
+  changed: FunctionReport[];
+  new: FunctionReport[];
+  /** Functions whose only difference is a `__LINE__` value: not changed. */
+  lineOnly: string[];
+  /** Functions of the original with no twin in the patched object. */
+  vanished: string[];
+  refusals: Refusal[];
+  warnings: string[];
+  /** How the differ decided things it was not told (inferred entry sizes, assumptions). */
+  notes: string[];
+  callbacks: Callback[];
+  included: { functions: string[]; data: string[]; sections: string[] };
+  externals: ExternalReference[];
+}
+
+/** Compares two builds of one object, function by function. Pure: reads the models, writes nothing. */
+export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: DiffOptions = {}): DiffResult {
+  const result: DiffResult = {
+    outcome: 'no-change', changed: [], new: [], lineOnly: [], vanished: [], refusals: [], warnings: [], notes: [],
+    callbacks: [], included: { functions: [], data: [], sections: [] }, externals: [],
+  };
+  const arch = archRules(patchedObj.ident.machine);
+  if (!arch) {
+    result.refusals.push(refuse.unsupportedArch(machineName(patchedObj.ident.machine)));
+    result.outcome = 'unsupported';
+    return result;
+  }
+  const o = new ObjectView(origObj, arch, 'original');
+  const p = new ObjectView(patchedObj, arch, 'patched');
+  const c = correlate(o, p);
+  const directives = readDirectives(p);
+  result.callbacks = directives.callbacks;
+  const given = options.entrySizes ?? new Map();
+  const so = indexSpecialEntries(o, given);
+  const sp = indexSpecialEntries(p, given);
+  for (const [name, s] of sp.sizes) if (s.source === 'inferred') result.notes.push(`entry size of ${name} inferred from its relocations: ${s.size} bytes`);
+  for (const name of new Set([...so.unknownSize, ...sp.unknownSize])) {
+    result.warnings.push(`entry size of ${name} unknown (give it with --entry-size ${name}=N): its entries were not compared`);
+  }
+  c.guesses.forEach((g) => result.warnings.push(`correlation guessed: ${g}`));
+  c.ambiguousStaticLocals.forEach((s) => result.refusals.push(refuse.staticLocalUnmatched(s.name, s.side)));
+
+  const ignoredSection = (name: string) => directives.ignoredSections.has(name);
+  const changed = new Map<SymbolIndex, FunctionReport>();
+  const fresh: SymbolIndex[] = [];
+  const callbackSyms = new Set(directives.callbacks.map((cb) => cb.sym));
+
+  // Functions: compare each with its twin.
+  patchedObj.symbols.forEach((s, i) => {
+    const sym = i as SymbolIndex;
+    if (s.type !== STT.FUNC || s.shndx === SHN.UNDEF || s.reserved !== 0) return;
+    const section = patchedObj.sections[s.shndx]!.name;
+    if (directives.directiveSections.has(s.shndx) || directives.ignoredFunctions.has(s.name) || ignoredSection(section)) return;
+    const twin = c.twinOfPatched.get(sym);
+    if (twin === undefined) {
+      if (!callbackSyms.has(sym)) fresh.push(sym);
+      return;
+    }
+    const eo = o.extentOf(twin)!;
+    const ep = p.extentOf(sym)!;
+    let diffs: Difference[] = compareExtents(o, eo, p, ep, c);
+    if (diffs.length > 0 && onlyLineNumbersDiffer(diffs, o, eo, p, ep)) {
+      result.lineOnly.push(s.name);
+      diffs = [];
+    }
+    if (diffs.length === 0) {
+      const special = specialEntriesDiffer(o, so.byFunction.get(twin) ?? [], p, sp.byFunction.get(sym) ?? [], c);
+      if (special) diffs = [{ offset: 0, kind: 'relocation', what: `its ${special} entries changed` }];
+    }
+    if (diffs.length > 0) changed.set(sym, { name: s.name, section, firstDifference: { offset: diffs[0]!.offset, what: diffs[0]!.what }, optimizations: [] });
+  });
+
+  // A changed child (.cold, .part) is a change to its parent, and parent and children travel together.
+  for (const [sym, report] of [...changed]) {
+    const parent = parentOf(report.name);
+    const ps = parent === undefined ? undefined : p.obj.symbolsNamed(parent).find((k) => p.symbol(k).type === STT.FUNC);
+    if (ps !== undefined && !changed.has(ps)) {
+      changed.set(ps, { name: parent!, section: p.sectionName(p.symbol(ps).shndx), firstDifference: { offset: 0, what: `its child ${report.name} changed` }, optimizations: [] });
+    }
+  }
+  const children = new Map<string, SymbolIndex[]>();
+  patchedObj.symbols.forEach((cs, k) => {
+    const parent = cs.type === STT.FUNC ? parentOf(cs.name) : undefined;
+    if (parent !== undefined) children.set(parent, [...(children.get(parent) ?? []), k as SymbolIndex]);
+  });
+  for (const [sym] of [...changed]) {
+    const name = p.symbol(sym).name;
+    for (const child of children.get(name) ?? []) {
+      if (changed.has(child) || c.twinOfPatched.get(child) === undefined) continue;
+      changed.set(child, { name: p.symbol(child).name, section: p.sectionName(p.symbol(child).shndx), firstDifference: { offset: 0, what: `part of ${name}, which changed` }, optimizations: [] });
+    }
+  }
+
+  // Refusals that concern changed functions.
+  for (const [sym, report] of changed) {
+    const kind = classifySection(report.section);
+    const forced = directives.forcedFunctions.has(report.name);
+    if (kind === 'init' && !forced) result.refusals.push(refuse.initChanged(report.name, report.section));
+    else if (!hasFentry(p, sym) && !forced && kind !== 'init' && parentOf(report.name) === undefined) {
+      result.refusals.push(refuse.noFentry(report.name, report.section, kind === 'noinstr' ? 'noinstr code' : 'notrace, or its file is built without ftrace'));
+    }
+    if (forced) { report.forced = true; result.warnings.push(`${report.name}: KPATCH_FORCE_UNSAFE given, patched without the usual checks`); }
+  }
+
+  // Data: a data object the running kernel already holds must not change.
+  const graphO = new CallGraph(o);
+  const graphP = new CallGraph(p);
+  checkData(o, p, c, directives.directiveSections, ignoredSection, sp, result);
+
+  // Functions of the original with no twin: gone (inlined everywhere, dead code) or renamed.
+  origObj.symbols.forEach((s, i) => {
+    if (s.type === STT.FUNC && s.shndx !== SHN.UNDEF && !c.twinOfOrig.has(i as SymbolIndex)) result.vanished.push(s.name);
+  });
+
+  // What the new code needs.
+  const roots = [...changed.keys(), ...callbackSyms];
+  const inclusion = computeInclusion(p, c, roots, new Set(changed.keys()));
+  for (const sym of fresh) {
+    const s = p.symbol(sym);
+    if (!inclusion.functions.has(sym)) continue;
+    result.new.push({ name: s.name, section: p.sectionName(s.shndx), optimizations: explainChange(o, graphO, undefined, p, graphP, sym, c) });
+  }
+  const unusedNew = fresh.filter((f) => !inclusion.functions.has(f)).map((f) => p.symbol(f).name);
+  if (unusedNew.length > 0) result.notes.push(`new functions not called by any changed function, left out: ${unusedNew.join(', ')}`);
+  for (const s of inclusion.writableAnonymous) {
+    result.refusals.push(refuse.dataChanged(p.sectionName(s), p.sectionName(s), 'writable data without a symbol is referenced by patched code'));
+  }
+
+  const ipaRa = ipaRaEnabled(options.compilerFlags);
+  if (!ipaRa.known) result.notes.push('compiler flags unknown: assumed IPA-RA was on (gcc\'s default at -O2/-Os)');
+  for (const [sym, report] of changed) {
+    const twin = c.twinOfPatched.get(sym);
+    report.optimizations = explainChange(o, graphO, twin, p, graphP, sym, c);
+    if (!ipaRa.on || twin === undefined) continue;
+    const callers = [...(graphO.callers.get(o.symbol(twin).name) ?? [])]
+      .map((k) => o.symbol(k).name)
+      .filter((n) => ![...changed.values()].some((r) => r.name === n));
+    if (callers.length > 0) {
+      report.exposedCallers = callers.sort();
+      result.warnings.push(`IPA-RA: ${report.name} changed; its unpatched callers ${callers.join(', ')} may rely on registers the old ${report.name} left untouched: check the new code clobbers no more, or patch the callers too`);
+    }
+  }
+
+  result.changed = [...changed.values()].sort((a, b) => a.name.localeCompare(b.name));
+  result.new.sort((a, b) => a.name.localeCompare(b.name));
+  result.included = {
+    functions: [...inclusion.functions].map((k) => p.symbol(k).name).sort(),
+    data: [...inclusion.data].map((k) => p.symbol(k).name).sort(),
+    sections: [...inclusion.sections].map((k) => p.sectionName(k)).sort(),
+  };
+  result.externals = [...inclusion.externals.values()].sort((a, b) => a.name.localeCompare(b.name));
+  result.outcome = result.refusals.length > 0 ? 'unsupported' : result.changed.length > 0 ? 'changed' : 'no-change';
+  return result;
+}
+
+function hasFentry(p: ObjectView, sym: SymbolIndex): boolean {
+  const e = p.extentOf(sym);
+  if (!e) return false;
+  const r = p.relocationsIn(e.section, e.start, e.start + Math.max(...p.arch.fentryRelocOffsets) + 1);
+  return !!r && r.entries.some((k) => {
+    const at = Number(r.table.offsets[k]!) - e.start;
+    const t = p.target(r.table, k, e.section);
+    return p.arch.fentryRelocOffsets.includes(at) && t.kind === 'symbol' && p.arch.fentrySymbols.includes(p.symbol(t.sym).name);
+  });
+}

@@ -1,0 +1,67 @@
+import { type SectionIndex, type SymbolIndex, SHF, SHN, STB, STT } from '../elf/index.js';
+import type { Correlation } from './correlate.js';
+import type { ObjectView } from './object-view.js';
+
+/** A symbol the new code uses from the running kernel (or a module): resolved by the generator. */
+export interface ExternalReference {
+  name: string;
+  /** Local symbols need a klp relocation with sympos; globals may be exported. */
+  local: boolean;
+  kind: 'function' | 'data' | 'unknown';
+}
+
+export interface Inclusion {
+  functions: Set<SymbolIndex>;
+  data: Set<SymbolIndex>;
+  /** Anonymous sections copied whole (string literals, constants). */
+  sections: Set<SectionIndex>;
+  externals: Map<string, ExternalReference>;
+  /** Writable anonymous data referenced by new code: its state would fork. */
+  writableAnonymous: Set<SectionIndex>;
+}
+
+/**
+ * Starting from the changed and new functions, takes in what their
+ * relocations need that the running kernel does not already have (new
+ * functions, new data, string literals, constants) and nothing more;
+ * everything else becomes a reference to the running kernel.
+ */
+export function computeInclusion(
+  p: ObjectView, c: Correlation, roots: Iterable<SymbolIndex>, changed: ReadonlySet<SymbolIndex>,
+): Inclusion {
+  const inc: Inclusion = { functions: new Set(), data: new Set(), sections: new Set(), externals: new Map(), writableAnonymous: new Set() };
+  const work: SymbolIndex[] = [];
+  const take = (sym: SymbolIndex) => {
+    const s = p.symbol(sym);
+    const set = s.type === STT.FUNC ? inc.functions : inc.data;
+    if (set.has(sym)) return;
+    set.add(sym);
+    work.push(sym);
+  };
+  for (const r of roots) take(r);
+
+  while (work.length > 0) {
+    const sym = work.pop()!;
+    const e = p.extentOf(sym);
+    const r = e && p.relocationsIn(e.section, e.start, e.end);
+    if (!e || !r) continue;
+    for (const k of r.entries) {
+      const t = p.target(r.table, k, e.section);
+      if (t.kind === 'string') { inc.sections.add(t.section); continue; }
+      if (t.kind === 'section') {
+        const writable = ((p.obj.sections[t.section]!.flags) & SHF.WRITE) !== 0n;
+        if (writable) inc.writableAnonymous.add(t.section);
+        else inc.sections.add(t.section);
+        continue;
+      }
+      const target = p.symbol(t.sym);
+      const defined = target.shndx !== SHN.UNDEF || target.reserved !== 0;
+      const isNew = defined && !c.twinOfPatched.has(t.sym);
+      if (isNew || changed.has(t.sym)) { take(t.sym); continue; }
+      if (t.sym === sym) continue;
+      const kind = target.type === STT.FUNC ? 'function' : target.type === STT.OBJECT || target.type === STT.TLS ? 'data' : 'unknown';
+      inc.externals.set(target.name, { name: target.name, local: target.bind === STB.LOCAL, kind });
+    }
+  }
+  return inc;
+}

@@ -1,0 +1,79 @@
+import { type SymbolIndex, STT } from '../elf/index.js';
+import type { Correlation } from './correlate.js';
+import { describeSuffixes } from './names.js';
+import type { ObjectView } from './object-view.js';
+
+/** Direct calls and references between functions of one object, both ways. */
+export class CallGraph {
+  readonly callees = new Map<SymbolIndex, Set<string>>();
+  readonly callers = new Map<string, Set<SymbolIndex>>();
+
+  constructor(readonly v: ObjectView) {
+    v.obj.symbols.forEach((s, i) => {
+      if (s.type !== STT.FUNC) return;
+      const e = v.extentOf(i as SymbolIndex);
+      const r = e && v.relocationsIn(e.section, e.start, e.end);
+      if (!e || !r) return;
+      const set = new Set<string>();
+      for (const k of r.entries) {
+        if (!v.arch.callTypes.has(r.table.types[k]!)) continue;
+        const t = v.target(r.table, k, e.section);
+        if (t.kind !== 'symbol' || v.symbol(t.sym).type !== STT.FUNC && v.symbol(t.sym).type !== STT.NOTYPE) continue;
+        const name = v.symbol(t.sym).name;
+        if (t.sym === i || v.arch.fentrySymbols.includes(name)) continue;
+        set.add(name);
+        const back = this.callers.get(name) ?? new Set<SymbolIndex>();
+        back.add(i as SymbolIndex);
+        this.callers.set(name, back);
+      }
+      this.callees.set(i as SymbolIndex, set);
+    });
+  }
+}
+
+/** Functions sharing one body (gcc's IPA-ICF folds identical functions into aliases). */
+export function foldedWith(v: ObjectView, sym: SymbolIndex): string[] {
+  const s = v.symbol(sym);
+  return v.symbolsIn(s.shndx)
+    .filter((k) => k !== sym && v.symbol(k).type === STT.FUNC && v.symbol(k).value === s.value)
+    .map((k) => v.symbol(k).name);
+}
+
+/**
+ * What gcc did that explains (or endangers) a changed function, in words:
+ * clones, calls that vanished or appeared (inlining, IPA-PURE-CONST, dead code),
+ * folded bodies (IPA-ICF).
+ */
+export function explainChange(
+  o: ObjectView, go: CallGraph, symO: SymbolIndex | undefined, p: ObjectView, gp: CallGraph, symP: SymbolIndex, c: Correlation,
+): string[] {
+  const notes = describeSuffixes(p.symbol(symP).name);
+  const folded = foldedWith(p, symP);
+  if (folded.length > 0) notes.push(`IPA-ICF: shares its body with ${folded.join(', ')}`);
+  if (symO === undefined) return notes;
+  const before = go.callees.get(symO) ?? new Set<string>();
+  const after = gp.callees.get(symP) ?? new Set<string>();
+  const defined = (v: ObjectView, name: string) =>
+    v.obj.symbolsNamed(name).some((k) => v.symbol(k).shndx !== 0 && v.symbol(k).type === STT.FUNC);
+  const existsO = (name: string) => defined(o, name);
+  for (const name of before) {
+    if (after.has(name)) continue;
+    if (defined(o, name) && !defined(p, name)) notes.push(`call to ${name} vanished and ${name} no longer exists (inlined everywhere, or dead-code elimination)`);
+    else notes.push(`call to ${name} vanished (now inlined, removed by the patch, or IPA-PURE-CONST dropped a call whose result is unused)`);
+  }
+  for (const name of after) {
+    if (before.has(name)) continue;
+    if (!existsO(name) && defined(p, name)) notes.push(`calls ${name}, which is new`);
+    else notes.push(`call to ${name} appeared (no longer inlined, added by the patch, or ${name} stopped being pure/const)`);
+  }
+  void c;
+  return notes;
+}
+
+/** Whether gcc's IPA-RA was on for the object, from its kbuild command line when known. */
+export function ipaRaEnabled(compilerFlags: string | undefined): { on: boolean; known: boolean } {
+  if (compilerFlags === undefined) return { on: true, known: false };
+  if (/(^|\s)-fno-ipa-ra(\s|$)/.test(compilerFlags) || /(^|\s)-flive-patching(=\S+)?(\s|$)/.test(compilerFlags)) return { on: false, known: true };
+  if (/(^|\s)-O0(\s|$)/.test(compilerFlags)) return { on: false, known: true };
+  return { on: true, known: true };
+}

@@ -1,0 +1,74 @@
+import { EM } from '../elf/index.js';
+
+/**
+ * The kernel's per-call-site tables, as data (in the spirit of objtool's
+ * arch/x86/special.c). Each entry of such a section describes one place in
+ * the code; the entries of a function are found through the `key` relocation.
+ */
+export interface SpecialSection {
+  name: string;
+  /** Entry size when neither an option nor kpatch's environment variable gives it; undefined: infer it. */
+  defaultSize?: number;
+  /** kpatch's environment variable for the entry size. */
+  env?: string;
+  /** Offset in the entry of the relocation that names the code it describes. */
+  keyOffset: number;
+  /** A field that only carries a line number (ignored when comparing a function's entries). */
+  line?: { offset: number; size: number };
+  /**
+   * Entries that only describe, never change behaviour (printk format index):
+   * dropped for code not included, and the data they point at is not "data".
+   */
+  metadata?: boolean;
+  /** A table whose entries sit in step with this one's (ORC: .orc_unwind beside .orc_unwind_ip). */
+  parallel?: { name: string; size?: number; env?: string };
+}
+
+const X86_64: readonly SpecialSection[] = [
+  { name: '.altinstructions', env: 'ALT_STRUCT_SIZE', keyOffset: 0 },
+  { name: '__ex_table', env: 'EX_STRUCT_SIZE', keyOffset: 0 },
+  { name: '__jump_table', env: 'JUMP_STRUCT_SIZE', keyOffset: 0 },
+  // struct bug_entry with relative pointers: bug_addr_disp, file_disp, line (u16), flags (u16).
+  { name: '__bug_table', env: 'BUG_STRUCT_SIZE', keyOffset: 0, line: { offset: 8, size: 2 } },
+  { name: '.static_call_sites', env: 'STATIC_CALL_STRUCT_SIZE', keyOffset: 0 },
+  { name: '.orc_unwind_ip', defaultSize: 4, keyOffset: 0, parallel: { name: '.orc_unwind', size: 6, env: 'ORC_STRUCT_SIZE' } },
+  { name: '.smp_locks', defaultSize: 4, keyOffset: 0 },
+  { name: '.parainstructions', env: 'PARA_STRUCT_SIZE', keyOffset: 0 },
+  { name: '.retpoline_sites', defaultSize: 4, keyOffset: 0 },
+  { name: '.return_sites', defaultSize: 4, keyOffset: 0 },
+  { name: '.call_sites', defaultSize: 4, keyOffset: 0 },
+  { name: '.ibt_endbr_seal', defaultSize: 4, keyOffset: 0 },
+  { name: '.printk_index', env: 'PRINTK_INDEX_STRUCT_SIZE', defaultSize: 8, keyOffset: 0, metadata: true },
+  { name: '__mcount_loc', defaultSize: 8, keyOffset: 0 },
+  { name: '__patchable_function_entries', defaultSize: 8, keyOffset: 0 },
+];
+
+const TABLES = new Map<number, readonly SpecialSection[]>([[EM.X86_64, X86_64]]);
+
+export function specialSections(machine: number): readonly SpecialSection[] {
+  return TABLES.get(machine) ?? [];
+}
+
+/**
+ * Infers an entry size from where a section's relocations sit: the smallest
+ * size that divides the section and gives every entry the same relocation
+ * layout. Undefined when no size fits (the caller then needs the size given).
+ */
+export function inferEntrySize(sectionSize: number, relocOffsets: readonly number[]): number | undefined {
+  if (sectionSize === 0 || relocOffsets.length === 0) return undefined;
+  const sorted = [...relocOffsets].sort((a, b) => a - b);
+  for (let size = 1; size <= sectionSize; size++) {
+    if (sectionSize % size !== 0) continue;
+    const entries = sectionSize / size;
+    if (sorted.length % entries !== 0) continue;
+    const perEntry = sorted.length / entries;
+    const pattern = sorted.slice(0, perEntry);
+    if (pattern.some((o) => o >= size)) continue;
+    let ok = true;
+    for (let k = 0; k < sorted.length && ok; k++) {
+      ok = sorted[k] === Math.floor(k / perEntry) * size + pattern[k % perEntry]!;
+    }
+    if (ok) return size;
+  }
+  return undefined;
+}

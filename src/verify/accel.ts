@@ -40,7 +40,12 @@ async function probeKvm(inputs: ProbeInputs): Promise<boolean> {
   } catch {
     return false;
   }
-  const work = await dir({ prefix: 'klpforge-kvm-probe-', unsafeCleanup: true });
+  return probeGuestRuns(inputs, 'kvm');
+}
+
+/** Boots a guest that only reports back and reboots; true when it did so within the probe's limit. */
+export async function probeGuestRuns(inputs: ProbeInputs, accel: Accelerator): Promise<boolean> {
+  const work = await dir({ prefix: 'klpforge-accel-probe-', unsafeCleanup: true });
   try {
     const nonce = randomBytes(6).toString('hex');
     const initramfs = path.join(work.path, 'probe.cpio.gz');
@@ -54,7 +59,7 @@ async function probeKvm(inputs: ProbeInputs): Promise<boolean> {
         { guestPath: '/init', source: { text: generateProbeScript(nonce) }, mode: 0o755 },
       ],
     });
-    const r = await runQemu({ kernel: inputs.kernel, initramfs, append: GUEST_CMDLINE, accel: 'kvm', timeoutMs: PROBE_TIMEOUT_MS, serialLog });
+    const r = await runQemu({ kernel: inputs.kernel, initramfs, append: GUEST_CMDLINE, accel, timeoutMs: PROBE_TIMEOUT_MS, serialLog });
     if (r.timedOut) return false;
     return (await readFile(serialLog, 'utf8')).includes(`${markerPrefix(nonce)}done`);
   } finally {

@@ -2,7 +2,9 @@ import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
+import { chooseAccelerator, probeGuestRuns } from '../../src/verify/accel.js';
 import type { VerifyReport } from '../../src/verify/evaluate.js';
+import { findStaticBusybox } from '../../src/verify/host-tools.js';
 import { formatReport } from '../../src/verify/report.js';
 import { verifyModule } from '../../src/verify/verify.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
@@ -123,4 +125,14 @@ test('a guest that hangs is killed at --timeout and reported with the step it hu
   } finally {
     await execa('rm', ['-rf', path.dirname(report.serialLog)]);
   }
+}, TIMEOUT_MS);
+
+test('the accelerator probe\'s throw-away guest boots and reports back (under TCG here), and auto resolves once per process', async () => {
+  const k = fixtureKernel();
+  const inputs = { kernel: k.bzImage, busybox: await findStaticBusybox(), genInitCpio: k.genInitCpio };
+  // PROBE_TIMEOUT_MS is 15 s; a loaded 2-core machine can push a TCG boot past it, so allow one retry.
+  expect((await probeGuestRuns(inputs, 'tcg')) || (await probeGuestRuns(inputs, 'tcg'))).toBe(true);
+  const first = chooseAccelerator('auto', inputs);
+  expect(chooseAccelerator('auto', inputs)).toBe(first);
+  expect(['kvm', 'tcg']).toContain(await first);
 }, TIMEOUT_MS);

@@ -45,7 +45,7 @@ async function probeKvm(inputs: ProbeInputs): Promise<boolean> {
 
 /** Boots a guest that only reports back and reboots; true when it did so within the probe's limit. */
 export async function probeGuestRuns(inputs: ProbeInputs, accel: Accelerator): Promise<boolean> {
-  const work = await dir({ prefix: 'klpforge-accel-probe-', unsafeCleanup: true });
+  const work = await dir({ prefix: 'klpforge-accel-probe', unsafeCleanup: true });
   try {
     const nonce = randomBytes(6).toString('hex');
     const initramfs = path.join(work.path, 'probe.cpio.gz');

@@ -98,7 +98,7 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
     }
   }
 
-  const work = await dir({ prefix: 'klpforge-verify-', unsafeCleanup: true });
+  const work = await dir({ prefix: 'klpforge-verify', unsafeCleanup: true });
   let keepWork = true;
   try {
     const initramfs = path.join(work.path, 'initramfs.cpio.gz');

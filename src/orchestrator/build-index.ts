@@ -138,6 +138,13 @@ async function findCmdFiles(absBuild: string): Promise<Array<{ rel: string; obje
 
 /** True when `sourceDir` is the tree the build was made from (both resolved through symlinks). */
 export async function isSameTree(index: BuildIndex, sourceDir: string): Promise<boolean> {
-  const [a, b] = await Promise.all([realpath(index.recordedSourceDir), realpath(sourceDir)]);
+  const resolve = async (p: string): Promise<string> => {
+    try {
+      return await realpath(p);
+    } catch {
+      throw new OrchestratorError('ORCH_TREE_MISMATCH', `${p}: source tree not found: pass the kernel source tree the build was made from`);
+    }
+  };
+  const [a, b] = await Promise.all([resolve(index.recordedSourceDir), resolve(sourceDir)]);
   return a === b;
 }

@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { execa } from 'execa';
 
 /**
@@ -24,8 +25,6 @@ export interface Runner {
   run(argv: readonly string[], options: RunOptions): Promise<RunResult>;
 }
 
-const SIGNAL_NUMBERS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 };
-
 export class HostRunner implements Runner {
   async run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
     const [file, ...args] = argv;
@@ -39,7 +38,7 @@ export class HostRunner implements Runner {
     });
     if (r.exitCode !== undefined) return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
     // Spawn failures (ENOENT) and signal deaths have no exit code: keep the reason in stderr.
-    const signal = r.signal ? 128 + (SIGNAL_NUMBERS[r.signal] ?? 0) : 127;
-    return { exitCode: signal, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.stderr ? '\n' : ''}${r.shortMessage}` };
+    const exitCode = r.signal ? 128 + constants.signals[r.signal] : 127;
+    return { exitCode, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.stderr ? '\n' : ''}${r.shortMessage}` };
   }
 }

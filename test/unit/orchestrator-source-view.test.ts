@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { statSync } from 'node:fs';
 import { link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
@@ -130,5 +131,24 @@ describe('source view (hard-link farm + patch)', () => {
     await writeFile(escaping, '--- a/../outside.c\n+++ b/../outside.c\n@@ -1 +1 @@\n-a\n+b\n');
     await expect(applyPatches(view, [escaping])).rejects.toMatchObject({ code: 'ORCH_PATCH_DOES_NOT_APPLY' });
     await expect(applyPatches(view, [path.join(tmp.path, 'missing.patch')])).rejects.toMatchObject({ code: 'ORCH_PATCH_UNREADABLE' });
+  });
+
+  // /dev/shm is a tmpfs: another filesystem than the temp dir's on this machine, and usually elsewhere.
+  const otherFs = ((): boolean => {
+    try {
+      return statSync('/dev/shm').dev !== statSync(process.env.TMPDIR ?? '/tmp').dev;
+    } catch {
+      return false;
+    }
+  })();
+  (otherFs ? test : test.skip)('a work dir on another filesystem is an error saying where to put it', async () => {
+    const shm = await dir({ tmpdir: '/dev/shm', unsafeCleanup: true });
+    try {
+      const err = (await createSourceView(tree, path.join(shm.path, 'view')).catch((e: unknown) => e)) as OrchestratorError;
+      expect(err.code).toBe('ORCH_VIEW_FAILED');
+      expect(err.message).toContain('put the work dir on the same filesystem as the source tree');
+    } finally {
+      await shm.cleanup();
+    }
   });
 });

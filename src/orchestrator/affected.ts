@@ -21,6 +21,20 @@ export interface AffectedObjects {
    * other architectures, code not configured in, and files the patch creates.
    */
   outside: SourcePath[];
+  /**
+   * Touched files that steer the build rather than being compiled (Makefile,
+   * Kbuild, Kconfig, syscall tables, linker scripts): recorded commands
+   * cannot show their effect, so no object is listed for them. Kept apart
+   * from `outside` so the caller does not report them as harmless.
+   */
+  buildInputs: SourcePath[];
+}
+
+const BUILD_INPUT = /(^|\/)(Makefile[^/]*|Kbuild[^/]*|Kconfig[^/]*)$|\.(tbl|lds|lds\.S)$/;
+
+/** Whether a file no object compiles still changes the build (see AffectedObjects.buildInputs). */
+export function isBuildInput(file: SourcePath): boolean {
+  return BUILD_INPUT.test(file);
 }
 
 /**
@@ -31,9 +45,13 @@ export interface AffectedObjects {
 export function affectedObjects(index: BuildIndex, touched: readonly SourcePath[]): AffectedObjects {
   const because = new Map<ObjectPath, SourcePath[]>();
   const outside: SourcePath[] = [];
+  const buildInputs: SourcePath[] = [];
   for (const file of new Set(touched)) {
     const objects = [...(index.bySource.get(file) ?? []), ...(index.byDependency.get(file) ?? [])];
-    if (objects.length === 0) { outside.push(file); continue; }
+    if (objects.length === 0) {
+      (isBuildInput(file) ? buildInputs : outside).push(file);
+      continue;
+    }
     for (const object of objects) {
       const list = because.get(object);
       if (list === undefined) because.set(object, [file]);
@@ -49,5 +67,5 @@ export function affectedObjects(index: BuildIndex, touched: readonly SourcePath[
     if (lp.livepatchable) rebuild.push(entry);
     else notLivepatchable.push({ ...entry, reason: lp.reason });
   }
-  return { rebuild, notLivepatchable, outside: outside.sort() };
+  return { rebuild, notLivepatchable, outside: outside.sort(), buildInputs: buildInputs.sort() };
 }

@@ -46,6 +46,8 @@ export interface PatchedObjects {
   touched: SourcePath[];
   /** Touched paths no object of this build uses: if `pairs` is empty too, the patch changes nothing built. */
   outside: SourcePath[];
+  /** Touched Makefiles, Kconfig files, syscall tables, linker scripts: their effect is not replayed. */
+  buildInputs: SourcePath[];
   /** Objects the patches change but a livepatch cannot carry; not recompiled. */
   notLivepatchable: NotLivepatchableObject[];
   patches: AppliedPatch[];
@@ -97,7 +99,10 @@ export async function buildPatchedObjects(options: BuildPatchedObjectsOptions): 
     return { object, original, patched: r.output, because, diagnostics: r.diagnostics };
   })));
 
-  return { pairs, touched, outside: affected.outside, notLivepatchable: affected.notLivepatchable, patches, viewRoot };
+  return {
+    pairs, touched, outside: affected.outside, buildInputs: affected.buildInputs,
+    notLivepatchable: affected.notLivepatchable, patches, viewRoot,
+  };
 }
 
 async function exists(p: string): Promise<boolean> {

@@ -1,4 +1,5 @@
 import { objectForCmdFile, parseKbuildCmd, unescapeMakeCmd } from '../../src/orchestrator/kbuild-cmd.js';
+import { isBuildInput } from '../../src/orchestrator/affected.js';
 import { livepatchability } from '../../src/orchestrator/livepatchable.js';
 
 // Shortened from real Linux 6.1 .cmd files of an out-of-tree build (srctree /src/linux).
@@ -102,5 +103,16 @@ describe('livepatchability', () => {
     expect(reason('arch/x86/realmode/rm/wakemain.o', '/s/arch/x86/realmode/rm/wakemain.c')).toBe('realmode');
     expect(reason('scripts/mod/modpost.o', '/s/scripts/mod/modpost.c', 'gcc -O2 -c -o scripts/mod/modpost.o x.c')).toBe('host-tool');
     expect(reason('fs/binfmt_misc.mod.o', 'fs/binfmt_misc.mod.c')).toBe('modpost-glue');
+  });
+});
+
+describe('isBuildInput', () => {
+  test('Makefiles, Kbuild, Kconfig, syscall tables and linker scripts steer the build; sources and docs do not', () => {
+    for (const f of ['Makefile', 'fs/proc/Makefile', 'arch/x86/Kconfig.cpu', 'fs/Kbuild', 'arch/x86/entry/syscalls/syscall_64.tbl', 'arch/x86/kernel/vmlinux.lds.S']) {
+      expect([f, isBuildInput(f)]).toEqual([f, true]);
+    }
+    for (const f of ['fs/proc/cmdline.c', 'include/linux/fs.h', 'Documentation/filesystems/proc.rst', 'fs/Makefile.c/x.c']) {
+      expect([f, isBuildInput(f)]).toEqual([f, false]);
+    }
   });
 });

@@ -91,11 +91,18 @@ describe('orchestrator on a miniature kbuild build dir', () => {
     expect(index.bySource.get('kernel/a.c')).toEqual(['kernel/a.o']);
     expect(index.byDependency.get('include/lib.h')).toEqual(['kernel/a.o']);
     expect(index.objects.get('arch/x86/entry/e.o')!.livepatch).toEqual({ livepatchable: false, reason: 'assembly' });
-    expect(affectedObjects(index, ['include/lib.h', 'arch/x86/entry/e.S', 'Documentation/x.txt'])).toEqual({
+    expect(affectedObjects(index, ['include/lib.h', 'arch/x86/entry/e.S', 'Documentation/x.txt', 'kernel/Makefile'])).toEqual({
       rebuild: [{ object: 'kernel/a.o', because: ['include/lib.h'] }],
       notLivepatchable: [{ object: 'arch/x86/entry/e.o', because: ['arch/x86/entry/e.S'], reason: 'assembly' }],
       outside: ['Documentation/x.txt'],
+      buildInputs: ['kernel/Makefile'],
     });
+  });
+
+  test('an object reached through both its source and a header lists both reasons once', async () => {
+    const index = await buildIndex(mini.build);
+    expect(affectedObjects(index, ['kernel/a.c', 'include/lib.h', 'kernel/a.c']).rebuild)
+      .toEqual([{ object: 'kernel/a.o', because: ['kernel/a.c', 'include/lib.h'] }]);
   });
 
   test('a header change recompiles its includer with the recorded command; tree and build dir are untouched', async () => {

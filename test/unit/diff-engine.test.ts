@@ -1,0 +1,177 @@
+import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
+import { diffObjects, type DiffResult } from '../../src/diff/index.js';
+import { readElfFile } from '../../src/elf/index.js';
+import { compileC } from '../helpers/toolchain.js';
+
+// Compiled as the kernel compiles: function/data sections, ftrace entries, kernel code model.
+const KERNEL_FLAGS = ['-O2', '-ffunction-sections', '-fdata-sections', '-pg', '-mfentry', '-mrecord-mcount',
+  '-fno-PIE', '-mcmodel=kernel', '-mno-red-zone', '-fno-asynchronous-unwind-tables'];
+
+const PRELUDE = `
+#define noinline __attribute__((noinline))
+#define notrace __attribute__((no_instrument_function))
+#define __init __attribute__((section(".init.text"))) noinline
+extern void __might_sleep(const char *file, int line);
+extern int printk(const char *fmt, ...);
+extern int consume(long x);
+`;
+
+describe('the differ on objects compiled here like kernel objects', () => {
+  let tmp: DirectoryResult;
+  let n = 0;
+  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
+  afterAll(async () => { await tmp.cleanup(); });
+
+  async function diff(orig: string, patched: string, flags = KERNEL_FLAGS): Promise<DiffResult> {
+    const k = n++;
+    const [a, b] = await Promise.all([
+      compileC(tmp.path, `orig${k}`, PRELUDE + orig, flags),
+      compileC(tmp.path, `patched${k}`, PRELUDE + patched, flags),
+    ]);
+    return diffObjects(await readElfFile(a), await readElfFile(b), { compilerFlags: flags.join(' ') });
+  }
+  const names = (r: DiffResult) => ({ changed: r.changed.map((f) => f.name), new: r.new.map((f) => f.name) });
+  const codes = (r: DiffResult) => r.refusals.map((x) => x.code);
+
+  const BASE = `
+int show(long x) { printk("value %ld\\n", x); return consume(x); }
+int other(long x) { return consume(x + 1); }
+`;
+
+  it('finds a changed string literal, and only in the function that prints it', async () => {
+    const r = await diff(BASE, BASE.replace('value %ld', 'value is %ld'));
+    expect(names(r)).toEqual({ changed: ['show'], new: [] });
+    expect(r.changed[0]!.firstDifference!.what).toMatch(/string literal changed \("value %ld\\n" → "value is %ld\\n"\)/);
+    expect(r.outcome).toBe('changed');
+    expect(r.included.sections.some((s) => s.startsWith('.rodata'))).toBe(true);
+  });
+
+  it('reports nothing for an identical rebuild', async () => {
+    const r = await diff(BASE, BASE);
+    expect(r.outcome).toBe('no-change');
+    expect(names(r)).toEqual({ changed: [], new: [] });
+  });
+
+  it('includes a new function called from a changed one, and nothing else', async () => {
+    const patched = BASE.replace('int show(long x) {', 'static noinline int helper(long x) { return consume(x * 3); }\nint show(long x) { helper(x);');
+    const r = await diff(BASE, patched);
+    // gcc may clone the helper (helper.isra.0): a new clone is a new function.
+    expect(names(r).changed).toEqual(['show']);
+    expect(names(r).new).toEqual([expect.stringMatching(/^helper(\.isra\.\d+)?$/)]);
+    expect(r.included.functions).toEqual([r.new[0]!.name, 'show']);
+    expect(r.externals.map((e) => e.name)).toEqual(expect.arrayContaining(['consume', 'printk']));
+    expect(r.externals.map((e) => e.name)).not.toContain('other');
+  });
+
+  it('treats a change of __LINE__ passed to __might_sleep as no change', async () => {
+    const src = `int sleepy(long x) { __might_sleep("f.c", __LINE__); return consume(x); }\nint after(long x) { __might_sleep("f.c", __LINE__); return consume(x + 2); }\n`;
+    const r = await diff(src, `\n\n\n${src}`);
+    expect(r.outcome).toBe('no-change');
+    expect(r.lineOnly.sort()).toEqual(['after', 'sleepy']);
+  });
+
+  it('still sees a real change next to a line-number change', async () => {
+    const src = `int sleepy(long x) { __might_sleep("f.c", __LINE__); return consume(x); }\n`;
+    const r = await diff(src, `\n${src.replace('consume(x)', 'consume(x + 7)')}`);
+    expect(names(r).changed).toEqual(['sleepy']);
+  });
+
+  it('ties same-named static locals to their own functions and refuses nothing', async () => {
+    const src = `int a(void) { static long count; return consume(++count); }\nint b(void) { static long count; return consume(count += 2); }\n`;
+    const r = await diff(src, src.replace('count += 2', 'count += 3'));
+    expect(names(r)).toEqual({ changed: ['b'], new: [] });
+    expect(r.refusals).toEqual([]);
+    expect(r.warnings.filter((w) => w.includes('guessed'))).toEqual([]);
+    // The static local stays the running kernel's: referenced, not copied.
+    expect(r.included.data).toEqual([]);
+    expect(r.externals.some((e) => /^count\.\d+$/.test(e.name) && e.local)).toBe(true);
+  });
+
+  it('includes a new static local as new data', async () => {
+    const r = await diff(BASE, BASE.replace('int other(long x) { return consume(x + 1); }', 'int other(long x) { static long calls; calls++; return consume(x + calls); }'));
+    expect(names(r).changed).toEqual(['other']);
+    expect(r.included.data.some((d) => /^calls\.\d+$/.test(d))).toBe(true);
+  });
+
+  it('refuses a change to initialised data with the way out named', async () => {
+    const src = `int limit = 10;\nint check(long x) { return consume(x > limit); }\n`;
+    const r = await diff(src, src.replace('limit = 10', 'limit = 11'));
+    expect(codes(r)).toEqual(['DATA_CHANGED']);
+    expect(r.refusals[0]!.message).toMatch(/limit.*\.data\.limit.*shadow variable/);
+    expect(r.outcome).toBe('unsupported');
+  });
+
+  it('refuses a changed read-only table', async () => {
+    const src = `static const long table[4] = { 1, 2, 3, 4 };\nint pick(long x) { return consume(table[x & 3]); }\n`;
+    const r = await diff(src, src.replace('3, 4', '3, 5'));
+    expect(codes(r)).toContain('RODATA_CHANGED');
+  });
+
+  it('refuses a changed __init function', async () => {
+    const src = `int __init setup(void) { return consume(1); }\n`;
+    const r = await diff(src, src.replace('consume(1)', 'consume(2)'));
+    expect(codes(r)).toEqual(['INIT_CHANGED']);
+    expect(r.refusals[0]!.section).toBe('.init.text');
+  });
+
+  it('refuses a changed function without an ftrace entry, naming the cause', async () => {
+    const src = `notrace int quiet(long x) { return consume(x); }\n`;
+    const r = await diff(src, src.replace('consume(x)', 'consume(x - 1)'));
+    expect(codes(r)).toEqual(['NO_FENTRY']);
+    expect(r.refusals[0]!.message).toMatch(/quiet .*no __fentry__ call/);
+  });
+
+  it('marks the parent when only its .cold part changed, and takes both', async () => {
+    const src = `
+extern void report(const char *what) __attribute__((cold));
+int hot(long x) {
+  if (__builtin_expect(x < 0, 0)) { report("negative"); printk("bad %ld\\n", x); return -1; }
+  return consume(x);
+}`;
+    const r = await diff(src, src.replace('bad %ld', 'very bad %ld'));
+    const changed = names(r).changed;
+    expect(changed).toContain('hot');
+    if (r.included.functions.some((f) => f.endsWith('.cold'))) {
+      expect(changed).toEqual(expect.arrayContaining(['hot', 'hot.cold']));
+    }
+  });
+
+  it('names the gcc clone that changed (IPA-CP .constprop)', async () => {
+    const src = `
+static noinline int scaled(long x, long factor) { printk("scale\\n"); return consume(x * factor); }
+int one(long x) { return scaled(x, 3); }
+int two(long x) { return scaled(x + 1, 3); }`;
+    const r = await diff(src, src.replace('printk("scale\\n")', 'printk("scaled\\n")'));
+    const clone = r.changed.find((f) => f.name.startsWith('scaled'));
+    expect(clone).toBeDefined();
+    if (clone!.name.includes('.constprop')) expect(clone!.optimizations).toContain('IPA-CP clone (.constprop)');
+  });
+
+  it('lists the direct callers IPA-RA exposes when a called function changes', async () => {
+    const src = `
+static noinline int inner(long x) { return consume(x) + 1; }
+int outer1(long x) { return inner(x) * 2; }
+int outer2(long x) { return inner(x + 5) * 3; }`;
+    const r = await diff(src, src.replace('consume(x) + 1', 'consume(x) + 2'));
+    const inner = r.changed.find((f) => f.name.startsWith('inner'))!;
+    expect(inner.exposedCallers).toEqual(['outer1', 'outer2']);
+    expect(r.warnings.some((w) => w.startsWith('IPA-RA:'))).toBe(true);
+    const off = await diff(src, src.replace('consume(x) + 1', 'consume(x) + 2'), [...KERNEL_FLAGS, '-fno-ipa-ra']);
+    expect(off.changed.find((f) => f.name.startsWith('inner'))!.exposedCallers).toBeUndefined();
+  });
+
+  it('honours kpatch directives: ignored functions and callbacks', async () => {
+    const directives = `
+void *__kpatch_ignore_func_other __attribute__((section(".kpatch.ignore.functions"))) = other;
+static int pre(void *obj) { printk("pre\\n"); return 0; }
+struct cb { int (*callback)(void *); char *objname; };
+static struct cb pre_data __attribute__((section(".kpatch.callbacks.pre_patch"), used)) = { pre, 0 };
+`;
+    const patched = BASE.replace('value %ld', 'value: %ld').replace('consume(x + 1)', 'consume(x + 2)') + directives;
+    const r = await diff(BASE, patched);
+    expect(names(r)).toEqual({ changed: ['show'], new: [] });
+    expect(r.callbacks.map((c) => `${c.kind}:${c.function}`)).toEqual(['pre_patch:pre']);
+    expect(r.included.functions).toContain('pre');
+    expect(r.refusals).toEqual([]);
+  });
+});

@@ -118,7 +118,7 @@ async function recordedSourceTree(absBuild: string): Promise<string> {
  */
 async function findCmdFiles(absBuild: string): Promise<Array<{ rel: string; object: ObjectPath }>> {
   const out: Array<{ rel: string; object: ObjectPath }> = [];
-  const limit = pLimit(4);
+  const limit = pLimit(2);
   const walk = async (relDir: string): Promise<void> => {
     const entries = await limit(() => readdir(path.join(absBuild, relDir), { withFileTypes: true }));
     const subdirs: Promise<void>[] = [];

@@ -1,4 +1,4 @@
-import { copyFile, lstat, readFile, rename, stat } from 'node:fs/promises';
+import { copyFile, lstat, readFile, realpath, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { OrchestratorError } from './errors.js';
@@ -23,7 +23,14 @@ export interface AppliedPatch {
 
 /** Creates the hard-link farm `viewRoot` (must not exist) of `sourceDir`. */
 export async function createSourceView(sourceDir: string, viewRoot: string): Promise<void> {
-  const r = await execa('cp', ['-al', '--', path.resolve(sourceDir), viewRoot], { reject: false, stdin: 'ignore' });
+  // cp -a copies a symlink as a symlink: given a link to the tree, the "view" would be the user's tree itself.
+  let realSource: string;
+  try {
+    realSource = await realpath(sourceDir);
+  } catch {
+    throw new OrchestratorError('ORCH_VIEW_FAILED', `${sourceDir}: source tree not found: pass the kernel source directory`);
+  }
+  const r = await execa('cp', ['-al', '--', realSource, viewRoot], { reject: false, stdin: 'ignore' });
   if (r.exitCode === 0) return;
   const crossDevice = /cross-device/i.test(r.stderr);
   const hint = crossDevice
@@ -47,7 +54,7 @@ export async function applyPatches(viewRoot: string, patchFiles: readonly string
     const dry = await runPatch(viewRoot, patchFile, true);
     if (dry.exitCode !== 0) throw doesNotApply(patchFile, viewRoot, dry.output, changes, applied.length);
 
-    for (const p of touched) await giveOwnInode(path.join(viewRoot, p));
+    for (const p of touched) await giveOwnInode(path.join(viewRoot, p), patchFile);
     const real = await runPatch(viewRoot, patchFile, false);
     if (real.exitCode !== 0) {
       // The dry run passed, so this is the environment (disk full, permissions), not the patch.
@@ -93,12 +100,17 @@ async function runPatch(viewRoot: string, patchFile: string, dryRun: boolean): P
 }
 
 /** Breaks the hard link to the user's tree: afterwards writes to `file` stay in the view. */
-async function giveOwnInode(file: string): Promise<void> {
+async function giveOwnInode(file: string, patchFile: string): Promise<void> {
   let st;
   try {
     st = await lstat(file);
   } catch {
     return; // a file the patch creates
+  }
+  if (st.isSymbolicLink()) {
+    // A symlink in the view may point into the user's tree; patching through it would write there.
+    throw new OrchestratorError('ORCH_PATCH_DOES_NOT_APPLY',
+      `${patchFile}: touches ${file}, a symbolic link in the source tree: patch the file it points to instead`);
   }
   if (!st.isFile() || st.nlink < 2) return;
   const tmp = `${file}.klpforge-cow`;

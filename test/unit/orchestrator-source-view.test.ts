@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { statSync } from 'node:fs';
-import { link, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
@@ -131,6 +131,28 @@ describe('source view (hard-link farm + patch)', () => {
     await writeFile(escaping, '--- a/../outside.c\n+++ b/../outside.c\n@@ -1 +1 @@\n-a\n+b\n');
     await expect(applyPatches(view, [escaping])).rejects.toMatchObject({ code: 'ORCH_PATCH_DOES_NOT_APPLY' });
     await expect(applyPatches(view, [path.join(tmp.path, 'missing.patch')])).rejects.toMatchObject({ code: 'ORCH_PATCH_UNREADABLE' });
+  });
+
+  test('a source dir given through a symlink still gets a real view: patching never reaches the tree', async () => {
+    const linkToTree = path.join(tmp.path, 'tree-link');
+    await symlink(tree, linkToTree);
+    const view = path.join(tmp.path, 'view');
+    const patchFile = path.join(tmp.path, 'p.patch');
+    await writeFile(patchFile, PATCH.split('diff --git')[0]!);
+    await createSourceView(linkToTree, view);
+    expect((await lstat(view)).isDirectory()).toBe(true);
+    await applyPatches(view, [patchFile]);
+    expect(await readFile(path.join(tree, 'kernel/f.c'), 'utf8')).toBe(ORIGINAL_C);
+  });
+
+  test('a patch touching a symlink is refused: the link could point into the user\'s tree', async () => {
+    await symlink(path.join(tree, 'kernel/f.c'), path.join(tree, 'kernel/link.c'));
+    const view = path.join(tmp.path, 'view');
+    const patchFile = path.join(tmp.path, 'p.patch');
+    await writeFile(patchFile, PATCH.split('diff --git')[0]!.replaceAll('kernel/f.c', 'kernel/link.c'));
+    await createSourceView(tree, view);
+    await expect(applyPatches(view, [patchFile])).rejects.toMatchObject({ code: 'ORCH_PATCH_DOES_NOT_APPLY' });
+    expect(await readFile(path.join(tree, 'kernel/f.c'), 'utf8')).toBe(ORIGINAL_C);
   });
 
   // /dev/shm is a tmpfs: another filesystem than the temp dir's on this machine, and usually elsewhere.

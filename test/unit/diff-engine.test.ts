@@ -130,10 +130,10 @@ int hot(long x) {
 }`;
     const r = await diff(src, src.replace('bad %ld', 'very bad %ld'));
     const changed = names(r).changed;
-    expect(changed).toContain('hot');
-    if (r.included.functions.some((f) => f.endsWith('.cold'))) {
-      expect(changed).toEqual(expect.arrayContaining(['hot', 'hot.cold']));
-    }
+    // gcc 12 -O2 splits the unlikely branch into hot.cold, where the changed string lives.
+    expect(changed).toEqual(['hot', 'hot.cold']);
+    expect(r.changed.find((f) => f.name === 'hot')!.firstDifference!.what).toBe('its child hot.cold changed');
+    expect(r.included.functions).toEqual(['hot', 'hot.cold']);
   });
 
   it('names the gcc clone that changed (IPA-CP .constprop)', async () => {
@@ -143,8 +143,8 @@ int one(long x) { return scaled(x, 3); }
 int two(long x) { return scaled(x + 1, 3); }`;
     const r = await diff(src, src.replace('printk("scale\\n")', 'printk("scaled\\n")'));
     const clone = r.changed.find((f) => f.name.startsWith('scaled'));
-    expect(clone).toBeDefined();
-    if (clone!.name.includes('.constprop')) expect(clone!.optimizations).toContain('IPA-CP clone (.constprop)');
+    expect(clone!.name).toMatch(/^scaled\.constprop\.\d+$/);
+    expect(clone!.optimizations).toContain('IPA-CP clone (.constprop)');
   });
 
   it('lists the direct callers IPA-RA exposes when a called function changes', async () => {

@@ -47,8 +47,12 @@ export async function buildIndex(buildDir: string, options: BuildIndexOptions = 
   const absBuild = path.resolve(buildDir);
   const recordedSourceDir = await recordedSourceTree(absBuild);
   const sourcePrefix = recordedSourceDir.endsWith('/') ? recordedSourceDir : `${recordedSourceDir}/`;
-  const inTree = (p: string): SourcePath | null =>
-    p.startsWith(sourcePrefix) ? path.posix.normalize(p.slice(sourcePrefix.length)) : null;
+  // fixdep already writes clean paths: normalise only the rare one with . or .. in it (700,000 calls).
+  const inTree = (p: string): SourcePath | null => {
+    if (!p.startsWith(sourcePrefix)) return null;
+    const rel = p.slice(sourcePrefix.length);
+    return rel.includes('/.') || rel.startsWith('.') ? path.posix.normalize(rel) : rel;
+  };
 
   const cmdFiles = await findCmdFiles(absBuild);
   const limit = pLimit(options.concurrency ?? 2);
@@ -67,13 +71,14 @@ export async function buildIndex(buildDir: string, options: BuildIndexOptions = 
     const sourceInTree = inTree(r.source);
     objects.set(r.object, { ...r, sourceInTree, livepatch: livepatchability(r.object, r.source, r.command) });
     if (sourceInTree !== null) push(bySource, sourceInTree, r.object);
-    // fixdep lists some headers twice (compiler_types.h, kconfig.h): one entry per object is enough.
-    const seen = new Set<SourcePath>();
     for (const dep of r.deps) {
       const rel = inTree(dep);
-      if (rel === null || rel === sourceInTree || seen.has(rel)) continue;
-      seen.add(rel);
-      push(byDependency, rel, r.object);
+      if (rel === null || rel === sourceInTree) continue;
+      // fixdep lists some headers twice (compiler_types.h, kconfig.h); objects are added one at a
+      // time, so a repeat is always the list's last entry.
+      const list = byDependency.get(rel);
+      if (list === undefined) byDependency.set(rel, [r.object]);
+      else if (list[list.length - 1] !== r.object) list.push(r.object);
     }
   }
   if (objects.size === 0) {

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { diffObjects, type DiffResult, specialSections } from '../diff/index.js';
-import { EM, readElfFile } from '../elf/index.js';
+import { EM, readElfFile, writeElfFile } from '../elf/index.js';
 import { KlpforgeError } from '../util/errors.js';
 import { EXIT } from './exit-codes.js';
 
@@ -43,10 +43,8 @@ const EXIT_FOR = { changed: EXIT.OK, 'no-change': EXIT.NO_CHANGE, unsupported: E
 export async function diffCommand(args: DiffCommandArgs, out: (line: string) => void): Promise<number> {
   const sizes = parseEntrySizes(args.entrySize);
   const [orig, patched] = await Promise.all([readElfFile(args.orig), readElfFile(args.patched)]);
-  const result = diffObjects(orig, patched, { entrySizes: sizes, compilerFlags: await kbuildFlags(args.orig) });
-  if (args.output) {
-    throw new KlpforgeError('NOT_YET', `-o ${args.output}: writing the differ's output object is not implemented yet`, EXIT.ERROR);
-  }
+  const result = diffObjects(orig, patched, { entrySizes: sizes, compilerFlags: await kbuildFlags(args.orig), output: !!args.output });
+  if (args.output && result.output) await writeElfFile(args.output, result.output);
   if (args.json) out(JSON.stringify(toJson(result), null, 2));
   else printText(result, out);
   return EXIT_FOR[result.outcome];

@@ -11,6 +11,7 @@ import { CallGraph, explainChange, ipaRaEnabled } from './optimizations.js';
 import { refuse, type Refusal } from './refusals.js';
 import { type EntrySizes, indexSpecialEntries, specialEntriesDiffer } from './special-entries.js';
 import { checkData } from './data-changes.js';
+import { buildOutputObject } from './output.js';
 import { classifySection } from './section-kinds.js';
 
 export interface DiffOptions {
@@ -18,6 +19,8 @@ export interface DiffOptions {
   entrySizes?: EntrySizes;
   /** The gcc command line that built the object (kbuild's .o.cmd), to know whether IPA-RA was on. */
   compilerFlags?: string;
+  /** Also build the output object for the module generator (`result.output`). */
+  output?: boolean;
 }
 
 export interface FunctionReport {
@@ -49,6 +52,8 @@ export interface DiffResult {
   callbacks: Callback[];
   included: { functions: string[]; data: string[]; sections: string[] };
   externals: ExternalReference[];
+  /** The included code and data as an object for the generator, when asked for and patchable. */
+  output?: ElfObject;
 }
 
 /** Compares two builds of one object, function by function. Pure: reads the models, writes nothing. */
@@ -188,6 +193,15 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   };
   result.externals = [...inclusion.externals.values()].sort((a, b) => a.name.localeCompare(b.name));
   result.outcome = result.refusals.length > 0 ? 'unsupported' : result.changed.length > 0 ? 'changed' : 'no-change';
+  if (options.output && result.outcome === 'changed') {
+    const file = patchedObj.symbols.find((s) => s.type === STT.FILE)?.name;
+    result.output = buildOutputObject(p, inclusion, sp, {
+      changed: result.changed.map((f) => f.name),
+      new: result.new.map((f) => f.name),
+      callbacks: result.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),
+      externals: result.externals.map((e) => ({ ...e, ...(e.local && file ? { file } : {}) })),
+    });
+  }
   return result;
 }
 

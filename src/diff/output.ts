@@ -1,0 +1,210 @@
+import {
+  ElfObject, type ElfSymbol, type Relocation, RelocationTable, type Section, type SectionIndex, type SymbolIndex,
+  SHF, SHT, STB, STT, StringTable, sectionIndex, symbolIndex,
+} from '../elf/index.js';
+import type { Inclusion } from './inclusion.js';
+import type { ObjectView } from './object-view.js';
+import type { SpecialEntry, SpecialIndex } from './special-entries.js';
+
+/** Metadata the generator reads from the output object's `.klpforge.diff` section. */
+export interface DiffMetadata {
+  changed: string[];
+  new: string[];
+  callbacks: Array<{ kind: string; function: string }>;
+  /** Symbols the new code takes from the running kernel; `local` ones need klp relocations with sympos. */
+  externals: Array<{ name: string; local: boolean; kind: string; file?: string }>;
+}
+
+/**
+ * Builds the differ's output object: the included functions and data, each
+ * in a section of its own, the anonymous sections they use (strings,
+ * constants), their special-section entries, and undefined symbols for all
+ * they take from the running kernel. Relocations are rewritten onto it.
+ */
+export function buildOutputObject(p: ObjectView, inc: Inclusion, special: SpecialIndex, meta: DiffMetadata): ElfObject {
+  const b = new Builder(p);
+  for (const sym of [...inc.functions, ...inc.data].sort((x, y) => x - y)) b.addExtent(sym);
+  for (const sec of [...inc.sections].sort((x, y) => x - y)) b.addWholeSection(sec);
+  b.relocateAll();
+  b.addSpecialEntries(inc.functions, special);
+  b.addMetadata(meta);
+  return b.finish();
+}
+
+interface Pending { out: SectionIndex; src: SectionIndex; start: number; end: number }
+
+class Builder {
+  private sections: Section[] = [{ name: '', type: SHT.NULL, flags: 0n, addr: 0n, addralign: 0n, entsize: 0n, link: 0, info: 0, body: { kind: 'bytes', data: Buffer.alloc(0) } }];
+  private locals: ElfSymbol[] = [];
+  private globals: ElfSymbol[] = [];
+  /** patched symbol → output symbol key (resolved to an index in finish()) */
+  private defined = new Map<SymbolIndex, ElfSymbol>();
+  private undefinedByName = new Map<string, ElfSymbol>();
+  private sectionSymbol = new Map<SectionIndex, ElfSymbol>();
+  /** patched section → [output section, base offset] for copied whole sections */
+  private copied = new Map<SectionIndex, SectionIndex>();
+  private pending: Pending[] = [];
+  private relocs = new Map<SectionIndex, Array<{ r: Relocation; sym: ElfSymbol }>>();
+
+  constructor(private p: ObjectView) {
+    const file = p.obj.symbols.find((s) => s.type === STT.FILE);
+    if (file) this.locals.push({ ...file, nameOffset: undefined });
+  }
+
+  private newSection(from: Section, name: string, data: Buffer | bigint): SectionIndex {
+    const idx = sectionIndex(this.sections.length);
+    this.sections.push({
+      name, type: from.type, flags: from.flags & ~SHF.GROUP, addr: 0n, addralign: from.addralign, entsize: from.entsize, link: 0, info: 0,
+      body: typeof data === 'bigint' ? { kind: 'nobits', size: data } : { kind: 'bytes', data: Buffer.from(data) },
+    });
+    const sym: ElfSymbol = { name: '', value: 0n, size: 0n, bind: STB.LOCAL, type: STT.SECTION, other: 0, shndx: idx, reserved: 0 };
+    this.locals.push(sym);
+    this.sectionSymbol.set(idx, sym);
+    return idx;
+  }
+
+  addExtent(sym: SymbolIndex): void {
+    const e = this.p.extentOf(sym)!;
+    const s = this.p.symbol(sym);
+    const from = this.p.obj.sections[e.section]!;
+    const kind = s.type === STT.FUNC ? '.text' : (from.flags & SHF.WRITE) !== 0n ? (from.type === SHT.NOBITS ? '.bss' : '.data') : '.rodata';
+    const out = this.newSection(from, `${kind}.${s.name}`, from.body.kind === 'nobits' ? BigInt(e.end - e.start) : this.p.bytesOf(e));
+    const copy: ElfSymbol = { ...s, value: 0n, shndx: out, nameOffset: undefined };
+    (s.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
+    this.defined.set(sym, copy);
+    this.pending.push({ out, src: e.section, start: e.start, end: e.end });
+  }
+
+  addWholeSection(sec: SectionIndex): SectionIndex {
+    const from = this.p.obj.sections[sec]!;
+    const out = this.newSection(from, from.name, from.body.kind === 'nobits' ? from.body.size : (from.body.kind === 'bytes' ? from.body.data : Buffer.alloc(0)));
+    this.copied.set(sec, out);
+    this.pending.push({ out, src: sec, start: 0, end: Number.MAX_SAFE_INTEGER });
+    return out;
+  }
+
+  private external(name: string): ElfSymbol {
+    let s = this.undefinedByName.get(name);
+    if (!s) {
+      s = { name, value: 0n, size: 0n, bind: STB.GLOBAL, type: STT.NOTYPE, other: 0, shndx: 0 as SectionIndex, reserved: 0 };
+      this.undefinedByName.set(name, s);
+      this.globals.push(s);
+    }
+    return s;
+  }
+
+  /** The output symbol and addend for relocation k of a patched section. */
+  private map(table: RelocationTable, k: number, src: SectionIndex): { sym: ElfSymbol; addend: bigint } {
+    const t = this.p.target(table, k, src);
+    const raw = this.p.symbol(table.symbols[k]! as SymbolIndex);
+    const addend = table.addends[k]!;
+    if (t.kind === 'symbol') {
+      const d = this.defined.get(t.sym);
+      if (d) return { sym: d, addend: t.offset };
+      return { sym: this.external(this.p.symbol(t.sym).name), addend: t.offset };
+    }
+    const out = this.copied.get(t.section);
+    if (out !== undefined) return { sym: this.sectionSymbol.get(out)!, addend: raw.value + addend };
+    // Writable anonymous data is refused by the differ; keep a visible reference rather than a silent zero.
+    return { sym: this.external(this.p.sectionName(t.section)), addend: raw.value + addend };
+  }
+
+  relocateAll(): void {
+    for (const pend of this.pending.splice(0)) this.copyRelocations(pend.src, pend.start, pend.end, pend.out, pend.start);
+  }
+
+  private copyRelocations(src: SectionIndex, start: number, end: number, out: SectionIndex, base: number): void {
+    const r = this.p.relocationsIn(src, start, end);
+    if (!r) return;
+    const list = this.relocs.get(out) ?? [];
+    for (const k of r.entries) {
+      const { sym, addend } = this.map(r.table, k, src);
+      list.push({ r: { offset: r.table.offsets[k]! - BigInt(base), type: r.table.types[k]!, symbol: 0 as SymbolIndex, addend }, sym });
+    }
+    this.relocs.set(out, list);
+  }
+
+  /** Copies the special-section entries of the included functions, dropping metadata-only tables. */
+  addSpecialEntries(functions: ReadonlySet<SymbolIndex>, special: SpecialIndex): void {
+    const bySection = new Map<string, SpecialEntry[]>();
+    for (const fn of [...functions].sort((a, b) => a - b)) {
+      for (const e of special.byFunction.get(fn) ?? []) {
+        if (e.def.metadata) continue;
+        const list = bySection.get(e.def.name) ?? [];
+        list.push(e);
+        bySection.set(e.def.name, list);
+      }
+    }
+    for (const [name, entries] of bySection) {
+      // Code the entries point into without a symbol (.altinstr_replacement) comes whole.
+      for (const e of entries) this.takeAnonymousTargets(e.section, e.start, e.start + e.size);
+      const from = this.p.obj.sections[entries[0]!.section]!;
+      const out = this.newSection(from, name, Buffer.concat(entries.map((e) => this.slice(e.section, e.start, e.size))));
+      let at = 0;
+      for (const e of entries) {
+        this.copyRelocations(e.section, e.start, e.start + e.size, out, e.start - at);
+        at += e.size;
+      }
+      // A table kept in step with this one (ORC data beside .orc_unwind_ip) takes the same entry numbers.
+      const def = entries[0]!.def;
+      const parallel = def.parallel && this.p.obj.findSection(def.parallel.name);
+      if (def.parallel && parallel !== undefined) {
+        const size = special.sizes.get(def.parallel.name)?.size ?? def.parallel.size ?? 0;
+        const rows = entries.map((e) => this.slice(parallel, (e.start / e.size) * size, size));
+        this.newSection(this.p.obj.sections[parallel]!, def.parallel.name, Buffer.concat(rows));
+      }
+    }
+  }
+
+  private slice(section: SectionIndex, start: number, size: number): Buffer {
+    const body = this.p.obj.sections[section]!.body;
+    return body.kind === 'bytes' ? body.data.subarray(start, start + size) : Buffer.alloc(size);
+  }
+
+  private takeAnonymousTargets(section: SectionIndex, start: number, end: number): void {
+    const r = this.p.relocationsIn(section, start, end);
+    for (const k of r?.entries ?? []) {
+      const t = this.p.target(r!.table, k, section);
+      if (t.kind !== 'section' || this.copied.has(t.section)) continue;
+      if ((this.p.obj.sections[t.section]!.flags & SHF.WRITE) !== 0n) continue;
+      this.addWholeSection(t.section);
+      this.copyRelocations(t.section, 0, Number.MAX_SAFE_INTEGER, this.copied.get(t.section)!, 0);
+    }
+  }
+
+  addMetadata(meta: DiffMetadata): void {
+    this.sections.push({
+      name: '.klpforge.diff', type: SHT.PROGBITS, flags: 0n, addr: 0n, addralign: 1n, entsize: 0n, link: 0, info: 0,
+      body: { kind: 'bytes', data: Buffer.from(JSON.stringify(meta)) },
+    });
+  }
+
+  finish(): ElfObject {
+    const symbols: ElfSymbol[] = [
+      { name: '', value: 0n, size: 0n, bind: STB.LOCAL, type: STT.NOTYPE, other: 0, shndx: 0 as SectionIndex, reserved: 0 },
+      ...this.locals, ...this.globals,
+    ];
+    const indexOf = new Map<ElfSymbol, SymbolIndex>(symbols.map((s, i) => [s, symbolIndex(i)]));
+    const symtab = sectionIndex(this.sections.length);
+    const strtab = sectionIndex(symtab + 1);
+    for (const [out, list] of [...this.relocs].sort((a, b) => a[0] - b[0])) {
+      if (list.length === 0) continue;
+      const table = RelocationTable.from(true, list.map(({ r, sym }) => ({ ...r, symbol: indexOf.get(sym)! })));
+      this.sections.push({
+        name: `.rela${this.sections[out]!.name}`, type: SHT.RELA, flags: SHF.INFO_LINK, addr: 0n, addralign: 8n, entsize: 24n,
+        link: symtab, info: out, body: { kind: 'relocations', table },
+      });
+    }
+    // The symbol table must come at the index we promised the relocation sections.
+    const rest = this.sections.splice(symtab);
+    this.sections.push(
+      { name: '.symtab', type: SHT.SYMTAB, flags: 0n, addr: 0n, addralign: 8n, entsize: 24n, link: strtab, info: 0, body: { kind: 'symtab', symbols } },
+      { name: '.strtab', type: SHT.STRTAB, flags: 0n, addr: 0n, addralign: 1n, entsize: 0n, link: 0, info: 0, body: { kind: 'strtab', table: new StringTable() } },
+      ...rest,
+    );
+    this.sections.push({ name: '.shstrtab', type: SHT.STRTAB, flags: 0n, addr: 0n, addralign: 1n, entsize: 0n, link: 0, info: 0, body: { kind: 'strtab', table: new StringTable() } });
+    const ident = { ...this.p.obj.ident };
+    return new ElfObject(ident, this.sections, sectionIndex(this.sections.length - 1));
+  }
+}
+

@@ -1,8 +1,14 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+/** The checkout's root, whether this runs from test/ (jest) or from dist/test/ (compiled scripts). */
+export const REPO_ROOT = (() => {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return path.basename(dir) === 'dist' ? path.dirname(dir) : dir;
+})();
 
 /** Paths of the Linux 6.1 fixture kernel built by scripts/fetch-kernel. */
 export interface FixtureKernel {

@@ -1,0 +1,79 @@
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { dir as tmpDir } from 'tmp-promise';
+import { diffObjects, type DiffResult } from '../../src/diff/index.js';
+import { readElfFile } from '../../src/elf/index.js';
+import { buildIndex, buildPatchedObjects, type BuildIndex } from '../../src/orchestrator/index.js';
+import { REPO_ROOT, type FixtureKernel } from './kernel.js';
+
+export const FIXTURE_DIR = path.join(REPO_ROOT, 'kernel-fixtures/diff');
+export const KPATCH_HEADERS = path.join(REPO_ROOT, 'kernel-headers');
+
+/** What a fixture case expects of each object its patch rebuilds. */
+export interface ObjectExpectation {
+  outcome: DiffResult['outcome'];
+  changed: string[];
+  new: string[];
+  refusals: string[];
+  lineOnly?: string[];
+  callbacks?: string[];
+}
+export interface CaseExpectation {
+  description: string;
+  outcome: DiffResult['outcome'];
+  objects: Record<string, ObjectExpectation>;
+}
+
+export interface CaseResult {
+  name: string;
+  objects: Record<string, ObjectExpectation>;
+  outcome: DiffResult['outcome'];
+  results: Record<string, DiffResult>;
+}
+
+export async function fixtureCases(): Promise<string[]> {
+  return (await readdir(FIXTURE_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+}
+
+export async function readExpectation(name: string): Promise<CaseExpectation> {
+  return JSON.parse(await readFile(path.join(FIXTURE_DIR, name, 'expect.json'), 'utf8')) as CaseExpectation;
+}
+
+/** The gcc command line kbuild recorded for an object (to know whether IPA-RA was on). */
+async function flagsOf(buildDir: string, object: string): Promise<string | undefined> {
+  const cmd = path.join(buildDir, path.dirname(object), `.${path.basename(object)}.cmd`);
+  return /^cmd_\S+ := (.*)$/m.exec(await readFile(cmd, 'utf8'))?.[1];
+}
+
+const OUTCOME_RANK = { unsupported: 2, changed: 1, 'no-change': 0 } as const;
+
+/** Rebuilds what one fixture patch touches in the function-sections build and diffs every object pair. */
+export async function runCase(kernel: FixtureKernel, name: string, index?: BuildIndex): Promise<CaseResult> {
+  const work = await tmpDir({ unsafeCleanup: true, tmpdir: path.dirname(kernel.source) });
+  try {
+    const built = await buildPatchedObjects({
+      sourceDir: kernel.source, buildDir: kernel.fsections, patches: [path.join(FIXTURE_DIR, name, 'fix.patch')],
+      workDir: path.join(work.path, 'w'), jobs: 2, index, extraIncludeDirs: [KPATCH_HEADERS],
+    });
+    const objects: Record<string, ObjectExpectation> = {};
+    const results: Record<string, DiffResult> = {};
+    let outcome: DiffResult['outcome'] = 'no-change';
+    for (const pair of built.pairs) {
+      const [o, p] = await Promise.all([readElfFile(pair.original), readElfFile(pair.patched)]);
+      const r = diffObjects(o, p, { compilerFlags: await flagsOf(kernel.fsections, pair.object), output: true });
+      results[pair.object] = r;
+      objects[pair.object] = {
+        outcome: r.outcome, changed: r.changed.map((f) => f.name), new: r.new.map((f) => f.name),
+        refusals: r.refusals.map((x) => x.code), lineOnly: r.lineOnly, callbacks: r.callbacks.map((c) => `${c.kind}:${c.function}`),
+      };
+      if (OUTCOME_RANK[r.outcome] > OUTCOME_RANK[outcome]) outcome = r.outcome;
+    }
+    return { name, objects, outcome, results };
+  } finally {
+    await work.cleanup();
+  }
+}
+
+export async function fixtureIndex(kernel: FixtureKernel): Promise<BuildIndex> {
+  return buildIndex(kernel.fsections);
+}

@@ -43,7 +43,7 @@ export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target,
   }
 }
 
-interface Relocs { table: RelocationTable; entries: number[]; section: SectionIndex; base: number }
+interface Relocs { table: RelocationTable; entries: ArrayLike<number>; section: SectionIndex; base: number }
 
 function relocsOf(v: ObjectView, e: Extent): Relocs {
   const r = v.relocationsIn(e.section, e.start, e.end);

@@ -57,12 +57,15 @@ export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
     if (!ps) continue;
     if (os.length === 1 && ps.length === 1) { pair(os[0]!, ps[0]!); continue; }
     // Same exact name on both sides, once each: take it.
-    const byName = new Map(ps.map((p) => [patched.symbol(p).name, p] as const));
+    const byName = new Map<string, SymbolIndex | null>();
+    for (const p of ps) { const n = patched.symbol(p).name; byName.set(n, byName.has(n) ? null : p); }
+    const countO = new Map<string, number>();
+    for (const o of os) { const n = orig.symbol(o).name; countO.set(n, (countO.get(n) ?? 0) + 1); }
     const leftO: SymbolIndex[] = [];
     for (const o of os) {
       const name = orig.symbol(o).name;
       const p = byName.get(name);
-      if (p !== undefined && os.filter((x) => orig.symbol(x).name === name).length === 1 && !c.twinOfPatched.has(p)) pair(o, p);
+      if (p !== undefined && p !== null && countO.get(name) === 1 && !c.twinOfPatched.has(p)) pair(o, p);
       else leftO.push(o);
     }
     const leftP = ps.filter((p) => !c.twinOfPatched.has(p));

@@ -40,6 +40,18 @@ export function checkData(
   });
 }
 
+/** Names of the objects that are metadata: in special or descriptor sections, or only pointed at by a metadata table. */
+export function metadataSymbols(v: ObjectView): Set<string> {
+  const special = new Set(specialSections(v.obj.ident.machine).map((d) => d.name));
+  const out = new Set<string>();
+  for (const sym of metadataReferenced(v)) out.add(v.symbol(sym).name);
+  v.obj.symbols.forEach((s) => {
+    const sec = s.reserved === 0 && s.shndx !== SHN.UNDEF ? v.obj.sections[s.shndx] : undefined;
+    if (sec && (special.has(sec.name) || classifySection(sec.name) === 'descriptor')) out.add(s.name);
+  });
+  return out;
+}
+
 /** Objects that only metadata tables (printk's format index) point at. */
 function metadataReferenced(p: ObjectView): Set<SymbolIndex> {
   const out = new Set<SymbolIndex>();

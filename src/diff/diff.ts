@@ -10,7 +10,7 @@ import { ObjectView } from './object-view.js';
 import { CallGraph, explainChange, ipaRaEnabled } from './optimizations.js';
 import { refuse, type Refusal } from './refusals.js';
 import { type EntrySizes, indexSpecialEntries, specialEntriesDiffer } from './special-entries.js';
-import { checkData } from './data-changes.js';
+import { checkData, metadataSymbols } from './data-changes.js';
 import { buildOutputObject } from './output.js';
 import { classifySection } from './section-kinds.js';
 
@@ -81,7 +81,12 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     result.warnings.push(`entry size of ${name} unknown (give it with --entry-size ${name}=N): its entries were not compared`);
   }
   c.guesses.forEach((g) => result.warnings.push(`correlation guessed: ${g}`));
-  c.ambiguousStaticLocals.forEach((s) => result.refusals.push(refuse.staticLocalUnmatched(s.name, s.side)));
+  // Statics only a metadata table points at (printk's `_entry`/`_entry_ptr`) need no twin: they are not patched.
+  const metaO = metadataSymbols(o);
+  const metaP = metadataSymbols(p);
+  c.ambiguousStaticLocals
+    .filter((s) => !(s.side === 'original' ? metaO : metaP).has(s.name))
+    .forEach((s) => result.refusals.push(refuse.staticLocalUnmatched(s.name, s.side)));
 
   const ignoredSection = (name: string) => directives.ignoredSections.has(name);
   const changed = new Map<SymbolIndex, FunctionReport>();
@@ -135,19 +140,22 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   }
 
   // Refusals that concern changed functions.
+  const graphO = new CallGraph(o);
+  const graphP = new CallGraph(p);
   for (const [sym, report] of changed) {
     const kind = classifySection(report.section);
     const forced = directives.forcedFunctions.has(report.name);
     if (kind === 'init' && !forced) result.refusals.push(refuse.initChanged(report.name, report.section));
     else if (!hasFentry(p, sym) && !forced && kind !== 'init' && parentOf(report.name) === undefined) {
-      result.refusals.push(refuse.noFentry(report.name, report.section, kind === 'noinstr' ? 'noinstr code' : 'notrace, or its file is built without ftrace'));
+      const cause = kind === 'noinstr' ? 'noinstr code'
+        : "notrace: the kernel's inline implies notrace, so a static inline function gcc kept out of line has none; or its file is built without ftrace";
+      const callers = [...(graphP.callers.get(report.name) ?? [])].map((k) => p.symbol(k).name).sort();
+      result.refusals.push(refuse.noFentry(report.name, report.section, cause, callers));
     }
     if (forced) { report.forced = true; result.warnings.push(`${report.name}: KPATCH_FORCE_UNSAFE given, patched without the usual checks`); }
   }
 
   // Data: a data object the running kernel already holds must not change.
-  const graphO = new CallGraph(o);
-  const graphP = new CallGraph(p);
   checkData(o, p, c, directives.directiveSections, ignoredSection, sp, result);
 
   // Functions of the original with no twin: gone (inlined everywhere, dead code) or renamed.

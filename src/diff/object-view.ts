@@ -25,6 +25,8 @@ interface SectionRelocs {
   /** Entry indexes sorted by offset. */
   order: Uint32Array;
   offsets: Float64Array;
+  /** Resolved targets, filled on first use: every stage asks for the same ones. */
+  targets: Array<Target | undefined>;
 }
 
 /**
@@ -54,7 +56,7 @@ export class ObjectView {
       const order = new Uint32Array(table.length).map((_v, k) => k);
       const offsets = Float64Array.from(table.offsets, (o) => Number(o));
       order.sort((a, b) => offsets[a]! - offsets[b]!);
-      this.relocs.set(s.info as SectionIndex, { table, order, offsets });
+      this.relocs.set(s.info as SectionIndex, { table, order, offsets, targets: new Array<Target | undefined>(table.length) });
     });
   }
 
@@ -96,8 +98,8 @@ export class ObjectView {
     return body.data.subarray(e.start, e.end);
   }
 
-  /** Indexes (into the section's relocation table) of the relocations inside [start, end), by offset. */
-  relocationsIn(section: SectionIndex, start: number, end: number): { table: RelocationTable; entries: number[] } | undefined {
+  /** Indexes (into the section's relocation table) of the relocations inside [start, end), by offset (a view, not a copy). */
+  relocationsIn(section: SectionIndex, start: number, end: number): { table: RelocationTable; entries: Uint32Array } | undefined {
     const r = this.relocs.get(section);
     if (!r) return undefined;
     let lo = 0;
@@ -107,9 +109,9 @@ export class ObjectView {
       if (r.offsets[r.order[mid]!]! < start) lo = mid + 1;
       else hi = mid;
     }
-    const entries: number[] = [];
-    for (let k = lo; k < r.order.length && r.offsets[r.order[k]!]! < end; k++) entries.push(r.order[k]!);
-    return { table: r.table, entries };
+    let k = lo;
+    while (k < r.order.length && r.offsets[r.order[k]!]! < end) k++;
+    return { table: r.table, entries: r.order.subarray(lo, k) };
   }
 
   /** The named function or object covering `offset` in `section`. */
@@ -148,6 +150,16 @@ export class ObjectView {
    * object they point into), a string's contents, or a section and offset.
    */
   target(table: RelocationTable, i: number, from: SectionIndex): Target {
+    const cache = this.relocs.get(from);
+    if (cache?.table === table) {
+      const known = cache.targets[i];
+      if (known) return known;
+      return (cache.targets[i] = this.resolve(table, i, from));
+    }
+    return this.resolve(table, i, from);
+  }
+
+  private resolve(table: RelocationTable, i: number, from: SectionIndex): Target {
     const symIndex = table.symbols[i]! as SymbolIndex;
     const addend = table.addends[i]!;
     const sym = this.symbol(symIndex);
@@ -157,8 +169,12 @@ export class ObjectView {
     const bias = this.isExec(from) && this.arch.pcrelTypes.has(table.types[i]!) ? BigInt(this.arch.pcrelBias) : 0n;
     const at = sym.value + addend + bias;
     if (this.isStrings(section)) return { kind: 'string', text: this.stringAt(section, Number(at)), section };
-    const covering = this.symbolCovering(section, Number(at));
-    if (covering !== undefined) return { kind: 'symbol', sym: covering, offset: sym.value + addend - this.symbol(covering).value };
+    // An immediate after the PC-relative field (`cmpl $0, x(%rip)`) moves the field's end by its size:
+    // when nothing is at the usual spot, look one to four bytes on.
+    for (let extra = 0n; extra <= (bias > 0n ? 4n : 0n); extra++) {
+      const covering = this.symbolCovering(section, Number(at + extra));
+      if (covering !== undefined) return { kind: 'symbol', sym: covering, offset: sym.value + addend - this.symbol(covering).value };
+    }
     return { kind: 'section', section, offset: sym.value + addend, contents: this.anonymousContents(section, Number(at)) };
   }
 

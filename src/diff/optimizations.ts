@@ -56,14 +56,16 @@ export function explainChange(
   const defined = (v: ObjectView, name: string) =>
     v.obj.symbolsNamed(name).some((k) => v.symbol(k).shndx !== 0 && v.symbol(k).type === STT.FUNC);
   const existsO = (name: string) => defined(o, name);
+  // Only callees defined in this object can be inlined (no LTO): calls to others change because the patch says so.
   for (const name of before) {
     if (after.has(name)) continue;
-    if (defined(o, name) && !defined(p, name)) notes.push(`call to ${name} vanished and ${name} no longer exists (inlined everywhere, or dead-code elimination)`);
+    if (!defined(o, name)) continue;
+    if (!defined(p, name)) notes.push(`call to ${name} vanished and ${name} no longer exists (inlined everywhere, or dead-code elimination)`);
     else notes.push(`call to ${name} vanished (now inlined, removed by the patch, or IPA-PURE-CONST dropped a call whose result is unused)`);
   }
   for (const name of after) {
-    if (before.has(name)) continue;
-    if (!existsO(name) && defined(p, name)) notes.push(`calls ${name}, which is new`);
+    if (before.has(name) || !defined(p, name)) continue;
+    if (!existsO(name)) notes.push(`calls ${name}, which is new`);
     else notes.push(`call to ${name} appeared (no longer inlined, added by the patch, or ${name} stopped being pure/const)`);
   }
   void c;

@@ -35,10 +35,11 @@ export const refuse = {
     message: `__init/__exit function ${symbol} in ${section} changed: it ran at boot (or runs at unload) and its code is gone from memory; ` +
       'leave it out of the patch, or mark it KPATCH_IGNORE_FUNCTION if the change does not matter after boot',
   }),
-  noFentry: (symbol: string, section: string, cause: string): Refusal => ({
+  noFentry: (symbol: string, section: string, cause: string, callers: readonly string[]): Refusal => ({
     code: 'NO_FENTRY', symbol, section,
     message: `${symbol} in ${section} changed but has no __fentry__ call (${cause}), so ftrace cannot redirect it; ` +
-      'patch its callers instead, or KPATCH_FORCE_UNSAFE it if you have proved that safe',
+      (callers.length > 0 ? `patch its callers (${callers.join(', ')}) instead, e.g. by making it a non-inline helper they call, ` : 'patch its callers instead, ') +
+      'or KPATCH_FORCE_UNSAFE it if you have proved that safe',
   }),
   staticLocalUnmatched: (symbol: string, side: string): Refusal => ({
     code: 'STATIC_LOCAL_UNMATCHED', symbol,

@@ -20,7 +20,7 @@ export function resolveEntrySize(v: ObjectView, def: SpecialSection, section: Se
   if (env > 0) return { size: env, source: 'environment' };
   if (def.defaultSize) return { size: def.defaultSize, source: 'default' };
   const r = v.relocationsIn(section, 0, Number.MAX_SAFE_INTEGER);
-  const offsets = r ? r.entries.map((k) => Number(r.table.offsets[k]!)) : [];
+  const offsets = r ? Array.from(r.entries, (k) => Number(r.table.offsets[k]!)) : [];
   const size = inferEntrySize(sectionSize(v.obj, section), offsets);
   return size ? { size, source: 'inferred' } : undefined;
 }

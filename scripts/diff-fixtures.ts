@@ -15,13 +15,18 @@ const kernel = JSON.parse(execFileSync(path.join(repo, 'scripts/fetch-kernel'), 
 const wanted = process.argv.slice(2);
 const cases = wanted.length > 0 ? wanted : await fixtureCases();
 const index = await fixtureIndex(kernel);
+let diffTotal = 0;
+let pairs = 0;
 for (const name of cases) {
   const t0 = Date.now();
   const r = await runCase(kernel, name, index);
-  console.log(JSON.stringify({ case: name, ms: Date.now() - t0, outcome: r.outcome, objects: r.objects }));
+  diffTotal += r.diffMs;
+  pairs += Object.keys(r.objects).length;
+  console.log(JSON.stringify({ case: name, ms: Date.now() - t0, diffMs: Math.round(r.diffMs), outcome: r.outcome, objects: r.objects }));
   for (const [obj, res] of Object.entries(r.results)) {
     for (const f of res.changed) console.log(`  ${obj}: changed ${f.name}: ${f.firstDifference?.what ?? ''} | ${f.optimizations.join('; ')}`);
     for (const x of res.refusals) console.log(`  ${obj}: REFUSED ${x.message}`);
     for (const w of res.warnings) console.log(`  ${obj}: warning ${w}`);
   }
 }
+console.log(`differ alone: ${pairs} object pairs in ${diffTotal.toFixed(0)} ms; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

@@ -67,3 +67,47 @@ function metadataReferenced(p: ObjectView): Set<SymbolIndex> {
   }
   return out;
 }
+
+/**
+ * Changed anonymous data (no named object inside, not strings, not a special
+ * or descriptor section) that no included function uses: the change would be
+ * silently lost, so it is refused.
+ */
+export function checkUnusedChangedSections(
+  o: ObjectView, p: ObjectView, c: Correlation, included: ReadonlySet<SectionIndex>, skip: ReadonlySet<SectionIndex>, result: DiffResult,
+): void {
+  const special = new Set(specialSections(p.obj.ident.machine).map((d) => d.name));
+  p.obj.sections.forEach((s, i) => {
+    const idx = i as SectionIndex;
+    if (skip.has(idx) || included.has(idx) || p.symbolsIn(idx).length > 0) return;
+    if ((s.flags & SHF.ALLOC) === 0n || (s.flags & SHF.EXECINSTR) !== 0n || (s.flags & (SHF.STRINGS | SHF.MERGE)) !== 0n) return;
+    if (special.has(s.name) || classifySection(s.name) !== 'other') return;
+    const twin = c.sectionTwinOfPatched.get(idx);
+    if (twin === undefined) return;
+    const a = o.obj.sections[twin]!.body;
+    const b = s.body;
+    const same = a.kind === 'bytes' && b.kind === 'bytes' ? a.data.equals(b.data) : a.kind === 'nobits' && b.kind === 'nobits' ? a.size === b.size : true;
+    if (!same) result.refusals.push(refuse.unusedChangedSection(s.name));
+  });
+}
+
+/** Static locals a function referenced before the patch and no longer does, while they still exist: worth a warning. */
+export function lostStaticReferences(o: ObjectView, symO: SymbolIndex, p: ObjectView, symP: SymbolIndex, c: Correlation): string[] {
+  const statics = (v: ObjectView, sym: SymbolIndex) => {
+    const e = v.extentOf(sym);
+    const r = e && v.relocationsIn(e.section, e.start, e.end);
+    const out = new Set<SymbolIndex>();
+    for (const k of r?.entries ?? []) {
+      const t = v.target(r!.table, k, e!.section);
+      if (t.kind === 'symbol' && v.symbol(t.sym).type === STT.OBJECT && v.symbol(t.sym).bind === 0 && /\.\d+$/.test(v.symbol(t.sym).name)) out.add(t.sym);
+    }
+    return out;
+  };
+  const after = statics(p, symP);
+  const lost: string[] = [];
+  for (const s of statics(o, symO)) {
+    const twin = c.twinOfOrig.get(s);
+    if (twin !== undefined && !after.has(twin)) lost.push(p.symbol(twin).name);
+  }
+  return lost;
+}

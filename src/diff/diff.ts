@@ -1,4 +1,4 @@
-import { type ElfObject, machineName, type SymbolIndex, SHN, STT } from '../elf/index.js';
+import { type ElfObject, machineName, type SectionIndex, type SymbolIndex, SHN, STT } from '../elf/index.js';
 import { archRules } from './arch.js';
 import { compareExtents, type Difference } from './compare.js';
 import { correlate } from './correlate.js';
@@ -10,7 +10,7 @@ import { ObjectView } from './object-view.js';
 import { CallGraph, explainChange, ipaRaEnabled } from './optimizations.js';
 import { refuse, type Refusal } from './refusals.js';
 import { type EntrySizes, indexSpecialEntries, specialEntriesDiffer } from './special-entries.js';
-import { checkData, metadataSymbols } from './data-changes.js';
+import { checkData, checkUnusedChangedSections, lostStaticReferences, metadataSymbols } from './data-changes.js';
 import { buildOutputObject } from './output.js';
 import { classifySection } from './section-kinds.js';
 
@@ -173,6 +173,18 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   }
   const unusedNew = fresh.filter((f) => !inclusion.functions.has(f)).map((f) => p.symbol(f).name);
   if (unusedNew.length > 0) result.notes.push(`new functions not called by any changed function, left out: ${unusedNew.join(', ')}`);
+  const ignoredFnSections = new Set<SectionIndex>();
+  for (const name of directives.ignoredFunctions) {
+    for (const k of p.obj.symbolsNamed(name)) {
+      const e = p.extentOf(k);
+      const r = e && p.relocationsIn(e.section, e.start, e.end);
+      for (const j of r?.entries ?? []) {
+        const t = p.target(r!.table, j, e!.section);
+        if (t.kind !== 'symbol') ignoredFnSections.add(t.section);
+      }
+    }
+  }
+  checkUnusedChangedSections(o, p, c, inclusion.sections, new Set([...directives.directiveSections, ...ignoredFnSections]), result);
   for (const s of inclusion.writableAnonymous) {
     result.refusals.push(refuse.dataChanged(p.sectionName(s), p.sectionName(s), 'writable data without a symbol is referenced by patched code'));
   }
@@ -182,6 +194,11 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   for (const [sym, report] of changed) {
     const twin = c.twinOfPatched.get(sym);
     report.optimizations = explainChange(o, graphO, twin, p, graphP, sym, c);
+    if (twin !== undefined) {
+      for (const lost of lostStaticReferences(o, twin, p, sym, c)) {
+        result.warnings.push(`${report.name} no longer references static local ${lost}, which still exists: check nothing else relies on the state it kept`);
+      }
+    }
     if (!ipaRa.on || twin === undefined) continue;
     const callers = [...(graphO.callers.get(o.symbol(twin).name) ?? [])]
       .map((k) => o.symbol(k).name)

@@ -29,6 +29,8 @@ export interface CaseResult {
   objects: Record<string, ObjectExpectation>;
   outcome: DiffResult['outcome'];
   results: Record<string, DiffResult>;
+  /** Time spent in the differ alone (reading the objects and diffing), ms. */
+  diffMs: number;
 }
 
 export async function fixtureCases(): Promise<string[]> {
@@ -58,9 +60,13 @@ export async function runCase(kernel: FixtureKernel, name: string, index?: Build
     const objects: Record<string, ObjectExpectation> = {};
     const results: Record<string, DiffResult> = {};
     let outcome: DiffResult['outcome'] = 'no-change';
+    let diffMs = 0;
     for (const pair of built.pairs) {
+      const flags = await flagsOf(kernel.fsections, pair.object);
+      const t0 = performance.now();
       const [o, p] = await Promise.all([readElfFile(pair.original), readElfFile(pair.patched)]);
-      const r = diffObjects(o, p, { compilerFlags: await flagsOf(kernel.fsections, pair.object), output: true });
+      const r = diffObjects(o, p, { compilerFlags: flags, output: true });
+      diffMs += performance.now() - t0;
       results[pair.object] = r;
       objects[pair.object] = {
         outcome: r.outcome, changed: r.changed.map((f) => f.name), new: r.new.map((f) => f.name),
@@ -68,7 +74,7 @@ export async function runCase(kernel: FixtureKernel, name: string, index?: Build
       };
       if (OUTCOME_RANK[r.outcome] > OUTCOME_RANK[outcome]) outcome = r.outcome;
     }
-    return { name, objects, outcome, results };
+    return { name, objects, outcome, results, diffMs };
   } finally {
     await work.cleanup();
   }

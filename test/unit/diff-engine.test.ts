@@ -87,6 +87,16 @@ int other(long x) { return consume(x + 1); }
     expect(r.externals.some((e) => /^count\.\d+$/.test(e.name) && e.local)).toBe(true);
   });
 
+  it('warns when a changed function stops using a static local that still exists', async () => {
+    const src = `
+static inline __attribute__((always_inline)) long bump(void) { static long n; return ++n; }
+int f(long x) { return consume(x + bump()); }
+int g(long x) { return consume(x - bump()); }`;
+    const r = await diff(src, src.replace('consume(x + bump())', 'consume(x + 1)'));
+    expect(names(r).changed).toEqual(['f']);
+    expect(r.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^f no longer references static local n\.\d+, which still exists/)]));
+  });
+
   it('includes a new static local as new data', async () => {
     const r = await diff(BASE, BASE.replace('int other(long x) { return consume(x + 1); }', 'int other(long x) { static long calls; calls++; return consume(x + calls); }'));
     expect(names(r).changed).toEqual(['other']);

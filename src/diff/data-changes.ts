@@ -6,7 +6,7 @@ import type { ObjectView } from './object-view.js';
 import { refuse } from './refusals.js';
 import { classifySection } from './section-kinds.js';
 import type { SpecialIndex } from './special-entries.js';
-import { specialSections } from './special-sections.js';
+import { specialSectionNames, specialSections } from './special-sections.js';
 
 /**
  * Refuses changes to data the running kernel already holds. Exempt: data
@@ -19,7 +19,7 @@ export function checkData(
   ignoredSection: (name: string) => boolean, sp: SpecialIndex, result: DiffResult,
 ): void {
   void sp;
-  const special = new Set(specialSections(p.obj.ident.machine).map((d) => d.name));
+  const special = specialSectionNames(p.obj.ident.machine);
   const metadataTargets = metadataReferenced(p);
   p.obj.symbols.forEach((s, i) => {
     const sym = i as SymbolIndex;
@@ -42,7 +42,7 @@ export function checkData(
 
 /** Names of the objects that are metadata: in special or descriptor sections, or only pointed at by a metadata table. */
 export function metadataSymbols(v: ObjectView): Set<string> {
-  const special = new Set(specialSections(v.obj.ident.machine).map((d) => d.name));
+  const special = specialSectionNames(v.obj.ident.machine);
   const out = new Set<string>();
   for (const sym of metadataReferenced(v)) out.add(v.symbol(sym).name);
   v.obj.symbols.forEach((s) => {
@@ -76,7 +76,7 @@ function metadataReferenced(p: ObjectView): Set<SymbolIndex> {
 export function checkUnusedChangedSections(
   o: ObjectView, p: ObjectView, c: Correlation, included: ReadonlySet<SectionIndex>, skip: ReadonlySet<SectionIndex>, result: DiffResult,
 ): void {
-  const special = new Set(specialSections(p.obj.ident.machine).map((d) => d.name));
+  const special = specialSectionNames(p.obj.ident.machine);
   p.obj.sections.forEach((s, i) => {
     const idx = i as SectionIndex;
     if (skip.has(idx) || included.has(idx) || p.symbolsIn(idx).length > 0) return;

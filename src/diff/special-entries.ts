@@ -64,7 +64,7 @@ export function indexSpecialEntries(v: ObjectView, given: EntrySizes): SpecialIn
 export function specialEntriesDiffer(
   o: ObjectView, eo: readonly SpecialEntry[], p: ObjectView, ep: readonly SpecialEntry[], c: Correlation,
 ): string | undefined {
-  const relevant = (list: readonly SpecialEntry[]) => list.filter((e) => !e.def.metadata);
+  const relevant = (list: readonly SpecialEntry[]) => list.filter((e) => !e.def.metadata && !e.def.derived);
   const a = relevant(eo);
   const b = relevant(ep);
   if (a.length !== b.length) {

@@ -20,6 +20,12 @@ export interface SpecialSection {
    * dropped for code not included, and the data they point at is not "data".
    */
   metadata?: boolean;
+  /**
+   * Entries derived from the code alone by the compiler or objtool (ORC,
+   * return/retpoline sites, lock prefixes, ftrace call sites): equal code gives
+   * equal entries, so they are not compared, only carried.
+   */
+  derived?: boolean;
   /** A table whose entries sit in step with this one's (ORC: .orc_unwind beside .orc_unwind_ip). */
   parallel?: { name: string; size?: number; env?: string };
 }
@@ -31,22 +37,32 @@ const X86_64: readonly SpecialSection[] = [
   // struct bug_entry with relative pointers: bug_addr_disp, file_disp, line (u16), flags (u16).
   { name: '__bug_table', env: 'BUG_STRUCT_SIZE', keyOffset: 0, line: { offset: 8, size: 2 } },
   { name: '.static_call_sites', env: 'STATIC_CALL_STRUCT_SIZE', keyOffset: 0 },
-  { name: '.orc_unwind_ip', defaultSize: 4, keyOffset: 0, parallel: { name: '.orc_unwind', size: 6, env: 'ORC_STRUCT_SIZE' } },
-  { name: '.smp_locks', defaultSize: 4, keyOffset: 0 },
+  { name: '.orc_unwind_ip', derived: true, defaultSize: 4, keyOffset: 0, parallel: { name: '.orc_unwind', size: 6, env: 'ORC_STRUCT_SIZE' } },
+  { name: '.smp_locks', derived: true, defaultSize: 4, keyOffset: 0 },
   { name: '.parainstructions', env: 'PARA_STRUCT_SIZE', keyOffset: 0 },
-  { name: '.retpoline_sites', defaultSize: 4, keyOffset: 0 },
-  { name: '.return_sites', defaultSize: 4, keyOffset: 0 },
-  { name: '.call_sites', defaultSize: 4, keyOffset: 0 },
-  { name: '.ibt_endbr_seal', defaultSize: 4, keyOffset: 0 },
+  { name: '.retpoline_sites', derived: true, defaultSize: 4, keyOffset: 0 },
+  { name: '.return_sites', derived: true, defaultSize: 4, keyOffset: 0 },
+  { name: '.call_sites', derived: true, defaultSize: 4, keyOffset: 0 },
+  { name: '.ibt_endbr_seal', derived: true, defaultSize: 4, keyOffset: 0 },
   { name: '.printk_index', env: 'PRINTK_INDEX_STRUCT_SIZE', defaultSize: 8, keyOffset: 0, metadata: true },
-  { name: '__mcount_loc', defaultSize: 8, keyOffset: 0 },
-  { name: '__patchable_function_entries', defaultSize: 8, keyOffset: 0 },
+  { name: '__mcount_loc', derived: true, defaultSize: 8, keyOffset: 0 },
+  { name: '__patchable_function_entries', derived: true, defaultSize: 8, keyOffset: 0 },
 ];
 
 const TABLES = new Map<number, readonly SpecialSection[]>([[EM.X86_64, X86_64]]);
 
 export function specialSections(machine: number): readonly SpecialSection[] {
   return TABLES.get(machine) ?? [];
+}
+
+/** Names of every special section of a machine, parallel tables included. */
+export function specialSectionNames(machine: number): Set<string> {
+  const names = new Set<string>();
+  for (const d of specialSections(machine)) {
+    names.add(d.name);
+    if (d.parallel) names.add(d.parallel.name);
+  }
+  return names;
 }
 
 /**

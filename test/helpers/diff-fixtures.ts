@@ -17,6 +17,12 @@ export interface ObjectExpectation {
   refusals: string[];
   lineOnly?: string[];
   callbacks?: string[];
+  /** Sections the output object must have (special sections of the included code). */
+  outputSections?: string[];
+  /** Patterns (regular expressions) every one of which must match an included data object. */
+  includedData?: string[];
+  /** Functions that must be included (callbacks, helpers). */
+  includedFunctions?: string[];
 }
 export interface CaseExpectation {
   description: string;

@@ -42,7 +42,11 @@ describe('differ fixtures on the Linux 6.1 kernel', () => {
         .toEqual({ object, outcome: want.outcome, changed: want.changed, new: want.new, refusals: [...want.refusals].sort() });
       if (want.lineOnly) expect(got.lineOnly!.sort()).toEqual([...want.lineOnly].sort());
       if (want.callbacks) expect(got.callbacks).toEqual(want.callbacks);
-      const output = actual.results[object]!.output;
+      const result = actual.results[object]!;
+      for (const re of want.includedData ?? []) expect(result.included.data).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(re))]));
+      if (want.includedFunctions) expect(result.included.functions).toEqual(expect.arrayContaining(want.includedFunctions));
+      const output = result.output;
+      if (want.outputSections) expect(output!.sections.map((sec) => sec.name)).toEqual(expect.arrayContaining(want.outputSections));
       if (got.outcome === 'changed') {
         expect(output).toBeDefined();
         const file = path.join(tmp.path, `${name}-${object.replace(/\//g, '_')}`);

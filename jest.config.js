@@ -7,6 +7,7 @@ const common = {
 };
 
 export default {
+  globalSetup: '<rootDir>/test/global-setup.js',
   projects: [
     // Fast: small objects compiled here with gcc/as, no kernel needed.
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },

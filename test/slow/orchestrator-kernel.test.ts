@@ -94,9 +94,10 @@ describe('buildPatchedObjects on the fixture kernel (fsections build)', () => {
     const [original, patched] = await Promise.all([readElfFile(result.pairs[0]!.original), readElfFile(result.pairs[0]!.patched)]);
     const a = bytesSections(original);
     const b = bytesSections(patched);
-    // Only the string changes: bm_status_read's code reaches it through a relocation, so its bytes stay.
+    // Only bm_status_read's sections change: its string, and at -O2 its code too (gcc folds strlen() of the literals).
     const changed = [...a.keys()].filter((name) => !b.get(name)?.equals(a.get(name)!));
-    expect(changed).toEqual(['.rodata.bm_status_read.str1.1']);
+    expect(changed).toContain('.rodata.bm_status_read.str1.1');
+    expect(changed.filter((name) => !name.includes('bm_status_read'))).toEqual([]);
     expect(b.get('.rodata.bm_status_read.str1.1')!.toString('latin1')).toContain('enabled (klpforge)\n');
     expect(b.has('.orc_unwind')).toBe(true);
   });

@@ -24,8 +24,6 @@ let scratch: DirectoryResult;
 
 beforeAll(async () => {
   fixtureKernel();
-  // The CLI runs from dist/: build it from the current sources (errors elsewhere in the tree still emit).
-  await execa('npx', ['tsc', '-p', '.'], { cwd: REPO_ROOT, reject: false });
   scratch = await dir({ prefix: 'klpforge-verify-test', unsafeCleanup: true });
 }, TIMEOUT_MS);
 

@@ -1,7 +1,6 @@
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import { diffObjects, type DiffResult, specialSections } from '../diff/index.js';
 import { EM, readElfFile, writeElfFile } from '../elf/index.js';
+import { recordedCommandBeside } from '../orchestrator/index.js';
 import { KlpforgeError } from '../util/errors.js';
 import { EXIT } from './exit-codes.js';
 
@@ -26,24 +25,13 @@ function parseEntrySizes(specs: string[]): Map<string, number> {
   return sizes;
 }
 
-/** The gcc command line kbuild recorded beside an object (`dir/.name.o.cmd`), if there is one. */
-async function kbuildFlags(object: string): Promise<string | undefined> {
-  const cmd = path.join(path.dirname(object), `.${path.basename(object)}.cmd`);
-  try {
-    const text = await readFile(cmd, 'utf8');
-    return /^cmd_\S+ := (.*)$/m.exec(text)?.[1];
-  } catch {
-    return undefined;
-  }
-}
-
 const EXIT_FOR = { changed: EXIT.OK, 'no-change': EXIT.NO_CHANGE, unsupported: EXIT.UNSUPPORTED } as const;
 
 /** `klpforge diff ORIG.o PATCHED.o`: exit 0 changes, 3 nothing changed, 2 refused, 1 bad input (kpatch's codes). */
 export async function diffCommand(args: DiffCommandArgs, out: (line: string) => void): Promise<number> {
   const sizes = parseEntrySizes(args.entrySize);
   const [orig, patched] = await Promise.all([readElfFile(args.orig), readElfFile(args.patched)]);
-  const result = diffObjects(orig, patched, { entrySizes: sizes, compilerFlags: await kbuildFlags(args.orig), output: !!args.output });
+  const result = diffObjects(orig, patched, { entrySizes: sizes, compilerFlags: await recordedCommandBeside(args.orig), output: !!args.output });
   if (args.output && result.output) await writeElfFile(args.output, result.output);
   if (args.json) out(JSON.stringify(toJson(result), null, 2));
   else printText(result, out);

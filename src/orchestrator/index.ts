@@ -3,7 +3,7 @@ export { buildPatchedObjects, type BuildPatchedObjectsOptions, type ObjectPair, 
 export { buildIndex, isSameTree, type BuildIndex, type IndexedObject, type ObjectPath, type SourcePath } from './build-index.js';
 export { affectedObjects, isBuildInput, type AffectedObject, type AffectedObjects, type NotLivepatchableObject } from './affected.js';
 export { livepatchability, type Livepatchability, type NotLivepatchableReason } from './livepatchable.js';
-export { parseKbuildCmd, objectForCmdFile, type KbuildCompileRecord, type KbuildCmdFile } from './kbuild-cmd.js';
+export { parseKbuildCmd, objectForCmdFile, recordedCommandBeside, type KbuildCompileRecord, type KbuildCmdFile } from './kbuild-cmd.js';
 export { parsePatchFiles, touchedPaths, type PatchFileChange, type FileChangeKind } from './patch-files.js';
 export { createSourceView, applyPatches, type AppliedPatch } from './source-view.js';
 export { recompileObject, rewriteCommand, type RecompileOptions, type RecompiledObject } from './recompile.js';

@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OrchestratorError } from './errors.js';
 
@@ -94,4 +95,20 @@ export function parseKbuildCmd(text: string, expectedObject: string, fileForErro
       `${fileForErrors}: empty source_ line; the build directory looks damaged: rebuild it with make`);
   }
   return { kind: 'compile', record: { object: expectedObject, command, source, deps } };
+}
+
+/**
+ * The command kbuild recorded for an object, read from the `.NAME.o.cmd` file
+ * beside it, or undefined when there is none (an object from elsewhere).
+ */
+export async function recordedCommandBeside(objectFile: string): Promise<string | undefined> {
+  const cmdFile = path.join(path.dirname(objectFile), `.${path.basename(objectFile)}.cmd`);
+  let text: string;
+  try {
+    text = await readFile(cmdFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const m = /^cmd_\S+ := (.*)$/m.exec(text);
+  return m ? unescapeMakeCmd(m[1]!) : undefined;
 }

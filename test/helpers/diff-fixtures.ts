@@ -3,7 +3,7 @@ import path from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
 import { diffObjects, type DiffResult } from '../../src/diff/index.js';
 import { readElfFile } from '../../src/elf/index.js';
-import { buildIndex, buildPatchedObjects, type BuildIndex } from '../../src/orchestrator/index.js';
+import { buildIndex, buildPatchedObjects, recordedCommandBeside, type BuildIndex } from '../../src/orchestrator/index.js';
 import { REPO_ROOT, type FixtureKernel } from './kernel.js';
 
 export const FIXTURE_DIR = path.join(REPO_ROOT, 'kernel-fixtures/diff');
@@ -47,12 +47,6 @@ export async function readExpectation(name: string): Promise<CaseExpectation> {
   return JSON.parse(await readFile(path.join(FIXTURE_DIR, name, 'expect.json'), 'utf8')) as CaseExpectation;
 }
 
-/** The gcc command line kbuild recorded for an object (to know whether IPA-RA was on). */
-async function flagsOf(buildDir: string, object: string): Promise<string | undefined> {
-  const cmd = path.join(buildDir, path.dirname(object), `.${path.basename(object)}.cmd`);
-  return /^cmd_\S+ := (.*)$/m.exec(await readFile(cmd, 'utf8'))?.[1];
-}
-
 const OUTCOME_RANK = { unsupported: 2, changed: 1, 'no-change': 0 } as const;
 
 /** Rebuilds what one fixture patch touches in the function-sections build and diffs every object pair. */
@@ -68,7 +62,7 @@ export async function runCase(kernel: FixtureKernel, name: string, index?: Build
     let outcome: DiffResult['outcome'] = 'no-change';
     let diffMs = 0;
     for (const pair of built.pairs) {
-      const flags = await flagsOf(kernel.fsections, pair.object);
+      const flags = await recordedCommandBeside(pair.original);
       const t0 = performance.now();
       const [o, p] = await Promise.all([readElfFile(pair.original), readElfFile(pair.patched)]);
       const r = diffObjects(o, p, { compilerFlags: flags, output: true });

@@ -20,8 +20,11 @@ export function resolveEntrySize(v: ObjectView, def: SpecialSection, section: Se
   if (env > 0) return { size: env, source: 'environment' };
   if (def.defaultSize) return { size: def.defaultSize, source: 'default' };
   const r = v.relocationsIn(section, 0, Number.MAX_SAFE_INTEGER);
-  const offsets = r ? Array.from(r.entries, (k) => Number(r.table.offsets[k]!)) : [];
-  const size = inferEntrySize(sectionSize(v.obj, section), offsets);
+  const relocs = r ? Array.from(r.entries, (k) => {
+    const target = v.symbol(r.table.symbols[k]! as SymbolIndex);
+    return { offset: Number(r.table.offsets[k]!), code: target.reserved === 0 && target.shndx !== 0 && v.isExec(target.shndx) };
+  }) : [];
+  const size = inferEntrySize(sectionSize(v.obj, section), relocs);
   return size ? { size, source: 'inferred' } : undefined;
 }
 

@@ -66,23 +66,26 @@ export function specialSectionNames(machine: number): Set<string> {
 }
 
 /**
- * Infers an entry size from where a section's relocations sit: the smallest
- * size that divides the section and gives every entry the same relocation
- * layout. Undefined when no size fits (the caller then needs the size given).
+ * Infers an entry size from where a section's relocations sit and what they
+ * point at: the smallest size that divides the section and gives every entry
+ * the same layout — the same relocated offsets, each pointing at code or at
+ * data alike (so `{s32 addr; s32 key;}` is 8 bytes, not two 4-byte entries).
+ * Undefined when no size fits (the caller then needs the size given).
  */
-export function inferEntrySize(sectionSize: number, relocOffsets: readonly number[]): number | undefined {
-  if (sectionSize === 0 || relocOffsets.length === 0) return undefined;
-  const sorted = [...relocOffsets].sort((a, b) => a - b);
+export function inferEntrySize(sectionSize: number, relocs: ReadonlyArray<{ offset: number; code: boolean }>): number | undefined {
+  if (sectionSize === 0 || relocs.length === 0) return undefined;
+  const sorted = [...relocs].sort((a, b) => a.offset - b.offset);
   for (let size = 1; size <= sectionSize; size++) {
     if (sectionSize % size !== 0) continue;
     const entries = sectionSize / size;
     if (sorted.length % entries !== 0) continue;
     const perEntry = sorted.length / entries;
     const pattern = sorted.slice(0, perEntry);
-    if (pattern.some((o) => o >= size)) continue;
+    if (pattern.some((r) => r.offset >= size)) continue;
     let ok = true;
     for (let k = 0; k < sorted.length && ok; k++) {
-      ok = sorted[k] === Math.floor(k / perEntry) * size + pattern[k % perEntry]!;
+      const want = pattern[k % perEntry]!;
+      ok = sorted[k]!.offset === Math.floor(k / perEntry) * size + want.offset && sorted[k]!.code === want.code;
     }
     if (ok) return size;
   }

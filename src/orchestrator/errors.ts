@@ -13,7 +13,8 @@ export type OrchestratorErrorCode =
   | 'ORCH_PATCH_DOES_NOT_APPLY'
   | 'ORCH_VIEW_FAILED'
   | 'ORCH_UNSUPPORTED_COMMAND'
-  | 'ORCH_COMPILE_FAILED';
+  | 'ORCH_COMPILE_FAILED'
+  | 'ORCH_PROBE_FAILED';
 
 export class OrchestratorError extends KlpforgeError {
   declare readonly code: OrchestratorErrorCode;

@@ -9,3 +9,4 @@ export { createSourceView, applyPatches, type AppliedPatch } from './source-view
 export { recompileObject, rewriteCommand, type RecompileOptions, type RecompiledObject } from './recompile.js';
 export { HostRunner, type Runner, type RunOptions, type RunResult } from './runner.js';
 export { OrchestratorError, type OrchestratorErrorCode } from './errors.js';
+export { probeStructSizes, probeSource, type StructSizes } from './struct-sizes.js';

@@ -13,8 +13,9 @@ describe('inferring special-section entry sizes from relocation layouts', () => 
   it('tells {s32 addr; s32 key;} (8 bytes) from two 4-byte entries by what the fields point at', () => {
     expect(inferEntrySize(8 * 4, rows(8, 4, [[0, true], [4, false]]))).toBe(8);
   });
-  it('gives up rather than guess when entries do not share a layout', () => {
-    expect(inferEntrySize(20, [{ offset: 0, code: true }, { offset: 3, code: true }, { offset: 11, code: false }])).toBeUndefined();
+  it('reads a layout no smaller size explains as a single entry, and an empty section as nothing', () => {
+    expect(inferEntrySize(20, [{ offset: 0, code: true }, { offset: 3, code: true }, { offset: 11, code: false }])).toBe(20);
     expect(inferEntrySize(0, [])).toBeUndefined();
+    expect(inferEntrySize(16, [])).toBeUndefined();
   });
 });

@@ -49,8 +49,8 @@ export async function readExpectation(name: string): Promise<CaseExpectation> {
 
 const OUTCOME_RANK = { unsupported: 2, changed: 1, 'no-change': 0 } as const;
 
-/** Rebuilds what one fixture patch touches in the function-sections build and diffs every object pair. */
-export async function runCase(kernel: FixtureKernel, name: string, index?: BuildIndex): Promise<CaseResult> {
+/** Rebuilds what one fixture patch touches; diffs with the kernel's own entry sizes when given (probeStructSizes). */
+export async function runCase(kernel: FixtureKernel, name: string, index?: BuildIndex, entrySizes?: ReadonlyMap<string, number>): Promise<CaseResult> {
   const work = await tmpDir({ unsafeCleanup: true, tmpdir: path.dirname(kernel.source) });
   try {
     const built = await buildPatchedObjects({
@@ -65,7 +65,7 @@ export async function runCase(kernel: FixtureKernel, name: string, index?: Build
       const flags = await recordedCommandBeside(pair.original);
       const t0 = performance.now();
       const [o, p] = await Promise.all([readElfFile(pair.original), readElfFile(pair.patched)]);
-      const r = diffObjects(o, p, { compilerFlags: flags, output: true });
+      const r = diffObjects(o, p, { compilerFlags: flags, output: true, entrySizes });
       diffMs += performance.now() - t0;
       results[pair.object] = r;
       objects[pair.object] = {

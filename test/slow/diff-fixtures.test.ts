@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { writeElfFile } from '../../src/elf/index.js';
-import type { BuildIndex } from '../../src/orchestrator/index.js';
+import { probeStructSizes, type BuildIndex, type StructSizes } from '../../src/orchestrator/index.js';
 import { FIXTURE_DIR, fixtureCases, fixtureIndex, readExpectation, runCase } from '../helpers/diff-fixtures.js';
 import { fixtureKernel } from '../helpers/kernel.js';
 import { readelfNormalized } from '../helpers/readelf.js';
@@ -20,9 +20,12 @@ describe('differ fixtures on the Linux 6.1 kernel', () => {
   const kernel = fixtureKernel();
   let index: BuildIndex;
   let tmp: DirectoryResult;
+  let sizes: StructSizes;
   beforeAll(async () => {
     index = await fixtureIndex(kernel);
     tmp = await tmpDir({ unsafeCleanup: true });
+    // As the build command will: entry sizes from the target kernel itself.
+    sizes = await probeStructSizes(kernel.fsections, tmp.path);
   }, 120_000);
   afterAll(async () => { await tmp.cleanup(); });
 
@@ -34,7 +37,7 @@ describe('differ fixtures on the Linux 6.1 kernel', () => {
   const cases = readdirSync(FIXTURE_DIR, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
   it.each(cases)('%s', async (name) => {
     const expected = await readExpectation(name);
-    const actual = await runCase(kernel, name, index);
+    const actual = await runCase(kernel, name, index, sizes.entrySizes);
     expect(Object.keys(actual.objects).sort()).toEqual(Object.keys(expected.objects).sort());
     for (const [object, want] of Object.entries(expected.objects)) {
       const got = actual.objects[object]!;

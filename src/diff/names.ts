@@ -4,7 +4,7 @@
  * builds (it never is), and whether the suffixed symbol is a part of another
  * function (a child) or a function of its own (a clone).
  */
-export type SuffixKind = 'isra' | 'constprop' | 'part' | 'cold' | 'lto_priv' | 'localalias' | 'static-local';
+export type SuffixKind = 'isra' | 'constprop' | 'part' | 'cold' | 'lto_priv' | 'localalias' | 'llvm' | 'static-local';
 
 interface SuffixRule {
   kind: SuffixKind;
@@ -22,6 +22,7 @@ const RULES: readonly SuffixRule[] = [
   { kind: 'constprop', pattern: /\.constprop\.\d+$/, child: false, describe: 'IPA-CP clone (.constprop)' },
   { kind: 'lto_priv', pattern: /\.lto_priv\.\d+$/, child: false, describe: 'LTO private copy (.lto_priv)' },
   { kind: 'localalias', pattern: /\.localalias$/, child: false, describe: 'local alias (.localalias)' },
+  { kind: 'llvm', pattern: /\.llvm\.\d+$/, child: false, describe: 'clang ThinLTO promoted local (.llvm)' },
 ];
 
 /**
@@ -32,6 +33,7 @@ const RULES: readonly SuffixRule[] = [
 export function canonicalName(name: string): string {
   return name
     .replace(/\.(isra|constprop|part|lto_priv)\.\d+/g, '.$1')
+    .replace(/\.llvm\.\d+$/, '.llvm')
     .replace(/\.cold\.\d+$/, '.cold')
     .replace(/^(__UNIQUE_ID_.*?)\d+$/, '$1')
     .replace(/^([A-Za-z_][\w$]*)\.\d+$/, '$1');

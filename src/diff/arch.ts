@@ -16,6 +16,8 @@ export interface ArchRules {
   pcrelBias: number;
   /** Relocation types that are calls or jumps (for call graphs). */
   callTypes: ReadonlySet<number>;
+  /** Opcode bytes just before a relocated call target (x86: e8 call; e9 jmp, a tail call). */
+  callOpcodes: readonly number[];
   /**
    * Instruction encodings that load a 32-bit immediate into an argument
    * register, as [prefix bytes..., opcode]; the immediate follows. Used to
@@ -36,6 +38,7 @@ const X86_64: ArchRules = {
   pcrelTypes: new Set([2, 4, 9, 41, 42]),
   pcrelBias: 4,
   callTypes: new Set([2, 4]),
+  callOpcodes: [0xe8, 0xe9],
   immediateLoads: [
     [0xbe], [0xba], [0xbf], [0xb9], [0xb8], [0xbb], [0xbd], // mov $imm32, %esi/%edx/%edi/%ecx/%eax/%ebx/%ebp
     [0x41, 0xb8], [0x41, 0xb9], [0x41, 0xba], [0x41, 0xbb],  // mov $imm32, %r8d..%r11d

@@ -15,8 +15,12 @@ const LINE_MACRO_FUNCTIONS = new Set([
 ]);
 const LINE_MACRO_PREFIXES = ['warn_slowpath_', '__ext4_', '__btrfs_', 'xfs_'];
 
-/** How far after the immediate the call taking it may be (arguments are set up just before a call). */
-const CALL_WINDOW = 64;
+/**
+ * How far after the immediate the call taking it may be: gcc sets the line
+ * argument early and keeps it in its register (seen: 82 bytes before
+ * __might_fault in __x64_sys_getresuid at -O2).
+ */
+const CALL_WINDOW = 160;
 /** Larger immediates are not line numbers. */
 const MAX_LINE = 1_000_000;
 
@@ -26,37 +30,59 @@ export function isLineMacroFunction(name: string): boolean {
 
 /**
  * True when every difference is the immediate of an argument load feeding a
- * call to a line-taking function, and both values look like line numbers.
+ * call to a line-taking function, both values look like line numbers, and all
+ * moved by the same amount (a line shift moves every later line alike; a
+ * changed constant that happens to precede such a call would rarely match).
  */
 export function onlyLineNumbersDiffer(diffs: readonly Difference[], o: ObjectView, eo: Extent, p: ObjectView, ep: Extent): boolean {
   if (diffs.length === 0) return false;
   const bo = o.bytesOf(eo);
   const bp = p.bytesOf(ep);
-  return diffs.every((d) => d.kind === 'bytes' && d.to !== undefined && isLineImmediate(d.offset, d.to, bo, bp, p, ep));
+  const deltas = new Set<number>();
+  for (const d of diffs) {
+    if (d.kind !== 'bytes' || d.to === undefined) return false;
+    const delta = lineImmediateDelta(d.offset, d.to, bo, bp, p, ep);
+    if (delta === undefined) return false;
+    deltas.add(delta);
+  }
+  return deltas.size === 1;
 }
 
-function isLineImmediate(from: number, to: number, bo: Buffer, bp: Buffer, p: ObjectView, ep: Extent): boolean {
+function lineImmediateDelta(from: number, to: number, bo: Buffer, bp: Buffer, p: ObjectView, ep: Extent): number | undefined {
   const size = p.arch.immediateSize;
+  const read = (b: Buffer, at: number) => (p.obj.littleEndian ? b.readUInt32LE(at) : b.readUInt32BE(at));
   for (const encoding of p.arch.immediateLoads) {
     for (let imm = Math.max(encoding.length, to - size); imm <= from; imm++) {
       const start = imm - encoding.length;
       if (!encoding.every((b, k) => bo[start + k] === b && bp[start + k] === b)) continue;
       if (imm + size > bp.length || imm + size > bo.length) continue;
-      const vo = bo.readUInt32LE(imm);
-      const vp = bp.readUInt32LE(imm);
-      if (vo >= MAX_LINE || vp >= MAX_LINE) continue;
-      if (callsLineMacroAfter(p, ep, imm + size)) return true;
+      const vo = read(bo, imm);
+      const vp = read(bp, imm);
+      if (vo === 0 || vp === 0 || vo >= MAX_LINE || vp >= MAX_LINE) continue;
+      if (callsLineMacroAfter(p, ep, imm + size)) return vp - vo;
     }
+  }
+  return undefined;
+}
+
+/**
+ * The first call after the immediate must be to a line-taking function: an
+ * argument register does not survive a call, so a value loaded before some
+ * other call was that call's argument (a real constant), not a line number.
+ */
+function callsLineMacroAfter(p: ObjectView, e: Extent, after: number): boolean {
+  const r = p.relocationsIn(e.section, e.start + after, Math.min(e.end, e.start + after + CALL_WINDOW));
+  if (!r) return false;
+  for (const k of Array.from(r.entries)) {
+    if (!p.arch.callTypes.has(r.table.types[k]!) || !isCallSite(p, e, Number(r.table.offsets[k]!))) continue;
+    const t = p.target(r.table, k, e.section);
+    return t.kind === 'symbol' && isLineMacroFunction(p.symbol(t.sym).name);
   }
   return false;
 }
 
-function callsLineMacroAfter(p: ObjectView, e: Extent, after: number): boolean {
-  const r = p.relocationsIn(e.section, e.start + after, Math.min(e.end, e.start + after + CALL_WINDOW));
-  if (!r) return false;
-  return r.entries.some((k) => {
-    if (!p.arch.callTypes.has(r.table.types[k]!)) return false;
-    const t = p.target(r.table, k, e.section);
-    return t.kind === 'symbol' && isLineMacroFunction(p.symbol(t.sym).name);
-  });
+/** Whether the relocated field at `offset` (section-relative) is the target of a call instruction. */
+function isCallSite(p: ObjectView, e: Extent, offset: number): boolean {
+  const body = p.obj.sections[e.section]!.body;
+  return body.kind === 'bytes' && offset >= 1 && p.arch.callOpcodes.includes(body.data[offset - 1]!);
 }

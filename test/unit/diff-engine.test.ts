@@ -70,6 +70,13 @@ int other(long x) { return consume(x + 1); }
     expect(r.lineOnly.sort()).toEqual(['after', 'sleepy']);
   });
 
+  it('sees a changed constant passed to another call before a __might_sleep, even when nothing else moved', async () => {
+    const src = `extern int consume2(long x, int n);\nint caller(long x) { int r = consume2(x, 17); __might_sleep("f.c", 40); return r + consume(x); }\n`;
+    const r = await diff(src, src.replace('consume2(x, 17)', 'consume2(x, 18)'));
+    expect(names(r).changed).toEqual(['caller']);
+    expect(r.lineOnly).toEqual([]);
+  });
+
   it('still sees a real change next to a line-number change', async () => {
     const src = `int sleepy(long x) { __might_sleep("f.c", __LINE__); return consume(x); }\n`;
     const r = await diff(src, `\n${src.replace('consume(x)', 'consume(x + 7)')}`);

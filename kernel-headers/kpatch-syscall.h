@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * klpforge's implementation of kpatch's KPATCH_SYSCALL_DEFINE*: a system call
+ * defined with SYSCALL_DEFINEn keeps its body in `static inline __do_sys_NAME`,
+ * and the kernel's inline implies notrace, so when gcc keeps that body out of
+ * line it cannot be livepatched. Writing KPATCH_SYSCALL_DEFINEn instead, in
+ * the patched file, defines the same entry points with a plain static body:
+ * either gcc inlines it into the traced __x64_sys_NAME entry, or it keeps an
+ * ftrace entry of its own. The syscall's metadata stays the running kernel's.
+ */
+#ifndef __KPATCH_SYSCALL_H_
+#define __KPATCH_SYSCALL_H_
+
+#include <linux/syscalls.h>
+
+#if defined(CONFIG_X86_64) && defined(CONFIG_ARCH_HAS_SYSCALL_WRAPPER)
+/* arch/x86/include/asm/syscall_wrapper.h's __SYSCALL_DEFINEx, without `inline`. */
+#define __KPATCH_SYSCALL_DEFINEx(x, name, ...)					\
+	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__));		\
+	static long __do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__));		\
+	__X64_SYS_STUBx(x, name, __VA_ARGS__)					\
+	__IA32_SYS_STUBx(x, name, __VA_ARGS__)					\
+	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__))		\
+	{									\
+		long ret = __do_sys##name(__MAP(x,__SC_CAST,__VA_ARGS__));	\
+		__MAP(x,__SC_TEST,__VA_ARGS__);					\
+		__PROTECT(x, ret,__MAP(x,__SC_ARGS,__VA_ARGS__));		\
+		return ret;							\
+	}									\
+	static long __do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
+#else
+/* Elsewhere the generic wrapper applies; its body is not inline. */
+#define __KPATCH_SYSCALL_DEFINEx(x, name, ...) __SYSCALL_DEFINEx(x, name, __VA_ARGS__)
+#endif
+
+#define KPATCH_SYSCALL_DEFINE1(name, ...) __KPATCH_SYSCALL_DEFINEx(1, _##name, __VA_ARGS__)
+#define KPATCH_SYSCALL_DEFINE2(name, ...) __KPATCH_SYSCALL_DEFINEx(2, _##name, __VA_ARGS__)
+#define KPATCH_SYSCALL_DEFINE3(name, ...) __KPATCH_SYSCALL_DEFINEx(3, _##name, __VA_ARGS__)
+#define KPATCH_SYSCALL_DEFINE4(name, ...) __KPATCH_SYSCALL_DEFINEx(4, _##name, __VA_ARGS__)
+#define KPATCH_SYSCALL_DEFINE5(name, ...) __KPATCH_SYSCALL_DEFINEx(5, _##name, __VA_ARGS__)
+#define KPATCH_SYSCALL_DEFINE6(name, ...) __KPATCH_SYSCALL_DEFINEx(6, _##name, __VA_ARGS__)
+
+#endif /* __KPATCH_SYSCALL_H_ */

@@ -5,7 +5,6 @@ import type { DiffResult } from './diff.js';
 import type { ObjectView } from './object-view.js';
 import { refuse } from './refusals.js';
 import { classifySection } from './section-kinds.js';
-import type { SpecialIndex } from './special-entries.js';
 import { specialSectionNames, specialSections } from './special-sections.js';
 
 /**
@@ -16,9 +15,8 @@ import { specialSectionNames, specialSections } from './special-sections.js';
  */
 export function checkData(
   o: ObjectView, p: ObjectView, c: Correlation, directiveSections: ReadonlySet<SectionIndex>,
-  ignoredSection: (name: string) => boolean, sp: SpecialIndex, result: DiffResult,
+  ignoredSection: (name: string) => boolean, result: DiffResult,
 ): void {
-  void sp;
   const special = specialSectionNames(p.obj.ident.machine);
   const metadataTargets = metadataReferenced(p);
   p.obj.symbols.forEach((s, i) => {

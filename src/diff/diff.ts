@@ -156,7 +156,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   }
 
   // Data: a data object the running kernel already holds must not change.
-  checkData(o, p, c, directives.directiveSections, ignoredSection, sp, result);
+  checkData(o, p, c, directives.directiveSections, ignoredSection, result);
 
   // Functions of the original with no twin: gone (inlined everywhere, dead code) or renamed.
   origObj.symbols.forEach((s, i) => {
@@ -169,7 +169,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   for (const sym of fresh) {
     const s = p.symbol(sym);
     if (!inclusion.functions.has(sym)) continue;
-    result.new.push({ name: s.name, section: p.sectionName(s.shndx), optimizations: explainChange(o, graphO, undefined, p, graphP, sym, c) });
+    result.new.push({ name: s.name, section: p.sectionName(s.shndx), optimizations: explainChange(o, graphO, undefined, p, graphP, sym) });
   }
   const unusedNew = fresh.filter((f) => !inclusion.functions.has(f)).map((f) => p.symbol(f).name);
   if (unusedNew.length > 0) result.notes.push(`new functions not called by any changed function, left out: ${unusedNew.join(', ')}`);
@@ -193,7 +193,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   if (!ipaRa.known) result.notes.push('compiler flags unknown: assumed IPA-RA was on (gcc\'s default at -O2/-Os)');
   for (const [sym, report] of changed) {
     const twin = c.twinOfPatched.get(sym);
-    report.optimizations = explainChange(o, graphO, twin, p, graphP, sym, c);
+    report.optimizations = explainChange(o, graphO, twin, p, graphP, sym);
     if (twin !== undefined) {
       for (const lost of lostStaticReferences(o, twin, p, sym, c)) {
         result.warnings.push(`${report.name} no longer references static local ${lost}, which still exists: check nothing else relies on the state it kept`);

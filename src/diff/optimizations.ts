@@ -1,5 +1,4 @@
 import { type SymbolIndex, STT } from '../elf/index.js';
-import type { Correlation } from './correlate.js';
 import { describeSuffixes } from './names.js';
 import type { ObjectView } from './object-view.js';
 
@@ -45,7 +44,7 @@ export function foldedWith(v: ObjectView, sym: SymbolIndex): string[] {
  * folded bodies (IPA-ICF).
  */
 export function explainChange(
-  o: ObjectView, go: CallGraph, symO: SymbolIndex | undefined, p: ObjectView, gp: CallGraph, symP: SymbolIndex, c: Correlation,
+  o: ObjectView, go: CallGraph, symO: SymbolIndex | undefined, p: ObjectView, gp: CallGraph, symP: SymbolIndex,
 ): string[] {
   const notes = describeSuffixes(p.symbol(symP).name);
   const folded = foldedWith(p, symP);
@@ -68,7 +67,6 @@ export function explainChange(
     if (!existsO(name)) notes.push(`calls ${name}, which is new`);
     else notes.push(`call to ${name} appeared (no longer inlined, added by the patch, or ${name} stopped being pure/const)`);
   }
-  void c;
   return notes;
 }
 

@@ -1,0 +1,1 @@
+export { KallsymsIndex, type SymposResult } from './sympos.js';

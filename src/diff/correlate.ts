@@ -1,5 +1,5 @@
 import { type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
-import { canonicalName, isAnonymousLabel } from './names.js';
+import { canonicalName, isAnonymousLabel, isStaticLocalName } from './names.js';
 import type { ObjectView } from './object-view.js';
 
 /** Which symbol of the original object is which of the patched one. */
@@ -55,6 +55,9 @@ export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
   for (const [key, os] of go) {
     const ps = gp.get(key);
     if (!ps) continue;
+    // Static locals (`count.N`, `__UNIQUE_ID_*N`): gcc renumbers them whenever another of the same
+    // name appears, so even equal names prove nothing; they are tied through the functions using them.
+    if (isRenumberedLocal(orig, os[0]!)) { pendingStatics.push([os, ps]); continue; }
     if (os.length === 1 && ps.length === 1) { pair(os[0]!, ps[0]!); continue; }
     // Same exact name on both sides, once each: take it.
     const byName = new Map<string, SymbolIndex | null>();
@@ -70,7 +73,7 @@ export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
     }
     const leftP = ps.filter((p) => !c.twinOfPatched.has(p));
     if (leftO.length === 0 || leftP.length === 0) continue;
-    // Local data sharing a name (static locals `x.N`, `__UNIQUE_ID_ddebugN` descriptors) is tied through its users.
+    // Other local data sharing a name is tied through its users too.
     if (orig.symbol(leftO[0]!).type !== STT.FUNC && orig.symbol(leftO[0]!).bind === STB.LOCAL) {
       pendingStatics.push([leftO, leftP]);
     } else if (leftO.length === leftP.length) {
@@ -115,10 +118,49 @@ function tieStaticLocals(
       }
     }
   }
+  // What no function uses on either side (`__func__.N` strings, records pointed at only by data) cannot be
+  // tied through code: pair those by exact name, else as the one pair of a name; no code reference rides on it.
+  const usedO = usedByFunctions(usersO);
+  const usedP = usedByFunctions(usersP);
+  const dataOnly = (set: Set<SymbolIndex>, used: Set<SymbolIndex>) => [...set].filter((k) => !used.has(k));
+  const exactP = new Map<string, SymbolIndex | null>();
+  for (const k of dataOnly(openP, usedP)) { const n = patched.symbol(k).name; exactP.set(n, exactP.has(n) ? null : k); }
+  for (const o of dataOnly(open, usedO)) {
+    const p = exactP.get(orig.symbol(o).name);
+    if (p === undefined || p === null || !openP.has(p)) continue;
+    pair(o, p);
+    open.delete(o);
+    openP.delete(p);
+  }
+  const lone = (set: Set<SymbolIndex>, v: ObjectView) => {
+    const byName = new Map<string, SymbolIndex[]>();
+    for (const k of set) { const n = canonicalName(v.symbol(k).name); byName.set(n, [...(byName.get(n) ?? []), k]); }
+    return byName;
+  };
+  const loneP = lone(openP, patched);
+  for (const [name, os] of lone(open, orig)) {
+    const ps = loneP.get(name);
+    if (os.length !== 1 || ps?.length !== 1 || usedO.has(os[0]!) || usedP.has(ps[0]!)) continue;
+    pair(os[0]!, ps[0]!);
+    open.delete(os[0]!);
+    openP.delete(ps[0]!);
+  }
   const namesO = new Set([...open].map((o) => canonicalName(orig.symbol(o).name)));
   const namesP = new Set([...openP].map((p) => canonicalName(patched.symbol(p).name)));
   for (const o of open) if (namesP.has(canonicalName(orig.symbol(o).name))) c.ambiguousStaticLocals.push({ name: orig.symbol(o).name, side: 'original' });
   for (const p of openP) if (namesO.has(canonicalName(patched.symbol(p).name))) c.ambiguousStaticLocals.push({ name: patched.symbol(p).name, side: 'patched' });
+}
+
+function usedByFunctions(users: Map<SymbolIndex, Set<SymbolIndex>>): Set<SymbolIndex> {
+  const used = new Set<SymbolIndex>();
+  for (const set of users.values()) for (const s of set) used.add(s);
+  return used;
+}
+
+/** A local object gcc numbers (`count.3`) or the kernel's macros number (`__UNIQUE_ID_ddebug123`). */
+function isRenumberedLocal(v: ObjectView, sym: SymbolIndex): boolean {
+  const s = v.symbol(sym);
+  return s.bind === STB.LOCAL && s.type !== STT.FUNC && s.type !== STT.FILE && (isStaticLocalName(s.name) || s.name.startsWith('__UNIQUE_ID_'));
 }
 
 /** function symbol → the symbols of `wanted` its code references. */

@@ -165,7 +165,12 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
 
   // What the new code needs.
   const roots = [...changed.keys(), ...callbackSyms];
-  const inclusion = computeInclusion(p, c, roots, new Set(changed.keys()));
+  // What the running kernel calls a symbol: its name in the original build (statics are renumbered between builds).
+  const kernelName = (sym: SymbolIndex) => {
+    const twin = c.twinOfPatched.get(sym);
+    return twin !== undefined ? o.symbol(twin).name : p.symbol(sym).name;
+  };
+  const inclusion = computeInclusion(p, c, roots, new Set(changed.keys()), kernelName);
   for (const sym of fresh) {
     const s = p.symbol(sym);
     if (!inclusion.functions.has(sym)) continue;
@@ -225,7 +230,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
       new: result.new.map((f) => f.name),
       callbacks: result.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),
       externals: result.externals.map((e) => ({ ...e, ...(e.local && file ? { file } : {}) })),
-    });
+    }, kernelName);
   }
   return result;
 }

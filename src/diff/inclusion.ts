@@ -4,6 +4,7 @@ import type { ObjectView } from './object-view.js';
 
 /** A symbol the new code uses from the running kernel (or a module): resolved by the generator. */
 export interface ExternalReference {
+  /** The name in the original object, hence in the running kernel (gcc renumbers statics between builds). */
   name: string;
   /** Local symbols need a klp relocation with sympos; globals may be exported. */
   local: boolean;
@@ -28,6 +29,7 @@ export interface Inclusion {
  */
 export function computeInclusion(
   p: ObjectView, c: Correlation, roots: Iterable<SymbolIndex>, changed: ReadonlySet<SymbolIndex>,
+  kernelName: (sym: SymbolIndex) => string,
 ): Inclusion {
   const inc: Inclusion = { functions: new Set(), data: new Set(), sections: new Set(), externals: new Map(), writableAnonymous: new Set() };
   const work: SymbolIndex[] = [];
@@ -60,7 +62,8 @@ export function computeInclusion(
       if (isNew || changed.has(t.sym)) { take(t.sym); continue; }
       if (t.sym === sym) continue;
       const kind = target.type === STT.FUNC ? 'function' : target.type === STT.OBJECT || target.type === STT.TLS ? 'data' : 'unknown';
-      inc.externals.set(target.name, { name: target.name, local: target.bind === STB.LOCAL, kind });
+      const name = kernelName(t.sym);
+      inc.externals.set(name, { name, local: target.bind === STB.LOCAL, kind });
     }
   }
   return inc;

@@ -21,8 +21,10 @@ export interface DiffMetadata {
  * constants), their special-section entries, and undefined symbols for all
  * they take from the running kernel. Relocations are rewritten onto it.
  */
-export function buildOutputObject(p: ObjectView, inc: Inclusion, special: SpecialIndex, meta: DiffMetadata): ElfObject {
-  const b = new Builder(p);
+export function buildOutputObject(
+  p: ObjectView, inc: Inclusion, special: SpecialIndex, meta: DiffMetadata, kernelName: (sym: SymbolIndex) => string,
+): ElfObject {
+  const b = new Builder(p, kernelName);
   for (const sym of [...inc.functions, ...inc.data].sort((x, y) => x - y)) b.addExtent(sym);
   for (const sec of [...inc.sections].sort((x, y) => x - y)) b.addWholeSection(sec);
   b.relocateAll();
@@ -46,7 +48,7 @@ class Builder {
   private pending: Pending[] = [];
   private relocs = new Map<SectionIndex, Array<{ r: Relocation; sym: ElfSymbol }>>();
 
-  constructor(private p: ObjectView) {
+  constructor(private p: ObjectView, private kernelName: (sym: SymbolIndex) => string) {
     const file = p.obj.symbols.find((s) => s.type === STT.FILE);
     if (file) this.locals.push({ ...file, nameOffset: undefined });
   }
@@ -101,7 +103,7 @@ class Builder {
     if (t.kind === 'symbol') {
       const d = this.defined.get(t.sym);
       if (d) return { sym: d, addend: t.offset };
-      return { sym: this.external(this.p.symbol(t.sym).name), addend: t.offset };
+      return { sym: this.external(this.kernelName(t.sym)), addend: t.offset };
     }
     const out = this.copied.get(t.section);
     if (out !== undefined) return { sym: this.sectionSymbol.get(out)!, addend: raw.value + addend };

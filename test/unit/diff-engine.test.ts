@@ -83,6 +83,22 @@ int other(long x) { return consume(x + 1); }
     expect(names(r).changed).toEqual(['sleepy']);
   });
 
+  it('names a static local the new code uses as the running kernel knows it, though gcc renumbered it', async () => {
+    // A new static of the same name shifts gcc's numbering: a's count.0 becomes count.1 (gcc 12).
+    const src = `int a(void) { static long count; return consume(++count); }\n`;
+    const patched = src.replace('++count', 'count += 5') + `int z(void) { static long count; return consume(count--); }\n`;
+    const k = n++;
+    const [ao, bo] = await Promise.all([compileC(tmp.path, `ren${k}a`, PRELUDE + src, KERNEL_FLAGS), compileC(tmp.path, `ren${k}b`, PRELUDE + patched, KERNEL_FLAGS)]);
+    const [orig, pat] = await Promise.all([readElfFile(ao), readElfFile(bo)]);
+    const r = diffObjects(orig, pat, { output: true });
+    const origName = orig.symbols.find((s) => s.name.startsWith('count.'))!.name;
+    expect(origName).toBe('count.0');
+    expect(pat.symbols.filter((s) => s.name.startsWith('count.')).map((s) => s.name).sort()).toEqual(['count.0', 'count.1']);
+    expect(r.changed.map((f) => f.name)).toEqual(['a']);
+    expect(r.externals.filter((e) => e.name.startsWith('count.')).map((e) => e.name)).toEqual([origName]);
+    expect(r.output!.symbols.some((s) => s.name === origName && s.shndx === 0)).toBe(true);
+  });
+
   it('ties same-named static locals to their own functions and refuses nothing', async () => {
     const src = `int a(void) { static long count; return consume(++count); }\nint b(void) { static long count; return consume(count += 2); }\n`;
     const r = await diff(src, src.replace('count += 2', 'count += 3'));

@@ -1,4 +1,4 @@
-import { type ElfObject, machineName, type SectionIndex, type SymbolIndex, SHN, STT } from '../elf/index.js';
+import { type ElfObject, machineName, type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
 import { archRules } from './arch.js';
 import { compareExtents, type Difference } from './compare.js';
 import { correlate } from './correlate.js';
@@ -226,7 +226,9 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   if (options.output && result.outcome === 'changed') {
     const file = patchedObj.symbols.find((s) => s.type === STT.FILE)?.name;
     result.output = buildOutputObject(p, inclusion, sp, {
-      changed: result.changed.map((f) => f.name),
+      ...(file ? { file } : {}),
+      changed: [...changed.keys()].map((k) => ({ name: p.symbol(k).name, kernelName: kernelName(k), local: p.symbol(k).bind === STB.LOCAL }))
+        .sort((a, b) => a.name.localeCompare(b.name)),
       new: result.new.map((f) => f.name),
       callbacks: result.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),
       externals: result.externals.map((e) => ({ ...e, ...(e.local && file ? { file } : {}) })),

@@ -8,7 +8,10 @@ import type { SpecialEntry, SpecialIndex } from './special-entries.js';
 
 /** Metadata the generator reads from the output object's `.klpforge.diff` section. */
 export interface DiffMetadata {
-  changed: string[];
+  /** The patched object's source file name (its STT_FILE symbol): picks among same-named locals for sympos. */
+  file?: string;
+  /** Changed functions: `name` in this object, `kernelName` in the running kernel (statics are renumbered). */
+  changed: Array<{ name: string; kernelName: string; local: boolean }>;
   new: string[];
   callbacks: Array<{ kind: string; function: string }>;
   /** Symbols the new code takes from the running kernel; `local` ones need klp relocations with sympos. */

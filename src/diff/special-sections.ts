@@ -26,6 +26,11 @@ export interface SpecialSection {
    * equal entries, so they are not compared, only carried.
    */
   derived?: boolean;
+  /**
+   * A field that names a key the site belongs to (static key, static call key):
+   * the livepatch core can't apply such an entry when the key lives in a module.
+   */
+  keyField?: { offset: number; kind: 'static key' | 'static call key' };
   /** A table whose entries sit in step with this one's (ORC: .orc_unwind beside .orc_unwind_ip). */
   parallel?: { name: string; size?: number; env?: string };
 }
@@ -33,10 +38,12 @@ export interface SpecialSection {
 const X86_64: readonly SpecialSection[] = [
   { name: '.altinstructions', env: 'ALT_STRUCT_SIZE', keyOffset: 0 },
   { name: '__ex_table', env: 'EX_STRUCT_SIZE', keyOffset: 0 },
-  { name: '__jump_table', env: 'JUMP_STRUCT_SIZE', keyOffset: 0 },
+  // struct jump_entry { s32 code; s32 target; long key; }: the key's low bits carry flags.
+  { name: '__jump_table', env: 'JUMP_STRUCT_SIZE', keyOffset: 0, keyField: { offset: 8, kind: 'static key' } },
   // struct bug_entry with relative pointers: bug_addr_disp, file_disp, line (u16), flags (u16).
   { name: '__bug_table', env: 'BUG_STRUCT_SIZE', keyOffset: 0, line: { offset: 8, size: 2 } },
-  { name: '.static_call_sites', env: 'STATIC_CALL_STRUCT_SIZE', keyOffset: 0 },
+  // struct static_call_site { s32 addr; s32 key; }
+  { name: '.static_call_sites', env: 'STATIC_CALL_STRUCT_SIZE', keyOffset: 0, keyField: { offset: 4, kind: 'static call key' } },
   { name: '.orc_unwind_ip', derived: true, defaultSize: 4, keyOffset: 0, parallel: { name: '.orc_unwind', size: 6, env: 'ORC_STRUCT_SIZE' } },
   { name: '.smp_locks', derived: true, defaultSize: 4, keyOffset: 0 },
   { name: '.parainstructions', env: 'PARA_STRUCT_SIZE', keyOffset: 0 },

@@ -5,3 +5,4 @@ export { RelocationTable, type Relocation } from './relocations.js';
 export { StringTable } from './strtab.js';
 export { parseElf, readElfFile } from './read.js';
 export { serializeElf, writeElfFile } from './write.js';
+export { removeSections } from './edit.js';

@@ -1,1 +1,9 @@
 export { KallsymsIndex, type SymposResult } from './sympos.js';
+export { generateModule, type GenerateOptions, type GenerateResult, type GeneratorInput } from './generate.js';
+export { GeneratorError } from './errors.js';
+export type { GeneratorProblem, GeneratorProblemCode } from './problems.js';
+export { prepareObject, type PreparedObject, type PatchedFunction } from './prepare.js';
+export { finalizeModule } from './finalize.js';
+export { hookSource } from './hook-source.js';
+export { resolveSymbol, klpSymbolName, type ResolveContext, type Resolution } from './resolve.js';
+export { parseSymvers, moduleNameOfPath, type Exports } from './symvers.js';

@@ -1,0 +1,105 @@
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { type ElfObject, parseElf, readElfFile, serializeElf } from '../elf/index.js';
+import type { ObjectOwner } from '../orchestrator/object-owner.js';
+import type { Runner } from '../orchestrator/runner.js';
+import { GeneratorError } from './errors.js';
+import { finalizeModule } from './finalize.js';
+import { hookSource } from './hook-source.js';
+import { kbuildModule } from './kbuild-module.js';
+import { type PatchedFunction, type PreparedObject, prepareObject } from './prepare.js';
+import type { GeneratorProblem } from './problems.js';
+import type { SymbolTarget } from './resolve.js';
+import { KallsymsIndex } from './sympos.js';
+import { parseSymvers } from './symvers.js';
+
+export interface GeneratorInput {
+  /** Relative path in the build (`fs/proc/cmdline.o`), what it is linked into, and the differ's output for it. */
+  object: string;
+  owner: ObjectOwner;
+  output: ElfObject;
+}
+
+export interface GenerateOptions {
+  objects: readonly GeneratorInput[];
+  /** The kernel build tree the module is built against (has Module.symvers, .config, scripts). */
+  buildDir: string;
+  /** The running kernel's vmlinux: sympos are counted in its symbol table. */
+  vmlinux: string;
+  /** The running kernel's copy of a module (`fs/binfmt_misc.ko` → path); defaults to the build tree's. */
+  moduleFile?: (ko: string) => string;
+  /** Livepatch name: the module is `livepatch-NAME.ko`. */
+  name: string;
+  replace: boolean;
+  /** Scratch directory (the module is built in WORK/module). */
+  workDir: string;
+  /** Where `livepatch-NAME.ko` is written. */
+  outputDir: string;
+  entrySizes?: ReadonlyMap<string, number>;
+  runner?: Runner;
+  jobs?: number;
+}
+
+export interface GenerateResult {
+  ko: string;
+  objects: Array<{ object: string; objname: string; functions: PatchedFunction[]; callbacks: string[] }>;
+  klpRelocations: Array<{ name: string; entries: number }>;
+  warnings: string[];
+}
+
+/**
+ * Differ outputs → livepatch module: resolve every symbol (all problems are
+ * reported before anything is built), generate the klp_patch source, build
+ * with kbuild, then mark the klp relocations and symbols in the linked `.ko`.
+ */
+export async function generateModule(o: GenerateOptions): Promise<GenerateResult> {
+  const exports = parseSymvers(await readFile(path.join(o.buildDir, 'Module.symvers'), 'utf8').catch(() => {
+    throw new GeneratorError([{ code: 'MODULE_BUILD_FAILED', message: `${o.buildDir} has no Module.symvers: it must be a complete kernel build (make modules)` }]);
+  }));
+  const vmlinux: SymbolTarget = { objname: 'vmlinux', symbols: new KallsymsIndex(await readElfFile(o.vmlinux), 'vmlinux') };
+  const modules = new Map<string, SymbolTarget>();
+  const moduleTarget = async (owner: Extract<ObjectOwner, { kind: 'module' }>): Promise<SymbolTarget> => {
+    let t = modules.get(owner.ko);
+    if (!t) {
+      const file = o.moduleFile ? o.moduleFile(owner.ko) : path.join(o.buildDir, owner.ko);
+      t = { objname: owner.name, symbols: new KallsymsIndex(await readElfFile(file), 'module') };
+      modules.set(owner.ko, t);
+    }
+    return t;
+  };
+
+  const prepared: PreparedObject[] = [];
+  const sorted = [...o.objects].sort((a, b) => a.object.localeCompare(b.object));
+  for (const [i, input] of sorted.entries()) {
+    const module = input.owner.kind === 'module' ? await moduleTarget(input.owner) : undefined;
+    prepared.push(prepareObject(input.output, { exports, vmlinux, ...(module ? { module } : {}) }, {
+      object: input.object, anchorPrefix: `__klpforge_${i}_`, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
+    }));
+  }
+  const hook = hookSource(prepared, { replace: o.replace, description: `livepatch ${o.name} built by klpforge` });
+  const problems: GeneratorProblem[] = [...prepared.flatMap((p) => p.problems), ...hook.problems];
+  if (prepared.every((p) => p.functions.length === 0) && problems.length === 0) {
+    problems.push({ code: 'UNPATCHABLE_FUNCTION', message: 'no function to patch: the differ found changes but none in a function ftrace can redirect' });
+  }
+  if (problems.length > 0) throw new GeneratorError(problems);
+
+  const moduleFile = `livepatch-${o.name}`;
+  const built = await kbuildModule({
+    buildDir: o.buildDir, moduleFile, dir: path.join(o.workDir, 'module'), hookSource: hook.source, prepared,
+    ...(o.runner ? { runner: o.runner } : {}), ...(o.jobs ? { jobs: o.jobs } : {}),
+  });
+  const final = finalizeModule(parseElf(await readFile(built.ko), built.ko), exports, moduleFile);
+  if (final.problems.length > 0) throw new GeneratorError(final.problems);
+
+  await mkdir(o.outputDir, { recursive: true });
+  const out = path.join(o.outputDir, `${moduleFile}.ko`);
+  // Write then rename: a reader never sees half a module.
+  await writeFile(`${out}.tmp`, serializeElf(final.ko));
+  await rename(`${out}.tmp`, out);
+  return {
+    ko: out,
+    objects: prepared.map((p) => ({ object: p.object, objname: p.objname, functions: p.functions, callbacks: p.callbacks.map((c) => c.kind) })),
+    klpRelocations: final.klpSections,
+    warnings: [...prepared.flatMap((p) => p.warnings), ...built.warnings],
+  };
+}

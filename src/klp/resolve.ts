@@ -1,0 +1,65 @@
+import type { KallsymsIndex } from './sympos.js';
+import { type GeneratorProblem, problem } from './problems.js';
+import { type Exports, moduleNameOfPath } from './symvers.js';
+
+/** One object the livepatch core can look symbols up in: vmlinux or a module, by its kallsyms. */
+export interface SymbolTarget {
+  /** `vmlinux` or the module's name as the kernel knows it (`binfmt_misc`). */
+  objname: string;
+  symbols: KallsymsIndex;
+}
+
+/** Where the patched object lives, and what it can link against. */
+export interface ResolveContext {
+  exports: Exports;
+  vmlinux: SymbolTarget;
+  /** The module the patched object belongs to; undefined for vmlinux objects. */
+  module?: SymbolTarget;
+}
+
+export type Resolution =
+  /** Exported by vmlinux or another module: a normal relocation modpost can check. */
+  | { kind: 'link' }
+  /** A klp relocation against `.klp.sym.OBJNAME.NAME,SYMPOS`. */
+  | { kind: 'klp'; objname: string; name: string; sympos: number }
+  | { kind: 'problem'; problem: GeneratorProblem };
+
+export interface SymbolNeed {
+  /** The name in the running kernel. */
+  name: string;
+  local: boolean;
+  /** Source file name of the patched object (`cmdline.c`): which same-named local is meant. */
+  file?: string;
+  /** The object file, and the function or table that needs it, for messages. */
+  object: string;
+  where: string;
+}
+
+/** The klp symbol name the livepatch core parses (`.klp.sym.%55[^.].%511[^,],%lu`). */
+export function klpSymbolName(objname: string, name: string, sympos: number): string {
+  return `.klp.sym.${objname}.${name},${sympos}`;
+}
+
+/**
+ * Decides how the livepatch reaches a symbol of the running kernel. A
+ * module's own symbols always go through klp relocations, exported or not:
+ * a normal relocation would make the livepatch depend on the module, and it
+ * must load whether or not that module is loaded.
+ */
+export function resolveSymbol(need: SymbolNeed, ctx: ResolveContext): Resolution {
+  if (!need.local) {
+    const exp = ctx.exports.get(need.name);
+    if (exp && (exp.owner === 'vmlinux' || moduleNameOfPath(exp.owner) !== ctx.module?.objname)) return { kind: 'link' };
+  }
+  // A local lives in its own file, hence in the patched object's target; a global may be in the module or vmlinux.
+  const targets = ctx.module ? (need.local ? [ctx.module] : [ctx.module, ctx.vmlinux]) : [ctx.vmlinux];
+  for (const t of targets) {
+    const r = t.symbols.sympos(need.name, need.local ? need.file : '');
+    if (r.found) return { kind: 'klp', objname: t.objname, name: need.name, sympos: r.sympos };
+    if (r.reason === 'ambiguous') {
+      return { kind: 'problem', problem: problem.ambiguous(need.object, need.name, need.where, t.objname, r.candidates) };
+    }
+  }
+  const last = targets[targets.length - 1]!;
+  return { kind: 'problem', problem: problem.unresolved(need.object, need.name, need.where, targets.map((t) => t.objname).join(' or ') || last.objname) };
+}

@@ -1,0 +1,35 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ObjectPath } from './build-index.js';
+
+/** What a built object is linked into: vmlinux, or a loadable module. */
+export type ObjectOwner = { kind: 'vmlinux' } | { kind: 'module'; name: string; ko: string };
+
+/**
+ * Maps each module object of a kernel build to its module, from kbuild's own
+ * records: `modules.order` lists the modules, each `NAME.mod` the objects it
+ * links. Everything else built into the kernel is vmlinux's.
+ */
+export async function objectOwners(buildDir: string): Promise<(object: ObjectPath) => ObjectOwner> {
+  const owners = new Map<string, ObjectOwner>();
+  let order = '';
+  try {
+    order = await readFile(path.join(buildDir, 'modules.order'), 'utf8');
+  } catch {
+    // No modules built (CONFIG_MODULES=n, or nothing =m): everything is vmlinux.
+  }
+  for (const line of order.split('\n')) {
+    const ko = line.trim().replace(/\.o$/, '.ko');
+    if (ko === '') continue;
+    const base = ko.slice(0, -'.ko'.length);
+    const name = path.basename(base).replace(/-/g, '_');
+    let mod = '';
+    try {
+      mod = await readFile(path.join(buildDir, `${base}.mod`), 'utf8');
+    } catch {
+      mod = `${base}.o`;
+    }
+    for (const obj of mod.split(/\s+/)) if (obj !== '') owners.set(obj, { kind: 'module', name, ko });
+  }
+  return (object) => owners.get(object) ?? { kind: 'vmlinux' };
+}

@@ -1,0 +1,121 @@
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import pLimit from 'p-limit';
+import { diffObjects, type DiffResult } from '../diff/index.js';
+import { readElfFile } from '../elf/index.js';
+import { generateModule, type GenerateResult } from '../klp/index.js';
+import {
+  type BuildIndex, buildIndex, buildPatchedObjects, objectOwners, type ObjectOwner, type PatchedObjects, recordedCommandBeside, type Runner,
+} from '../orchestrator/index.js';
+import { BuildError } from './errors.js';
+import { type ProgressSink, StageClock, type StageTiming } from './stages.js';
+
+export interface LivepatchBuildOptions {
+  patches: readonly string[];
+  sourceDir: string;
+  /** The original kernel, built out of tree with function sections (the cache entry). Only read. */
+  originalBuildDir: string;
+  index?: BuildIndex;
+  /** The running kernel's vmlinux (sympos); default: the original build's. */
+  vmlinux?: string;
+  /** Where the running kernel's module files are (a build dir or /lib/modules/VER); default: next to vmlinux, else the original build. */
+  modulesDir?: string;
+  name: string;
+  replace: boolean;
+  outputDir: string;
+  /** Scratch space on the source tree's filesystem (hard-link view). */
+  workDir: string;
+  jobs: number;
+  runner?: Runner;
+  extraIncludeDirs?: readonly string[];
+  entrySizes?: ReadonlyMap<string, number>;
+  progress?: ProgressSink;
+}
+
+export interface ObjectReport {
+  object: string;
+  owner: string;
+  outcome: DiffResult['outcome'];
+  changed: string[];
+  new: string[];
+  lineOnly: string[];
+  warnings: string[];
+}
+
+export interface LivepatchBuildReport {
+  module: string;
+  objects: ObjectReport[];
+  functions: GenerateResult['objects'];
+  klpRelocations: GenerateResult['klpRelocations'];
+  warnings: string[];
+  stages: StageTiming[];
+}
+
+/**
+ * The whole job after the original build exists: patch a private view of the
+ * source, recompile what the patch reaches, diff each object, generate the
+ * livepatch. Every refusal is collected and reported together.
+ */
+export async function buildLivepatch(o: LivepatchBuildOptions): Promise<LivepatchBuildReport> {
+  const clock = new StageClock(o.progress ?? (() => {}));
+  const index = o.index ?? await buildIndex(o.originalBuildDir);
+  await mkdir(o.workDir, { recursive: true });
+
+  const patched = await clock.run('patched', () => buildPatchedObjects({
+    sourceDir: o.sourceDir, buildDir: o.originalBuildDir, patches: o.patches, workDir: path.join(o.workDir, 'patched'), jobs: o.jobs, index,
+    ...(o.runner ? { runner: o.runner } : {}), ...(o.extraIncludeDirs ? { extraIncludeDirs: o.extraIncludeDirs } : {}),
+  }), (p) => `${p.pairs.length} object(s) recompiled`);
+  checkReach(patched);
+
+  const ownerOf = await objectOwners(o.originalBuildDir);
+  const limit = pLimit(o.jobs);
+  const diffs = await clock.run('diff', () => Promise.all(patched.pairs.map((pair) => limit(async () => {
+    const [orig, pat, flags] = await Promise.all([readElfFile(pair.original), readElfFile(pair.patched), recordedCommandBeside(pair.original)]);
+    const result = diffObjects(orig, pat, { compilerFlags: flags, output: true, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}) });
+    return { pair, result, owner: ownerOf(pair.object) };
+  }))), (d) => `${d.filter((x) => x.result.outcome === 'changed').length} of ${d.length} object(s) changed`);
+
+  const objects: ObjectReport[] = diffs.map(({ pair, result, owner }) => ({
+    object: pair.object, owner: ownerName(owner), outcome: result.outcome,
+    changed: result.changed.map((f) => f.name), new: result.new.map((f) => f.name), lineOnly: result.lineOnly,
+    warnings: [...result.warnings, ...(pair.diagnostics ? [pair.diagnostics.trim()] : [])],
+  }));
+  const refused = diffs.flatMap(({ pair, result }) => result.refusals.map((r) => `${pair.object}: ${r.message}`));
+  if (refused.length > 0) throw new BuildError('BUILD_REFUSED', 'the patch changes things a livepatch cannot carry:', 2, refused);
+  const changed = diffs.filter((d) => d.result.outcome === 'changed');
+  if (changed.length === 0) {
+    const lines = diffs.flatMap(({ pair, result }) => result.lineOnly.map((f) => `${pair.object}: ${f}: only __LINE__ values moved`));
+    throw new BuildError('BUILD_NO_CHANGE', `no function changed in ${diffs.map((d) => d.pair.object).join(', ')}: nothing to livepatch`, 3, lines);
+  }
+
+  const vmlinux = o.vmlinux ?? path.join(o.originalBuildDir, 'vmlinux');
+  const modulesDir = o.modulesDir ?? (o.vmlinux ? path.dirname(o.vmlinux) : o.originalBuildDir);
+  const generated = await clock.run('generate', () => generateModule({
+    objects: changed.map((d) => ({ object: d.pair.object, owner: d.owner, output: d.result.output! })),
+    buildDir: o.originalBuildDir, vmlinux, moduleFile: (ko) => path.join(modulesDir, ko),
+    name: o.name, replace: o.replace, workDir: path.join(o.workDir, 'generate'), outputDir: o.outputDir, jobs: o.jobs,
+    ...(o.runner ? { runner: o.runner } : {}), ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
+  }), (g) => path.basename(g.ko));
+
+  return {
+    module: generated.ko, objects, functions: generated.objects, klpRelocations: generated.klpRelocations,
+    warnings: [...objects.flatMap((x) => x.warnings.map((w) => `${x.object}: ${w}`)), ...generated.warnings],
+    stages: clock.timings,
+  };
+}
+
+function ownerName(owner: ObjectOwner): string {
+  return owner.kind === 'vmlinux' ? 'vmlinux' : owner.name;
+}
+
+/** A patch that reaches no livepatchable object is an input problem, said before any diffing. */
+function checkReach(p: PatchedObjects): void {
+  if (p.notLivepatchable.length > 0) {
+    throw new BuildError('BUILD_REFUSED', 'the patch changes code a livepatch cannot replace:', 2,
+      p.notLivepatchable.map((n) => `${n.object}: ${n.reason}`));
+  }
+  if (p.pairs.length === 0) {
+    const why = p.buildInputs.length > 0 ? `build files (${p.buildInputs.join(', ')})` : `files no object of this kernel build uses (${p.outside.join(', ')})`;
+    throw new BuildError('BUILD_NOTHING_BUILT', `the patch only touches ${why}: nothing to livepatch`, 3);
+  }
+}

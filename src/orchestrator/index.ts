@@ -10,3 +10,4 @@ export { recompileObject, rewriteCommand, type RecompileOptions, type Recompiled
 export { HostRunner, type Runner, type RunOptions, type RunResult } from './runner.js';
 export { OrchestratorError, type OrchestratorErrorCode } from './errors.js';
 export { probeStructSizes, probeSource, type StructSizes } from './struct-sizes.js';
+export { objectOwners, type ObjectOwner } from './object-owner.js';

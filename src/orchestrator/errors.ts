@@ -14,7 +14,13 @@ export type OrchestratorErrorCode =
   | 'ORCH_VIEW_FAILED'
   | 'ORCH_UNSUPPORTED_COMMAND'
   | 'ORCH_COMPILE_FAILED'
-  | 'ORCH_PROBE_FAILED';
+  | 'ORCH_PROBE_FAILED'
+  /** A runner's tool is missing or its engine is not running (bwrap, podman, docker, debootstrap). */
+  | 'ORCH_RUNNER_UNAVAILABLE'
+  /** Runner options that cannot work together (no --image for a container, a relative bind path). */
+  | 'ORCH_RUNNER_OPTIONS'
+  /** The sandbox rootfs could not be made (no Debian source, debootstrap failed, wrong compiler version). */
+  | 'ORCH_ROOTFS_FAILED';
 
 export class OrchestratorError extends KlpforgeError {
   declare readonly code: OrchestratorErrorCode;

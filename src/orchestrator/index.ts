@@ -1,5 +1,5 @@
 /** The orchestrator's public API: kernel tree + cached build + patches → object pairs to diff. */
-export { buildPatchedObjects, type BuildPatchedObjectsOptions, type ObjectPair, type PatchedObjects } from './patched-objects.js';
+export { buildPatchedObjects, prepareView, type BuildPatchedObjectsOptions, type ObjectPair, type PatchedObjects, type PreparedView } from './patched-objects.js';
 export { buildIndex, isSameTree, type BuildIndex, type IndexedObject, type ObjectPath, type SourcePath } from './build-index.js';
 export { affectedObjects, isBuildInput, type AffectedObject, type AffectedObjects, type NotLivepatchableObject } from './affected.js';
 export { livepatchability, type Livepatchability, type NotLivepatchableReason } from './livepatchable.js';

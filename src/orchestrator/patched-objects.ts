@@ -24,6 +24,21 @@ export interface BuildPatchedObjectsOptions {
   index?: BuildIndex;
   extraFlags?: readonly string[];
   extraIncludeDirs?: readonly string[];
+  /** A view already made and patched (prepareView), so patches are checked before the original is built. */
+  view?: PreparedView;
+}
+
+export interface PreparedView { viewRoot: string; patches: AppliedPatch[] }
+
+/** The patched source view alone: a hard-link farm of sourceDir under workDir/source with the patches applied. */
+export async function prepareView(sourceDir: string, workDir: string, patchFiles: readonly string[]): Promise<PreparedView> {
+  const viewRoot = path.join(path.resolve(workDir), 'source');
+  if (await exists(viewRoot)) {
+    throw new OrchestratorError('ORCH_VIEW_FAILED', `${viewRoot} already exists: use an empty work dir for each build`);
+  }
+  await mkdir(path.resolve(workDir), { recursive: true });
+  await createSourceView(sourceDir, viewRoot);
+  return { viewRoot, patches: await applyPatches(viewRoot, patchFiles) };
 }
 
 export interface ObjectPair {
@@ -68,14 +83,8 @@ export async function buildPatchedObjects(options: BuildPatchedObjectsOptions): 
   }
 
   const workDir = path.resolve(options.workDir);
-  const viewRoot = path.join(workDir, 'source');
   const outDir = path.join(workDir, 'patched');
-  if (await exists(viewRoot)) {
-    throw new OrchestratorError('ORCH_VIEW_FAILED', `${viewRoot} already exists: use an empty work dir for each build`);
-  }
-  await mkdir(workDir, { recursive: true });
-  await createSourceView(options.sourceDir, viewRoot);
-  const patches = await applyPatches(viewRoot, options.patches);
+  const { viewRoot, patches } = options.view ?? await prepareView(options.sourceDir, workDir, options.patches);
 
   const touched = [...new Set(patches.flatMap((p) => p.touched))];
   const affected = affectedObjects(index, touched);

@@ -5,7 +5,7 @@ import { diffObjects, type DiffResult } from '../diff/index.js';
 import { readElfFile } from '../elf/index.js';
 import { generateModule, type GenerateResult } from '../klp/index.js';
 import {
-  type BuildIndex, buildIndex, buildPatchedObjects, objectOwners, type ObjectOwner, type PatchedObjects, recordedCommandBeside, type Runner,
+  type BuildIndex, buildIndex, buildPatchedObjects, objectOwners, type ObjectOwner, type PatchedObjects, type PreparedView, recordedCommandBeside, type Runner,
 } from '../orchestrator/index.js';
 import { BuildError } from './errors.js';
 import { type ProgressSink, StageClock, type StageTiming } from './stages.js';
@@ -16,6 +16,8 @@ export interface LivepatchBuildOptions {
   /** The original kernel, built out of tree with function sections (the cache entry). Only read. */
   originalBuildDir: string;
   index?: BuildIndex;
+  /** The patched source view made in preflight (prepareView under WORK/patched); made here when absent. */
+  view?: PreparedView;
   /** The running kernel's vmlinux (sympos); default: the original build's. */
   vmlinux?: string;
   /** Where the running kernel's module files are (a build dir or /lib/modules/VER); default: next to vmlinux, else the original build. */
@@ -64,6 +66,7 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
   const patched = await clock.run('patched', () => buildPatchedObjects({
     sourceDir: o.sourceDir, buildDir: o.originalBuildDir, patches: o.patches, workDir: path.join(o.workDir, 'patched'), jobs: o.jobs, index,
     ...(o.runner ? { runner: o.runner } : {}), ...(o.extraIncludeDirs ? { extraIncludeDirs: o.extraIncludeDirs } : {}),
+    ...(o.view ? { view: o.view } : {}),
   }), (p) => `${p.pairs.length} object(s) recompiled`);
   checkReach(patched);
 

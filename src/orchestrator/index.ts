@@ -11,3 +11,15 @@ export { HostRunner, type Runner, type RunOptions, type RunResult } from './runn
 export { OrchestratorError, type OrchestratorErrorCode } from './errors.js';
 export { probeStructSizes, probeSource, type StructSizes } from './struct-sizes.js';
 export { objectOwners, type ObjectOwner } from './object-owner.js';
+export { SetupError, type SetupErrorCode } from './setup-errors.js';
+export { parseKernelConfig, readKernelConfig, isEnabled, configString, canonicalConfig, configDifferences, type KernelConfig } from './kconfig.js';
+export { checkKernelConfig, CONFIG_RULES, type ConfigRule, type ConfigRuleKind, type ConfigProblem, type ConfigProblemCode } from './config-check.js';
+export { readVmlinuxInfo, readElfIdentity, elfIdentity, kernelBanner, type VmlinuxInfo, type ElfIdentity } from './vmlinux-info.js';
+export { checkCompiler, compareCompilers, probeCompiler, compilerIds, compilerVersionLine, type CompilerCheck, type CompilerCheckOptions, type CompilerProblem } from './compiler-check.js';
+export { sourceKernelVersion, expectedKernelRelease, buildKernelRelease, checkKernelRelease, type ExpectedRelease, type ReleaseProblem } from './kernel-release.js';
+export { digestTree, type TreeDigest } from './tree-digest.js';
+export { cacheKey, computeCacheKey, ORIGINAL_KCFLAGS, ORIGINAL_TARGETS, CACHE_RECIPE, type CacheKeyInputs } from './cache-key.js';
+export { acquireLock, tryAcquireLock, type HeldLock, type LockHolder } from './cache-lock.js';
+export { cacheLayout, lookupEntry, listEntries, sweepLeftovers, STAMP_FILE, type CacheEntryRecord, type CacheLayout } from './cache-entries.js';
+export { ensureOriginalBuild, adoptBuild, lookupOriginalBuild, type OriginalBuild, type OriginalBuildOptions, type AdoptBuildOptions, type CacheInputs } from './original-cache.js';
+export { LogProgress, PROGRESS_LINE, type BuildProgress } from './make-progress.js';

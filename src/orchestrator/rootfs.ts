@@ -75,8 +75,11 @@ export async function ensureRootfs(options: EnsureRootfsOptions = {}): Promise<R
 
     const tmp = path.join(cacheDir, `.${name}.tmp-${process.pid}`);
     try {
-      const stamp = await makeRootfs(spec, tmp, key, options.debootstrap ?? 'debootstrap', path.join(cacheDir, `${name}.debootstrap.log`), progress);
+      const log = path.join(cacheDir, `${name}.debootstrap.log`);
+      const stamp = await makeRootfs(spec, tmp, key, options.debootstrap ?? 'debootstrap', log, progress);
       await rename(tmp, dir);
+      // A failed attempt's log is history now.
+      await rm(log, { force: true });
       progress(`rootfs: ${dir} ready (debootstrap took ${Math.round(stamp.seconds)} s)`);
       return { path: dir, stamp, made: true };
     } catch (e) {

@@ -95,10 +95,8 @@ async function prepare(o: CacheInputs): Promise<Prepared> {
         `${sourceDir} has been configured or built in place (${f} exists), and kbuild refuses out-of-tree builds of such a tree: use a clean copy of the source, or run 'make mrproper' in it (this deletes its in-tree build)`);
     }
   }
-  await mkdir(o.cacheDir, { recursive: true }).catch(() => undefined);
-  const root = await realpath(o.cacheDir).catch((e: NodeJS.ErrnoException) => {
-    throw new SetupError('CACHE_UNUSABLE', `${o.cacheDir}: cannot create the cache there (${e.code ?? String(e)}): pass a writable --cache-dir`);
-  });
+  // Checked before creating anything: a cache inside the tree would write into it and change its digest.
+  const root = await physicalPath(o.cacheDir);
   if (`${root}/`.startsWith(`${sourceDir}/`)) {
     throw new SetupError('CACHE_UNUSABLE', `${root} is inside the source tree ${sourceDir}: put the cache elsewhere (--cache-dir), builds must not write into the tree`);
   }
@@ -107,6 +105,18 @@ async function prepare(o: CacheInputs): Promise<Prepared> {
   const runner = o.runner ?? new HostRunner();
   const { key, inputs } = await computeCacheKey({ sourceDir, config, runner, cwd: root, cc: o.cc, makeVars: o.makeVars });
   return { layout, sourceDir, config, runner, key, inputs };
+}
+
+/** The path with symlinks resolved, for a path that may not exist yet: its nearest existing ancestor's real path + the rest. */
+async function physicalPath(p: string): Promise<string> {
+  const abs = path.resolve(p);
+  const rest: string[] = [];
+  for (let at = abs; ; at = path.dirname(at)) {
+    const real = await realpath(at).catch(() => undefined);
+    if (real !== undefined) return path.join(real, ...rest.reverse());
+    if (path.dirname(at) === at) return abs;
+    rest.push(path.basename(at));
+  }
 }
 
 /** The cached original build for these inputs, building it (once, whoever asks) if there is none. */

@@ -58,7 +58,10 @@ export interface OriginalBuild {
   key: string;
   /** The complete out-of-tree build dir, for buildIndex / buildPatchedObjects. Never write into it. */
   buildDir: string;
-  /** True when the entry existed (or another process built it while this call waited). */
+  /**
+   * True when this call built nothing: the entry existed, another process built it
+   * while this call waited, or a run killed just before committing had completed it.
+   */
   hit: boolean;
   /** The entry is a build dir registered with adoptBuild. */
   adopted: boolean;

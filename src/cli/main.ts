@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { isKlpforgeError } from '../util/errors.js';
+import { BUILD_DESCRIPTION, buildBuilder, buildCommand } from './build-command.js';
 import { diffCommand } from './diff-command.js';
 import { elfCommand } from './elf-command.js';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
@@ -35,6 +36,16 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object (changed, new, errors, …)' })
           .option('entry-size', { type: 'string', array: true, default: [] as string[], describe: 'special-section entry size, SECTION=BYTES (also kpatch\'s ALT_STRUCT_SIZE… variables)' }),
         async (a) => { code = await diffCommand({ orig: a.orig, patched: a.patched, output: a.output, json: a.json, entrySize: a['entry-size'] }, out); })
+      .command('build <patches..>', BUILD_DESCRIPTION, buildBuilder,
+        async (a) => {
+          code = await buildCommand({
+            patches: (a.patches as string[]).map(String), sourcedir: a.sourcedir, config: a.config, vmlinux: a.vmlinux, jobs: a.jobs,
+            target: a.target.map(String), name: a.name, output: a.output, debug: a.debug, nonReplace: a['non-replace'],
+            skipCleanup: a['skip-cleanup'], skipCompilerCheck: a['skip-compiler-check'], ootModule: a['oot-module'],
+            ootModuleSrc: a['oot-module-src'], archversion: a.archversion, runner: a.runner, image: a.image, rootfs: a.rootfs,
+            cacheDir: a['cache-dir'], json: a.json, verify: a.verify, kernel: a.kernel, check: a.check.map(String),
+          }, out, (l) => process.stderr.write(`${l}\n`));
+        })
       .command('verify <module>', VERIFY_DESCRIPTION, verifyBuilder,
         async (a) => { code = await verifyCommand({ ...a, module: a.module as string }, out, (l) => process.stderr.write(`${l}\n`)); })
       .demandCommand(1, 'name a command')

@@ -1,0 +1,188 @@
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { buildLivepatch, type LivepatchBuildReport } from '../pipeline/build.js';
+import { BuildError } from '../pipeline/errors.js';
+import { originalBuild } from '../pipeline/original.js';
+import { preflight } from '../pipeline/preflight.js';
+import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
+import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
+import type { Runner } from '../orchestrator/index.js';
+import { isKlpforgeError } from '../util/errors.js';
+import { formatReport } from '../verify/report.js';
+import { verifyModule } from '../verify/verify.js';
+import { EXIT } from './exit-codes.js';
+import { progressPrinter } from './progress.js';
+
+export const BUILD_DESCRIPTION = 'build a livepatch module from a kernel source tree and one or more patches';
+
+const KERNEL_HEADERS = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../kernel-headers');
+
+export const BUILD_EPILOGUE = [
+  'Stages: checks (config, patch applies, vmlinux and compiler match), original build (cached by source tree, config, '
+    + 'compiler and flags), patched objects (only what the patch reaches, with kbuild\'s recorded commands), diff, module.',
+  'The source tree is never written: patches are applied to a private hard-link view in the work dir, which must be on '
+    + 'the source tree\'s filesystem (default: the cache dir, else a .klpforge-work directory beside the tree).',
+  'Exit codes: 0 module built (and verified with --verify); 1 bad input or a failed step (one line says what, where and '
+    + 'what to do); 2 the change cannot be livepatched safely (every reason listed); 3 the patch changes no function; '
+    + `${EXIT.USAGE} command line not understood; ${EXIT.INTERNAL} internal error in klpforge; 130 interrupted.`,
+].join('\n\n');
+
+export function buildBuilder(y: Argv) {
+  return y
+    .positional('patches', { type: 'string', array: true, demandOption: true, describe: 'patch files (patch -p1), combined into one module' })
+    .option('sourcedir', { alias: 's', type: 'string', demandOption: true, describe: 'kernel source tree (never modified)' })
+    .option('config', { alias: 'c', type: 'string', describe: 'the running kernel\'s .config (default: SOURCEDIR/.config)' })
+    .option('vmlinux', { alias: 'v', type: 'string', describe: 'the running kernel\'s vmlinux (default: the original build\'s)' })
+    .option('jobs', { alias: 'j', type: 'number', default: os.cpus().length, describe: 'parallel compiles' })
+    .option('target', { alias: 't', type: 'string', array: true, default: [] as string[], describe: 'kpatch-build make targets: accepted for compatibility; klpforge builds the whole original once and only what the patch reaches after' })
+    .option('name', { alias: 'n', type: 'string', describe: 'module name: livepatch-NAME.ko (default: the first patch\'s file name)' })
+    .option('output', { alias: 'o', type: 'string', default: '.', describe: 'directory livepatch-NAME.ko is written to' })
+    .option('debug', { alias: 'd', type: 'boolean', default: false, describe: 'keep the work dir and print the commands run' })
+    .option('non-replace', { alias: 'R', type: 'boolean', default: false, describe: 'do not replace livepatches loaded before (atomic replace is on by default)' })
+    .option('skip-cleanup', { type: 'boolean', default: false, describe: 'keep the work dir' })
+    .option('skip-compiler-check', { type: 'boolean', default: false, describe: 'build even if the compiler differs from the one that built vmlinux (unsafe)' })
+    .option('oot-module', { type: 'string', describe: 'patch an out-of-tree module (.ko); needs --oot-module-src' })
+    .option('oot-module-src', { type: 'string', describe: 'source directory of the out-of-tree module' })
+    .option('archversion', { alias: 'a', type: 'string', describe: 'the kernel release the module is for (checked against the source and config)' })
+    .option('runner', { choices: ['host', 'bwrap', 'podman', 'docker'] as const, default: 'host' as const, describe: 'where compiles run' })
+    .option('image', { type: 'string', describe: 'container image for --runner podman/docker' })
+    .option('rootfs', { type: 'string', describe: 'Debian rootfs for --runner bwrap (default: made with debootstrap and cached)' })
+    .option('cache-dir', { type: 'string', default: path.join(os.homedir(), '.cache/klpforge'), describe: 'cache of original builds and scratch space' })
+    .option('json', { type: 'boolean', default: false, describe: 'print a JSON report on stdout (stages, timings, functions, warnings, module)' })
+    .option('verify', { type: 'boolean', default: false, describe: 'boot the kernel in QEMU and prove the module loads, works and unloads (klpforge verify)' })
+    .option('kernel', { type: 'string', describe: 'bzImage for --verify (default: next to the vmlinux)' })
+    .option('check', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'shell test for --verify: fails before, holds with the patch, fails after' })
+    .epilogue(BUILD_EPILOGUE);
+}
+
+export interface BuildCommandArgs {
+  patches: string[];
+  sourcedir: string;
+  config?: string;
+  vmlinux?: string;
+  jobs: number;
+  target: string[];
+  name?: string;
+  output: string;
+  debug: boolean;
+  nonReplace: boolean;
+  skipCleanup: boolean;
+  skipCompilerCheck: boolean;
+  ootModule?: string;
+  ootModuleSrc?: string;
+  archversion?: string;
+  runner: RunnerKind;
+  image?: string;
+  rootfs?: string;
+  cacheDir: string;
+  json: boolean;
+  verify: boolean;
+  kernel?: string;
+  check: string[];
+}
+
+/** Module names end up in /sys/kernel/livepatch/ and MODULE_NAME_LEN (56) with the livepatch- prefix. */
+export function moduleName(given: string | undefined, firstPatch: string): string {
+  const raw = given ?? path.basename(firstPatch).replace(/\.(patch|diff)$/, '');
+  const name = raw.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 45);
+  if (name === '' || /^-+$/.test(name)) throw new BuildError('BUILD_INPUT', `cannot make a module name of "${raw}": pass -n/--name with letters, digits, - or _`, 1);
+  return name;
+}
+
+/** `klpforge build`: the whole job; returns the exit code. */
+export async function buildCommand(a: BuildCommandArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
+  if (a.ootModule !== undefined || a.ootModuleSrc !== undefined) {
+    throw new BuildError('BUILD_INPUT', '--oot-module: out-of-tree modules are not supported yet; build the module in-tree (e.g. as drivers/misc/NAME) or use kpatch-build for it', 1);
+  }
+  const name = moduleName(a.name, a.patches[0]!);
+  const sourceDir = path.resolve(a.sourcedir);
+  const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
+  const progress = a.json ? () => {} : progressPrinter(process.stderr);
+  const events: StageEvent[] = [];
+  const sink = (e: StageEvent) => { events.push(e); progress(e); };
+  const clock = new StageClock(sink);
+  const workDir = await makeWorkDir(a.cacheDir, sourceDir);
+  const keep = a.debug || a.skipCleanup;
+  const cleanup = async () => { if (!keep) await rm(workDir, { recursive: true, force: true }); };
+  const onSignal = (signal: NodeJS.Signals) => {
+    // The user's tree was never written; only the scratch dir needs to go.
+    void cleanup().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 2)));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let report: LivepatchBuildReport | undefined;
+  const stages: StageTiming[] = [];
+  try {
+    const inner = await createRunner({
+      kind: a.runner, ...(a.image ? { image: a.image } : {}), ...(a.rootfs ? { rootfs: a.rootfs } : {}),
+      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir], writable: [workDir, a.cacheDir],
+      onProgress: (line) => err(`klpforge: ${line}`),
+    });
+    const runner: Runner = a.debug ? { run: (argv, opts) => { err(`klpforge: $ (cd ${opts.cwd} && ${argv.join(' ')})`); return inner.run(argv, opts); } } : inner;
+    const checked = await clock.run('preflight', () => preflight({
+      sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(workDir, 'patched'),
+      compilerWorkDir: workDir, runner, skipCompilerCheck: a.skipCompilerCheck,
+      ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}), ...(a.archversion ? { archversion: a.archversion } : {}),
+    }), (c) => `${c.view.patches.length} patch(es) apply`);
+    for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
+    const original = await clock.run('original', (report) => originalBuild({
+      sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir,
+      onProgress: (p) => report({ progress: p }),
+      onWait: (pid) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
+    }), (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
+    for (const w of original.warnings) err(`klpforge: warning: ${w}`);
+    report = await buildLivepatch({
+      patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
+      ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),
+      name, replace: !a.nonReplace, outputDir: path.resolve(a.output), workDir, jobs: a.jobs, runner,
+      extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: sink,
+    });
+    stages.push(...clock.timings, ...report.stages);
+    if (!a.json) {
+      for (const w of report.warnings) err(`klpforge: warning: ${w}`);
+      for (const o of report.functions) for (const f of o.functions) out(`patched ${o.objname}:${f.oldName}${f.sympos ? `,${f.sympos}` : ''} (${o.object})`);
+      out(report.module);
+    }
+    let verified: boolean | undefined;
+    if (a.verify) {
+      const kernel = a.kernel ?? path.join(path.dirname(path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux'))), 'arch/x86/boot/bzImage');
+      const vr = await clock.run('verify', () => verifyModule({
+        module: report!.module, kernel, checks: a.check, modulesDir: path.dirname(path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux'))),
+        timeoutSeconds: 120, keep: false, accel: 'auto',
+      }), (r) => (r.ok ? 'passed' : 'FAILED'));
+      stages.push(clock.timings[clock.timings.length - 1]!);
+      verified = vr.ok;
+      if (!a.json) for (const l of formatReport(vr)) err(l);
+    }
+    if (a.json) out(JSON.stringify({ ok: verified !== false, ...report, stages, ...(verified !== undefined ? { verified } : {}) }, null, 2));
+    return verified === false ? EXIT.ERROR : EXIT.OK;
+  } catch (e) {
+    if (a.json && isKlpforgeError(e)) {
+      out(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, exitCode: e.exitCode }, stages: [...stages, ...clock.timings] }, null, 2));
+    }
+    throw e;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (keep) err(`klpforge: work dir kept: ${workDir}`);
+    await cleanup();
+  }
+}
+
+/** Scratch space on the source tree's filesystem: the hard-link view can't cross filesystems. */
+async function makeWorkDir(cacheDir: string, sourceDir: string): Promise<string> {
+  const src = await stat(sourceDir).catch(() => { throw new BuildError('BUILD_INPUT', `${sourceDir}: no such source directory (-s/--sourcedir)`, 1); });
+  const { mkdir } = await import('node:fs/promises');
+  const candidates = [path.join(cacheDir, 'work'), path.join(path.dirname(sourceDir), '.klpforge-work')];
+  for (const dir of candidates) {
+    try {
+      await mkdir(dir, { recursive: true });
+      if ((await stat(dir)).dev === src.dev) return await mkdtemp(path.join(dir, 'build-'));
+    } catch {
+      // not writable: try the next place
+    }
+  }
+  throw new BuildError('BUILD_INPUT', `no writable work dir on the filesystem of ${sourceDir} (tried ${candidates.join(', ')}): pass a --cache-dir on that filesystem`, 1);
+}

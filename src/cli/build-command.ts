@@ -2,6 +2,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
+import { GeneratorError } from '../klp/index.js';
 import { buildLivepatch, type LivepatchBuildReport } from '../pipeline/build.js';
 import { BuildError } from '../pipeline/errors.js';
 import { originalBuild } from '../pipeline/original.js';
@@ -160,7 +161,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     return verified === false ? EXIT.ERROR : EXIT.OK;
   } catch (e) {
     if (a.json && isKlpforgeError(e)) {
-      out(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, exitCode: e.exitCode }, stages: [...stages, ...clock.timings] }, null, 2));
+      const reasons = e instanceof BuildError ? e.reasons : e instanceof GeneratorError ? e.problems : [];
+      out(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, exitCode: e.exitCode, reasons }, stages: [...stages, ...clock.timings] }, null, 2));
     }
     throw e;
   } finally {

@@ -5,7 +5,7 @@ import { diffObjects, type DiffResult } from '../diff/index.js';
 import { readElfFile } from '../elf/index.js';
 import { generateModule, type GenerateResult } from '../klp/index.js';
 import {
-  type BuildIndex, buildIndex, buildPatchedObjects, objectOwners, type ObjectOwner, type PatchedObjects, type PreparedView, recordedCommandBeside, type Runner,
+  type BuildIndex, buildIndex, buildPatchedObjects, objectOwners, type ObjectOwner, type NotLivepatchableReason, type PatchedObjects, type PreparedView, recordedCommandBeside, type Runner,
 } from '../orchestrator/index.js';
 import { BuildError } from './errors.js';
 import { type ProgressSink, StageClock, type StageTiming } from './stages.js';
@@ -83,11 +83,11 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
     changed: result.changed.map((f) => f.name), new: result.new.map((f) => f.name), lineOnly: result.lineOnly,
     warnings: [...result.warnings, ...(pair.diagnostics ? [pair.diagnostics.trim()] : [])],
   }));
-  const refused = diffs.flatMap(({ pair, result }) => result.refusals.map((r) => `${pair.object}: ${r.message}`));
+  const refused = diffs.flatMap(({ pair, result }) => result.refusals.map((r) => ({ code: r.code, object: pair.object, message: r.message })));
   if (refused.length > 0) throw new BuildError('BUILD_REFUSED', 'the patch changes things a livepatch cannot carry:', 2, refused);
   const changed = diffs.filter((d) => d.result.outcome === 'changed');
   if (changed.length === 0) {
-    const lines = diffs.flatMap(({ pair, result }) => result.lineOnly.map((f) => `${pair.object}: ${f}: only __LINE__ values moved`));
+    const lines = diffs.flatMap(({ pair, result }) => result.lineOnly.map((f) => ({ code: 'LINE_ONLY', object: pair.object, message: `${f}: only __LINE__ values moved` })));
     throw new BuildError('BUILD_NO_CHANGE', `no function changed in ${diffs.map((d) => d.pair.object).join(', ')}: nothing to livepatch`, 3, lines);
   }
 
@@ -111,11 +111,21 @@ function ownerName(owner: ObjectOwner): string {
   return owner.kind === 'vmlinux' ? 'vmlinux' : owner.name;
 }
 
+const NOT_LIVEPATCHABLE: Record<NotLivepatchableReason, string> = {
+  assembly: 'assembly has no ftrace entry to redirect: move the fix into C, or rebuild and reboot',
+  vdso: 'the vDSO runs in user space, mapped into processes: a livepatch cannot reach it; rebuild and reboot',
+  boot: 'boot and decompressor code is gone once the kernel runs: the change needs a reboot',
+  realmode: 'the real-mode trampoline is copied below 1 MiB at boot: the change needs a reboot',
+  purgatory: 'kexec purgatory runs between kernels: a livepatch cannot reach it',
+  'host-tool': 'a build-host tool, not kernel code: it does not run in the kernel',
+  'modpost-glue': 'module glue modpost generates (.mod.c): not patch material',
+};
+
 /** A patch that reaches no livepatchable object is an input problem, said before any diffing. */
 function checkReach(p: PatchedObjects): void {
   if (p.notLivepatchable.length > 0) {
     throw new BuildError('BUILD_REFUSED', 'the patch changes code a livepatch cannot replace:', 2,
-      p.notLivepatchable.map((n) => `${n.object}: ${n.reason}`));
+      p.notLivepatchable.map((n) => ({ code: 'NOT_LIVEPATCHABLE', object: n.object, message: NOT_LIVEPATCHABLE[n.reason] })));
   }
   if (p.pairs.length === 0) {
     const why = p.buildInputs.length > 0 ? `build files (${p.buildInputs.join(', ')})` : `files no object of this kernel build uses (${p.outside.join(', ')})`;

@@ -5,7 +5,7 @@ import { type KernelConfig, readKernelConfig } from '../orchestrator/kconfig.js'
 import { checkKernelRelease, expectedKernelRelease } from '../orchestrator/kernel-release.js';
 import { prepareView, type PreparedView, type Runner } from '../orchestrator/index.js';
 import { readVmlinuxInfo } from '../orchestrator/vmlinux-info.js';
-import { BuildError } from './errors.js';
+import { BuildError, type BuildReason } from './errors.js';
 
 export interface PreflightOptions {
   sourceDir: string;
@@ -41,25 +41,26 @@ export async function preflight(o: PreflightOptions): Promise<PreflightResult> {
   await access(o.sourceDir).catch(() => { throw new BuildError('BUILD_INPUT', `${o.sourceDir}: no such source directory (-s/--sourcedir)`, 1); });
   const config = await readKernelConfig(o.configFile);
   const problems = checkKernelConfig(config);
-  const errors = problems.filter((p) => p.severity === 'error').map((p) => p.message);
+  const errors: BuildReason[] = problems.filter((p) => p.severity === 'error').map((p) => ({ code: p.code, message: p.message }));
   const warnings = problems.filter((p) => p.severity === 'warning').map((p) => p.message);
 
   if (o.vmlinux !== undefined || o.archversion !== undefined) {
     const expected = await expectedKernelRelease(o.sourceDir, config);
     if (o.archversion !== undefined) {
       const p = checkKernelRelease({ file: '-a/--archversion', release: o.archversion }, expected);
-      if (p) errors.push(p.message);
+      if (p) errors.push({ code: p.code, message: p.message });
     }
     if (o.vmlinux !== undefined) {
       const info = await readVmlinuxInfo(o.vmlinux);
       const p = checkKernelRelease(info, expected);
-      if (p) errors.push(p.message);
+      if (p) errors.push({ code: p.code, message: p.message });
       const c = await checkCompiler({ runner: o.runner, workDir: o.compilerWorkDir, target: info, skip: o.skipCompilerCheck });
-      if (c.status === 'mismatch') errors.push(c.problem.message);
+      if (c.status === 'mismatch') errors.push({ code: c.problem.code, message: c.problem.message });
       if (c.status === 'skipped') warnings.push('compiler check skipped (--skip-compiler-check): a different compiler makes different code, so unchanged functions may show as changed');
     }
   }
-  if (errors.length > 0) throw new BuildError('BUILD_INPUT', errors.length === 1 ? errors[0]! : `${errors.length} problems with the inputs:`, 1, errors.length === 1 ? [] : errors);
+  if (errors.length === 1) throw new BuildError('BUILD_INPUT', errors[0]!.message, 1);
+  if (errors.length > 1) throw new BuildError('BUILD_INPUT', `${errors.length} problems with the inputs:`, 1, errors);
 
   const view = await prepareView(o.sourceDir, o.patchedWorkDir, o.patches);
   return { config, view, warnings };

@@ -13,5 +13,7 @@ export default {
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
     // Slow: real Linux 6.1 objects (scripts/fetch-kernel) and QEMU.
     { ...common, displayName: 'slow', testMatch: ['<rootDir>/test/slow/**/*.test.ts'] },
+    // Integration: klpforge build + klpforge verify on the livepatch cases of kernel-fixtures/integration.
+    { ...common, displayName: 'integration', testMatch: ['<rootDir>/test/integration/**/*.test.ts'] },
   ],
 };

@@ -4,9 +4,12 @@
  * defined with SYSCALL_DEFINEn keeps its body in `static inline __do_sys_NAME`,
  * and the kernel's inline implies notrace, so when gcc keeps that body out of
  * line it cannot be livepatched. Writing KPATCH_SYSCALL_DEFINEn instead, in
- * the patched file, defines the same entry points with a plain static body:
- * either gcc inlines it into the traced __x64_sys_NAME entry, or it keeps an
- * ftrace entry of its own. The syscall's metadata stays the running kernel's.
+ * the patched file, defines the same entry points with a plain static body
+ * under a new name (__kpatch_do_sys_NAME, as kpatch does): the traced entry
+ * __x64_sys_NAME changes (it inlines or calls the new body) and is what gets
+ * patched; the old notrace __do_sys_NAME is left alone. Keeping the old name
+ * would make the livepatch target a function with no ftrace entry in the
+ * running kernel. The syscall's metadata stays the running kernel's.
  */
 #ifndef __KPATCH_SYSCALL_H_
 #define __KPATCH_SYSCALL_H_
@@ -17,17 +20,17 @@
 /* arch/x86/include/asm/syscall_wrapper.h's __SYSCALL_DEFINEx, without `inline`. */
 #define __KPATCH_SYSCALL_DEFINEx(x, name, ...)					\
 	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__));		\
-	static long __do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__));		\
+	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__));	\
 	__X64_SYS_STUBx(x, name, __VA_ARGS__)					\
 	__IA32_SYS_STUBx(x, name, __VA_ARGS__)					\
 	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__))		\
 	{									\
-		long ret = __do_sys##name(__MAP(x,__SC_CAST,__VA_ARGS__));	\
+		long ret = __kpatch_do_sys##name(__MAP(x,__SC_CAST,__VA_ARGS__));\
 		__MAP(x,__SC_TEST,__VA_ARGS__);					\
 		__PROTECT(x, ret,__MAP(x,__SC_ARGS,__VA_ARGS__));		\
 		return ret;							\
 	}									\
-	static long __do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
+	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
 #else
 /* Elsewhere the generic wrapper applies; its body is not inline. */
 #define __KPATCH_SYSCALL_DEFINEx(x, name, ...) __SYSCALL_DEFINEx(x, name, __VA_ARGS__)

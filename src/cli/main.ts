@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { isKlpforgeError } from '../util/errors.js';
 import { BUILD_DESCRIPTION, buildBuilder, buildCommand } from './build-command.js';
+import { CACHE_ADOPT_DESCRIPTION, cacheAdoptBuilder, cacheAdoptCommand } from './cache-command.js';
 import { diffCommand } from './diff-command.js';
 import { elfCommand } from './elf-command.js';
 import { EXIT, EXIT_CODES_HELP } from './exit-codes.js';
@@ -46,6 +47,8 @@ export async function main(argv: string[]): Promise<number> {
             cacheDir: a['cache-dir'], json: a.json, verify: a.verify, kernel: a.kernel, check: a.check.map(String),
           }, out, (l) => process.stderr.write(`${l}\n`));
         })
+      .command('cache-adopt <build>', CACHE_ADOPT_DESCRIPTION, cacheAdoptBuilder,
+        async (a) => { code = await cacheAdoptCommand({ build: a.build as string, sourcedir: a.sourcedir, config: a.config, cacheDir: a['cache-dir'] }, out); })
       .command('verify <module>', VERIFY_DESCRIPTION, verifyBuilder,
         async (a) => { code = await verifyCommand({ ...a, module: a.module as string }, out, (l) => process.stderr.write(`${l}\n`)); })
       .demandCommand(1, 'name a command')

@@ -142,11 +142,16 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   // Refusals that concern changed functions.
   const graphO = new CallGraph(o);
   const graphP = new CallGraph(p);
+  const twinHasFentry = (sym: SymbolIndex) => {
+    const twin = c.twinOfPatched.get(sym);
+    return twin === undefined || hasFentry(o, twin);
+  };
   for (const [sym, report] of changed) {
     const kind = classifySection(report.section);
     const forced = directives.forcedFunctions.has(report.name);
     if (kind === 'init' && !forced) result.refusals.push(refuse.initChanged(report.name, report.section));
-    else if (!hasFentry(p, sym) && !forced && kind !== 'init' && parentOf(report.name) === undefined) {
+    // ftrace redirects the running kernel's copy: it is the original that needs the __fentry__ call, and the new one too.
+    else if (!forced && kind !== 'init' && parentOf(report.name) === undefined && (!hasFentry(p, sym) || !twinHasFentry(sym))) {
       const cause = kind === 'noinstr' ? 'noinstr code'
         : "notrace: the kernel's inline implies notrace, so a static inline function gcc kept out of line has none; or its file is built without ftrace";
       const callers = [...(graphP.callers.get(report.name) ?? [])].map((k) => p.symbol(k).name).sort();

@@ -1,0 +1,85 @@
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { adoptBuild } from '../../src/orchestrator/original-cache.js';
+import { REPO_ROOT, type FixtureKernel } from './kernel.js';
+
+export const INTEGRATION_DIR = path.join(REPO_ROOT, 'kernel-fixtures/integration');
+const CLI = path.join(REPO_ROOT, 'bin/klpforge.js');
+
+/** kernel-fixtures/integration/NN-name/case.json (see the README there). */
+export interface IntegrationCase {
+  dir: string;
+  name: string;
+  description: string;
+  expect: 'pass' | 'refused';
+  reason?: string;
+  exitCode?: number;
+  modules?: boolean;
+  /** `own`: in the combined module, this case's check needs a boot of its own. */
+  combinedBoot?: 'own';
+  sequence?: Array<{ patch: string; name?: string; module?: string; guestPath?: string }>;
+}
+
+export async function integrationCases(): Promise<IntegrationCase[]> {
+  const dirs = (await readdir(INTEGRATION_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  return Promise.all(dirs.map(async (name) => {
+    const dir = path.join(INTEGRATION_DIR, name);
+    return { dir, name, ...JSON.parse(await readFile(path.join(dir, 'case.json'), 'utf8')) } as IntegrationCase;
+  }));
+}
+
+/** A klpforge cache whose original build is the fixture's function-sections build: no third kernel build. */
+export async function fixtureCache(kernel: FixtureKernel): Promise<string> {
+  const cacheDir = path.join(os.homedir(), '.cache/klpforge/test-cache');
+  await adoptBuild({ sourceDir: kernel.source, config: path.join(kernel.fsections, '.config'), cacheDir, buildDir: kernel.fsections });
+  return cacheDir;
+}
+
+export interface CliRun { exitCode: number; stdout: string; stderr: string }
+
+export async function klpforge(args: readonly string[], timeoutMs = 600_000): Promise<CliRun> {
+  const r = await execa(process.execPath, [CLI, ...args], { reject: false, timeout: timeoutMs, stdin: 'ignore' });
+  return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `klpforge build` of patches against the fixture kernel (the booted plain build is the running kernel). */
+export async function buildCase(kernel: FixtureKernel, cacheDir: string, patches: readonly string[], name: string, outDir: string, extra: readonly string[] = []): Promise<CliRun> {
+  return klpforge(['build', ...patches, '-s', kernel.source, '-c', path.join(kernel.fsections, '.config'), '-v', kernel.vmlinux,
+    '--cache-dir', cacheDir, '-o', outDir, '-n', name, '-j', '2', ...extra]);
+}
+
+export interface VerifyOutcome { ok: boolean; run: CliRun; report: { ok: boolean; steps?: Array<{ id: string; status?: string; ok?: boolean; detail?: string }> } | undefined }
+
+/** `klpforge verify` of a module with check scripts; `modulesDir` becomes /modules in the guest. */
+export async function verifyCase(kernel: FixtureKernel, ko: string, checks: readonly string[], modulesDir?: string): Promise<VerifyOutcome> {
+  const run = await klpforge(['verify', ko, '--kernel', kernel.bzImage, ...checks.flatMap((c) => ['--check', c]),
+    ...(modulesDir ? ['--modules', modulesDir] : []), '--json', '--timeout', '180']);
+  let report: VerifyOutcome['report'];
+  try {
+    report = JSON.parse(run.stdout) as VerifyOutcome['report'];
+  } catch {
+    report = undefined;
+  }
+  return { ok: run.exitCode === 0 && report?.ok === true, run, report };
+}
+
+/** A /modules tree for the guest: the plain build's modules (when asked) plus extra files at its root. */
+export async function guestModules(kernel: FixtureKernel, dir: string, withKernelModules: boolean, extra: readonly string[]): Promise<string | undefined> {
+  if (!withKernelModules && extra.length === 0) return undefined;
+  await mkdir(dir, { recursive: true });
+  if (withKernelModules) {
+    const order = await readFile(path.join(kernel.plain, 'modules.order'), 'utf8');
+    for (const ko of order.split('\n').filter(Boolean)) {
+      await mkdir(path.join(dir, path.dirname(ko)), { recursive: true });
+      await copyFile(path.join(kernel.plain, ko), path.join(dir, ko));
+    }
+  }
+  for (const f of extra) await copyFile(f, path.join(dir, path.basename(f)));
+  return dir;
+}
+
+export async function checkScript(c: IntegrationCase): Promise<string> {
+  return readFile(path.join(c.dir, 'check.sh'), 'utf8');
+}

@@ -21,4 +21,5 @@ export const EXIT_CODES_HELP = [
   '  3   the patch changes no function (diff/build)',
   '  64  command line not understood',
   '  70  internal error in klpforge (a bug: please report it)',
+  '  130 build interrupted (Ctrl-C); the source tree and the cache are intact',
 ].join('\n');

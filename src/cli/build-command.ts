@@ -1,4 +1,4 @@
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
@@ -14,7 +14,8 @@ import { isKlpforgeError } from '../util/errors.js';
 import { formatReport } from '../verify/report.js';
 import { verifyModule } from '../verify/verify.js';
 import { EXIT } from './exit-codes.js';
-import { progressPrinter } from './progress.js';
+import { diskFullError, keepNamedLogs, makeWorkDir, SignalGuard, type WrittenPlace } from './build-safety.js';
+import { progressPrinter, STAGE_LABEL } from './progress.js';
 
 export const BUILD_DESCRIPTION = 'build a livepatch module from a kernel source tree and one or more patches';
 
@@ -100,36 +101,56 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   const name = moduleName(a.name, a.patches[0]!);
   const sourceDir = path.resolve(a.sourcedir);
   const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
-  const progress = a.json ? () => {} : progressPrinter(process.stderr);
-  const events: StageEvent[] = [];
-  const sink = (e: StageEvent) => { events.push(e); progress(e); };
-  const clock = new StageClock(sink);
-  const workDir = await makeWorkDir(a.cacheDir, sourceDir);
+  const outputDir = path.resolve(a.output);
   const keep = a.debug || a.skipCleanup;
-  const cleanup = async () => { if (!keep) await rm(workDir, { recursive: true, force: true }); };
-  const onSignal = (signal: NodeJS.Signals) => {
-    // The user's tree was never written; only the scratch dir needs to go.
-    void cleanup().finally(() => process.exit(128 + (os.constants.signals[signal] ?? 2)));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  let report: LivepatchBuildReport | undefined;
+  const events: StageEvent[] = [];
   const stages: StageTiming[] = [];
+  let workDir: string | undefined;
+  let removing: Promise<void> | undefined;
+  const cleanup = (): Promise<void> => {
+    // The user's tree was never written; only the scratch dir needs to go (once, whoever asks first).
+    removing ??= keep || workDir === undefined ? Promise.resolve() : rm(workDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+    return removing;
+  };
+  const guard = new SignalGuard(async (signal, exitCode) => {
+    await cleanup();
+    const where = keep && workDir ? `work dir kept: ${workDir}` : 'work dir removed';
+    const message = `interrupted by ${signal}: stopped (${where}); the source tree was not written and the cache keeps no partial entry`;
+    if (a.json) out(JSON.stringify({ ok: false, error: { code: 'BUILD_INTERRUPTED', message, exitCode, reasons: [] }, stages: [...stages, ...clock.timings] }, null, 2));
+    err(`klpforge: ${message}`);
+  });
+  const progress = a.json ? () => {} : progressPrinter(process.stderr);
+  const sink = (e: StageEvent) => {
+    if (guard.interrupted) return; // the children were killed on purpose: their stages did not fail
+    events.push(e);
+    progress(e);
+  };
+  const clock = new StageClock(sink);
+  guard.install();
+  let report: LivepatchBuildReport | undefined;
   try {
+    workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
     const inner = await createRunner({
       kind: a.runner, ...(a.image ? { image: a.image } : {}), ...(a.rootfs ? { rootfs: a.rootfs } : {}),
       rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir], writable: [workDir, a.cacheDir],
       onProgress: (line) => err(`klpforge: ${line}`),
     });
-    const runner: Runner = a.debug ? { run: (argv, opts) => { err(`klpforge: $ (cd ${opts.cwd} && ${argv.join(' ')})`); return inner.run(argv, opts); } } : inner;
+    const runner: Runner = {
+      run: (argv, opts) => {
+        if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing new while stopping
+        if (a.debug) err(`klpforge: $ (cd ${opts.cwd} && ${argv.join(' ')})`);
+        return inner.run(argv, opts);
+      },
+    };
+    const work = workDir;
     const checked = await clock.run('preflight', () => preflight({
-      sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(workDir, 'patched'),
-      compilerWorkDir: workDir, runner, skipCompilerCheck: a.skipCompilerCheck,
+      sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(work, 'patched'),
+      compilerWorkDir: work, runner, skipCompilerCheck: a.skipCompilerCheck,
       ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}), ...(a.archversion ? { archversion: a.archversion } : {}),
     }), (c) => `${c.view.patches.length} patch(es) apply`);
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
     const original = await clock.run('original', (report) => originalBuild({
-      sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir,
+      sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir: work,
       onProgress: (p) => report({ progress: p }),
       onWait: (pid) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
     }), (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
@@ -137,10 +158,11 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     report = await buildLivepatch({
       patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
       ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),
-      name, replace: !a.nonReplace, outputDir: path.resolve(a.output), workDir, jobs: a.jobs, runner,
+      name, replace: !a.nonReplace, outputDir, workDir: work, jobs: a.jobs, runner,
       extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: sink,
     });
     stages.push(...clock.timings, ...report.stages);
+    if (guard.interrupted) return await guard.wait();
     if (!a.json) {
       for (const w of report.warnings) err(`klpforge: warning: ${w}`);
       for (const o of report.functions) for (const f of o.functions) out(`patched ${o.objname}:${f.oldName}${f.sympos ? `,${f.sympos}` : ''} (${o.object})`);
@@ -159,32 +181,25 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     }
     if (a.json) out(JSON.stringify({ ok: verified !== false, ...report, stages, ...(verified !== undefined ? { verified } : {}) }, null, 2));
     return verified === false ? EXIT.ERROR : EXIT.OK;
-  } catch (e) {
+  } catch (caught) {
+    if (guard.interrupted) return await guard.wait(); // whatever failed, failed because it was stopped
+    const failed = [...events].reverse().find((ev) => ev.state === 'failed' || ev.state === 'start');
+    const places: WrittenPlace[] = [
+      ...(workDir ? [{ dir: path.dirname(workDir), what: 'the work dir', remedy: 'free space there (the work dir has to be on the source tree\'s filesystem)' }] : []),
+      { dir: outputDir, what: 'the output dir', remedy: 'free space there or pass another -o/--output' },
+      { dir: a.cacheDir, what: 'the cache dir', remedy: 'free space there or pass another --cache-dir' },
+    ];
+    const e = (await diskFullError(caught, places, failed ? STAGE_LABEL[failed.stage] : undefined)) ?? caught;
+    if (workDir && !keep) await keepNamedLogs(e, workDir, path.join(a.cacheDir, 'logs'));
     if (a.json && isKlpforgeError(e)) {
       const reasons = e instanceof BuildError ? e.reasons : e instanceof GeneratorError ? e.problems : [];
       out(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, exitCode: e.exitCode, reasons }, stages: [...stages, ...clock.timings] }, null, 2));
     }
     throw e;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    if (keep) err(`klpforge: work dir kept: ${workDir}`);
+    if (guard.interrupted) await guard.wait();
+    guard.uninstall();
+    if (keep && workDir) err(`klpforge: work dir kept: ${workDir}`);
     await cleanup();
   }
-}
-
-/** Scratch space on the source tree's filesystem: the hard-link view can't cross filesystems. */
-async function makeWorkDir(cacheDir: string, sourceDir: string): Promise<string> {
-  const src = await stat(sourceDir).catch(() => { throw new BuildError('BUILD_INPUT', `${sourceDir}: no such source directory (-s/--sourcedir)`, 1); });
-  const { mkdir } = await import('node:fs/promises');
-  const candidates = [path.join(cacheDir, 'work'), path.join(path.dirname(sourceDir), '.klpforge-work')];
-  for (const dir of candidates) {
-    try {
-      await mkdir(dir, { recursive: true });
-      if ((await stat(dir)).dev === src.dev) return await mkdtemp(path.join(dir, 'build-'));
-    } catch {
-      // not writable: try the next place
-    }
-  }
-  throw new BuildError('BUILD_INPUT', `no writable work dir on the filesystem of ${sourceDir} (tried ${candidates.join(', ')}): pass a --cache-dir on that filesystem`, 1);
 }

@@ -1,6 +1,7 @@
 import type { StageEvent } from '../pipeline/stages.js';
 
-const LABEL: Record<StageEvent['stage'], string> = {
+/** How each stage is named to people. */
+export const STAGE_LABEL: Record<StageEvent['stage'], string> = {
   preflight: 'checks', original: 'original build', patched: 'patched objects', diff: 'diff', generate: 'module', verify: 'verify',
 };
 
@@ -24,7 +25,7 @@ export function progressPrinter(stream: NodeJS.WriteStream | { write(s: string):
   let live = false;
   let lastPlain = 0;
   return (e) => {
-    const label = LABEL[e.stage];
+    const label = STAGE_LABEL[e.stage];
     if (tty) {
       if (e.state === 'progress') {
         const what = e.progress ? bar(e.progress.done, e.progress.total) : e.detail ?? '';

@@ -1,5 +1,5 @@
 import type { BuildIndex, ObjectPath, SourcePath } from './build-index.js';
-import type { NotLivepatchableReason } from './livepatchable.js';
+import { notLivepatchableDirectory, type NotLivepatchableReason } from './livepatchable.js';
 
 export interface AffectedObject {
   object: ObjectPath;
@@ -14,7 +14,13 @@ export interface NotLivepatchableObject extends AffectedObject {
 export interface AffectedObjects {
   /** Objects to recompile and diff, sorted by path. */
   rebuild: AffectedObject[];
-  /** Objects the patch changes but a livepatch cannot carry (assembly, vdso, boot code, ...), sorted. */
+  /**
+   * Objects the patch changes but a livepatch cannot carry (assembly, vdso, boot code, ...), sorted.
+   * A touched file no object of this build compiles, in a directory a livepatch never reaches
+   * (arch/x86/boot/, vdso/, realmode/, purgatory/), is listed here under its own source path:
+   * the original is `make vmlinux modules`, which does not build the boot code, and calling such
+   * a file "outside" would suggest the change does not matter to the running kernel.
+   */
   notLivepatchable: NotLivepatchableObject[];
   /**
    * Touched files no object of this build compiles or reads: documentation,
@@ -46,10 +52,13 @@ export function affectedObjects(index: BuildIndex, touched: readonly SourcePath[
   const because = new Map<ObjectPath, SourcePath[]>();
   const outside: SourcePath[] = [];
   const buildInputs: SourcePath[] = [];
+  const unreachable: NotLivepatchableObject[] = [];
   for (const file of new Set(touched)) {
     const objects = [...(index.bySource.get(file) ?? []), ...(index.byDependency.get(file) ?? [])];
     if (objects.length === 0) {
-      (isBuildInput(file) ? buildInputs : outside).push(file);
+      const reason = notLivepatchableDirectory(file);
+      if (reason !== undefined && !isBuildInput(file)) unreachable.push({ object: file, because: [file], reason });
+      else (isBuildInput(file) ? buildInputs : outside).push(file);
       continue;
     }
     for (const object of objects) {
@@ -67,5 +76,7 @@ export function affectedObjects(index: BuildIndex, touched: readonly SourcePath[
     if (lp.livepatchable) rebuild.push(entry);
     else notLivepatchable.push({ ...entry, reason: lp.reason });
   }
+  notLivepatchable.push(...unreachable);
+  notLivepatchable.sort((a, b) => (a.object < b.object ? -1 : a.object > b.object ? 1 : 0));
   return { rebuild, notLivepatchable, outside: outside.sort(), buildInputs: buildInputs.sort() };
 }

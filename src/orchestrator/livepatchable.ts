@@ -22,12 +22,19 @@ const BY_DIRECTORY: ReadonlyArray<readonly [RegExp, NotLivepatchableReason]> = [
   [/^arch\/[^/]+\/purgatory\//, 'purgatory'],
 ];
 
+/**
+ * Directories whose code a livepatch never reaches, whatever the config: a
+ * path (object or source, tree-relative) in one of them gives the reason.
+ */
+export function notLivepatchableDirectory(file: string): NotLivepatchableReason | undefined {
+  return BY_DIRECTORY.find(([pattern]) => pattern.test(file))?.[1];
+}
+
 /** `object` is build-dir relative, `source` as recorded, `command` the recorded compile command. */
 export function livepatchability(object: string, source: string, command: string): Livepatchability {
   if (object.endsWith('.mod.o')) return { livepatchable: false, reason: 'modpost-glue' };
-  for (const [pattern, reason] of BY_DIRECTORY) {
-    if (pattern.test(object)) return { livepatchable: false, reason };
-  }
+  const byDirectory = notLivepatchableDirectory(object);
+  if (byDirectory !== undefined) return { livepatchable: false, reason: byDirectory };
   // Kernel compiles always define __KERNEL__; host programs (scripts/kconfig, scripts/mod) never do.
   if (!/(^|\s)-D__KERNEL__(\s|$)/.test(command)) return { livepatchable: false, reason: 'host-tool' };
   if (source.endsWith('.S')) return { livepatchable: false, reason: 'assembly' };

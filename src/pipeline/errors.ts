@@ -1,6 +1,10 @@
 import { KlpforgeError } from '../util/errors.js';
 
-export type BuildErrorCode = 'BUILD_NO_CHANGE' | 'BUILD_REFUSED' | 'BUILD_NOTHING_BUILT' | 'BUILD_INPUT';
+export type BuildErrorCode = 'BUILD_NO_CHANGE' | 'BUILD_REFUSED' | 'BUILD_NOTHING_BUILT' | 'BUILD_INPUT'
+  /** A filesystem klpforge writes to (work dir, output dir, cache) is full. */
+  | 'BUILD_DISK_FULL'
+  /** SIGINT/SIGTERM/SIGHUP: stopped, work dir removed. */
+  | 'BUILD_INTERRUPTED';
 
 /** One reason a build stopped, as a value: the differ's or the generator's code, where, and the message. */
 export interface BuildReason { code: string; object?: string; message: string }

@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { GeneratorError } from '../klp/index.js';
 import { buildLivepatch, type LivepatchBuildReport } from '../pipeline/build.js';
 import { BuildError } from '../pipeline/errors.js';
+import { buildOotLivepatch } from '../pipeline/oot-module.js';
 import { originalBuild } from '../pipeline/original.js';
 import { preflight } from '../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
@@ -45,7 +46,7 @@ export function buildBuilder(y: Argv) {
     .option('non-replace', { alias: 'R', type: 'boolean', default: false, describe: 'do not replace livepatches loaded before (atomic replace is on by default)' })
     .option('skip-cleanup', { type: 'boolean', default: false, describe: 'keep the work dir' })
     .option('skip-compiler-check', { type: 'boolean', default: false, describe: 'build even if the compiler differs from the one that built vmlinux (unsafe)' })
-    .option('oot-module', { type: 'string', describe: 'patch an out-of-tree module (.ko); needs --oot-module-src' })
+    .option('oot-module', { type: 'string', describe: 'patch an out-of-tree module: the running module (.ko); needs --oot-module-src (patches are then relative to that source)' })
     .option('oot-module-src', { type: 'string', describe: 'source directory of the out-of-tree module' })
     .option('archversion', { alias: 'a', type: 'string', describe: 'the kernel release the module is for (checked against the source and config)' })
     .option('runner', { choices: ['host', 'bwrap', 'podman', 'docker'] as const, default: 'host' as const, describe: 'where compiles run' })
@@ -95,9 +96,10 @@ export function moduleName(given: string | undefined, firstPatch: string): strin
 
 /** `klpforge build`: the whole job; returns the exit code. */
 export async function buildCommand(a: BuildCommandArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
-  if (a.ootModule !== undefined || a.ootModuleSrc !== undefined) {
-    throw new BuildError('BUILD_INPUT', '--oot-module: out-of-tree modules are not supported yet; build the module in-tree (e.g. as drivers/misc/NAME) or use kpatch-build for it', 1);
+  if ((a.ootModule === undefined) !== (a.ootModuleSrc === undefined)) {
+    throw new BuildError('BUILD_INPUT', '--oot-module and --oot-module-src go together: the running module (.ko) and the source it was built from', 1);
   }
+  const oot = a.ootModule !== undefined ? { module: path.resolve(a.ootModule), source: path.resolve(a.ootModuleSrc!) } : undefined;
   const name = moduleName(a.name, a.patches[0]!);
   const sourceDir = path.resolve(a.sourcedir);
   const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
@@ -132,7 +134,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
     const inner = await createRunner({
       kind: a.runner, ...(a.image ? { image: a.image } : {}), ...(a.rootfs ? { rootfs: a.rootfs } : {}),
-      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir], writable: [workDir, a.cacheDir],
+      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir, KERNEL_HEADERS, ...(oot ? [oot.source] : [])], writable: [workDir, a.cacheDir],
       onProgress: (line) => err(`klpforge: ${line}`),
     });
     const runner: Runner = {
@@ -147,7 +149,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(work, 'patched'),
       compilerWorkDir: work, runner, skipCompilerCheck: a.skipCompilerCheck,
       ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}), ...(a.archversion ? { archversion: a.archversion } : {}),
-    }), (c) => `${c.view.patches.length} patch(es) apply`);
+      outOfTree: oot !== undefined,
+    }), (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'));
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
     const original = await clock.run('original', (report) => originalBuild({
       sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir: work,
@@ -155,12 +158,18 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       onWait: (pid) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
     }), (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
     for (const w of original.warnings) err(`klpforge: warning: ${w}`);
-    report = await buildLivepatch({
-      patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
-      ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),
-      name, replace: !a.nonReplace, outputDir, workDir: work, jobs: a.jobs, runner,
-      extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: sink,
-    });
+    report = oot
+      ? await buildOotLivepatch({
+        patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,
+        vmlinux: path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux')), name, replace: !a.nonReplace, outputDir,
+        workDir: work, jobs: a.jobs, runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: sink,
+      })
+      : await buildLivepatch({
+        patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
+        ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),
+        name, replace: !a.nonReplace, outputDir, workDir: work, jobs: a.jobs, runner,
+        extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: sink,
+      });
     stages.push(...clock.timings, ...report.stages);
     if (guard.interrupted) return await guard.wait();
     if (!a.json) {

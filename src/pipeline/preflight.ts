@@ -20,11 +20,14 @@ export interface PreflightOptions {
   skipCompilerCheck: boolean;
   /** -a/--archversion: the release the module must be built for. */
   archversion?: string;
+  /** The patches are for an out-of-tree module's source, not the kernel tree: no kernel view is made. */
+  outOfTree?: boolean;
 }
 
 export interface PreflightResult {
   config: KernelConfig;
-  view: PreparedView;
+  /** The patched kernel-tree view; absent for an out-of-tree module. */
+  view?: PreparedView;
   warnings: string[];
 }
 
@@ -62,6 +65,7 @@ export async function preflight(o: PreflightOptions): Promise<PreflightResult> {
   if (errors.length === 1) throw new BuildError('BUILD_INPUT', errors[0]!.message, 1);
   if (errors.length > 1) throw new BuildError('BUILD_INPUT', `${errors.length} problems with the inputs:`, 1, errors);
 
+  if (o.outOfTree) return { config, warnings };
   const view = await prepareView(o.sourceDir, o.patchedWorkDir, o.patches);
   return { config, view, warnings };
 }

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ElfObject, parseElf, readElfFile, serializeElf } from '../elf/index.js';
 import type { ObjectOwner } from '../orchestrator/object-owner.js';
@@ -93,9 +93,14 @@ export async function generateModule(o: GenerateOptions): Promise<GenerateResult
 
   await mkdir(o.outputDir, { recursive: true });
   const out = path.join(o.outputDir, `${moduleFile}.ko`);
-  // Write then rename: a reader never sees half a module.
-  await writeFile(`${out}.tmp`, serializeElf(final.ko));
-  await rename(`${out}.tmp`, out);
+  // Write then rename: a reader never sees half a module, and a failed write (a full disk) leaves nothing behind.
+  try {
+    await writeFile(`${out}.tmp`, serializeElf(final.ko));
+    await rename(`${out}.tmp`, out);
+  } catch (e) {
+    await rm(`${out}.tmp`, { force: true });
+    throw e;
+  }
   return {
     ko: out,
     objects: prepared.map((p) => ({ object: p.object, objname: p.objname, functions: p.functions, callbacks: p.callbacks.map((c) => c.kind) })),

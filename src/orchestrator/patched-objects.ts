@@ -1,12 +1,13 @@
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { affectedObjects, type NotLivepatchableObject } from './affected.js';
-import { buildIndex, isSameTree, type BuildIndex, type ObjectPath, type SourcePath } from './build-index.js';
+import { buildIndex, isSameTree, type BuildIndex, type IndexedObject, type ObjectPath, type SourcePath } from './build-index.js';
 import { OrchestratorError } from './errors.js';
-import { recompileObject } from './recompile.js';
+import { parseDepFile, recompileObject, type RecompiledObject } from './recompile.js';
 import { HostRunner, type Runner } from './runner.js';
 import { applyPatches, createSourceView, type AppliedPatch } from './source-view.js';
+import { SparseView } from './sparse-view.js';
 
 export interface BuildPatchedObjectsOptions {
   /** The user's kernel source tree; never written. */
@@ -28,17 +29,35 @@ export interface BuildPatchedObjectsOptions {
   view?: PreparedView;
 }
 
-export interface PreparedView { viewRoot: string; patches: AppliedPatch[] }
+export interface PreparedView {
+  viewRoot: string;
+  patches: AppliedPatch[];
+  /** Set for a sparse view (the default): compiles in it are checked, and redone in a full view when it could differ. Absent: a full hard-link farm. */
+  sparse?: SparseView;
+}
 
-/** The patched source view alone: a hard-link farm of sourceDir under workDir/source with the patches applied. */
-export async function prepareView(sourceDir: string, workDir: string, patchFiles: readonly string[]): Promise<PreparedView> {
+export interface PrepareViewOptions {
+  /** A full hard-link farm of the whole tree (`cp -al`, seconds) instead of the sparse view (milliseconds). */
+  full?: boolean;
+}
+
+/**
+ * The patched source view alone, under workDir/source, with the patches
+ * applied: by default a sparse view (sparse-view.ts) holding the touched
+ * files and links to the rest; with `full`, a hard-link farm of the tree.
+ */
+export async function prepareView(sourceDir: string, workDir: string, patchFiles: readonly string[], options: PrepareViewOptions = {}): Promise<PreparedView> {
   const viewRoot = path.join(path.resolve(workDir), 'source');
   if (await exists(viewRoot)) {
     throw new OrchestratorError('ORCH_VIEW_FAILED', `${viewRoot} already exists: use an empty work dir for each build`);
   }
   await mkdir(path.resolve(workDir), { recursive: true });
-  await createSourceView(sourceDir, viewRoot);
-  return { viewRoot, patches: await applyPatches(viewRoot, patchFiles) };
+  if (options.full) {
+    await createSourceView(sourceDir, viewRoot);
+    return { viewRoot, patches: await applyPatches(viewRoot, patchFiles) };
+  }
+  const sparse = await SparseView.create(sourceDir, viewRoot);
+  return { viewRoot, patches: await sparse.applyPatches(patchFiles), sparse };
 }
 
 export interface ObjectPair {
@@ -52,6 +71,11 @@ export interface ObjectPair {
   because: SourcePath[];
   /** gcc/objtool warnings from the recompile, if any. */
   diagnostics: string;
+  /**
+   * Set when the sparse view could have given this compile other files than a
+   * full view would (the file named here): it was compiled again in a full view.
+   */
+  fullViewBecause?: string;
 }
 
 export interface PatchedObjects {
@@ -84,34 +108,62 @@ export async function buildPatchedObjects(options: BuildPatchedObjectsOptions): 
 
   const workDir = path.resolve(options.workDir);
   const outDir = path.join(workDir, 'patched');
-  const { viewRoot, patches } = options.view ?? await prepareView(options.sourceDir, workDir, options.patches);
+  const { viewRoot, patches, sparse } = options.view ?? await prepareView(options.sourceDir, workDir, options.patches);
 
   const touched = [...new Set(patches.flatMap((p) => p.touched))];
   const affected = affectedObjects(index, touched);
 
   const runner = options.runner ?? new HostRunner();
+  const records = affected.rebuild.map(({ object }) => index.objects.get(object)!);
+  if (sparse) await sparse.realizeDotDotDirs(records.flatMap(dotDotPaths), index.recordedSourceDir);
+
+  // Made only if a compile in the sparse view could differ from one in the full view.
+  let fullView: Promise<string> | undefined;
+  const ensureFullView = (): Promise<string> => fullView ??= (async () => {
+    const root = path.join(workDir, 'source-full');
+    await createSourceView(options.sourceDir, root);
+    await applyPatches(root, patches.map((p) => p.patchFile));
+    return root;
+  })();
+
   const limit = pLimit(options.jobs ?? 2);
-  const pairs = await Promise.all(affected.rebuild.map(({ object, because }) => limit(async (): Promise<ObjectPair> => {
-    const record = index.objects.get(object)!;
+  const pairs = await Promise.all(affected.rebuild.map(({ object, because }, i) => limit(async (): Promise<ObjectPair> => {
+    const record = records[i]!;
     const original = path.join(index.buildDir, object);
     if (!(await exists(original))) {
       throw new OrchestratorError('ORCH_NOT_A_BUILD_DIR',
         `${original} is missing though its .cmd file is there: finish the original build (make) before building a livepatch`);
     }
-    const r = await recompileObject(record, {
-      buildDir: index.buildDir, recordedSourceDir: index.recordedSourceDir, viewRoot, outDir, runner,
+    const compile = (root: string): Promise<RecompiledObject> => recompileObject(record, {
+      buildDir: index.buildDir, recordedSourceDir: index.recordedSourceDir, viewRoot: root, outDir, runner,
       extraFlags: options.extraFlags, extraIncludeDirs: options.extraIncludeDirs,
-    }).catch((e: unknown) => {
+    });
+    try {
+      let r = await compile(viewRoot);
+      let fullViewBecause: string | undefined;
+      if (sparse) {
+        const deps = await readFile(r.depFile, 'utf8').then(parseDepFile, () => undefined);
+        fullViewBecause = deps === undefined ? `no dependency file ${r.depFile}` : await sparse.firstMismatch(deps, index.buildDir);
+        if (fullViewBecause !== undefined) r = await compile(await ensureFullView());
+      }
+      return { object, original, patched: r.output, because, diagnostics: r.diagnostics, ...(fullViewBecause !== undefined ? { fullViewBecause } : {}) };
+    } catch (e) {
       limit.clearQueue(); // one failed compile fails the build: start no more
       throw e;
-    });
-    return { object, original, patched: r.output, because, diagnostics: r.diagnostics };
+    }
   })));
 
   return {
     pairs, touched, outside: affected.outside, buildInputs: affected.buildInputs,
     notLivepatchable: affected.notLivepatchable, patches, viewRoot,
   };
+}
+
+/** The tree paths a compile reads or searches that go up with `..` (recorded dependencies, -I dirs and the like). */
+function dotDotPaths(record: IndexedObject): string[] {
+  const out = record.deps.filter((d) => d.includes('/../'));
+  if (record.command.includes('/../')) out.push(...record.command.split(/[\s'"=,]+/).filter((w) => w.includes('/../')).map((w) => w.replace(/^-[IL]/, '')));
+  return out;
 }
 
 async function exists(p: string): Promise<boolean> {

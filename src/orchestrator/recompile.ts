@@ -36,6 +36,8 @@ export interface RecompiledObject {
   output: string;
   /** What gcc and objtool printed on success (warnings), view paths shown relative to the tree. */
   diagnostics: string;
+  /** gcc's dependency file for the new object (OUT/dir/.NAME.o.d): every file the compile read. */
+  depFile: string;
 }
 
 const SAFE_WORD = /^[\w@%+=:,./-]+$/;
@@ -112,7 +114,23 @@ export async function recompileObject(record: IndexedObject, o: RecompileOptions
     throw new OrchestratorError('ORCH_COMPILE_FAILED',
       `${record.object}: recompiling with the patch failed (exit ${r.exitCode}): fix the patch so it compiles\n${relevantLines(text)}`);
   }
-  return { object: record.object, output, diagnostics: shown(`${r.stderr}${r.stdout}`).trim() };
+  return { object: record.object, output, diagnostics: shown(`${r.stderr}${r.stdout}`).trim(), depFile: path.join(o.outDir, depFileFor(record.object)) };
+}
+
+/**
+ * The prerequisites of a make-syntax dependency file as gcc -MD writes it
+ * (`target: dep dep \` lines; spaces in names escaped as `\ `, `$` as `$$`).
+ */
+export function parseDepFile(text: string): string[] {
+  const joined = text.replace(/\\\r?\n/g, ' ');
+  const deps: string[] = [];
+  for (const line of joined.split('\n')) {
+    const colon = line.search(/:(\s|$)/);
+    if (colon < 0) continue;
+    const words = line.slice(colon + 1).match(/(?:\\.|[^\s\\])+/g) ?? [];
+    for (const w of words) deps.push(w.replace(/\$\$/g, '$').replace(/\\(.)/g, '$1'));
+  }
+  return [...new Set(deps)];
 }
 
 const MAX_LINES = 30;

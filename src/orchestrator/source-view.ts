@@ -40,16 +40,25 @@ export async function createSourceView(sourceDir: string, viewRoot: string): Pro
     `could not link ${sourceDir} into ${viewRoot}: ${firstLine(r.stderr) || r.shortMessage}: ${hint}`);
 }
 
+export interface ApplyPatchesOptions {
+  /**
+   * Called with each patch's touched paths (checked to be inside the tree)
+   * before its dry run: a sparse view puts those files in place here.
+   */
+  beforeDryRun?: (touched: readonly string[], patchFile: string) => Promise<void>;
+}
+
 /**
  * Applies `patchFiles` in order to the view, each one first checked with
  * `patch --dry-run` (against the tree as the previous patches left it).
  */
-export async function applyPatches(viewRoot: string, patchFiles: readonly string[]): Promise<AppliedPatch[]> {
+export async function applyPatches(viewRoot: string, patchFiles: readonly string[], options: ApplyPatchesOptions = {}): Promise<AppliedPatch[]> {
   const applied: AppliedPatch[] = [];
   for (const patchFile of patchFiles) {
     const changes = await readPatch(patchFile);
     const touched = touchedPaths(changes);
     for (const p of touched) assertInsideTree(p, patchFile);
+    await options.beforeDryRun?.(touched, patchFile);
 
     const dry = await runPatch(viewRoot, patchFile, true);
     if (dry.exitCode !== 0) throw doesNotApply(patchFile, viewRoot, dry.output, changes, applied.length);
@@ -100,7 +109,7 @@ async function runPatch(viewRoot: string, patchFile: string, dryRun: boolean): P
 }
 
 /** Breaks the hard link to the user's tree: afterwards writes to `file` stay in the view. */
-async function giveOwnInode(file: string, patchFile: string): Promise<void> {
+export async function giveOwnInode(file: string, patchFile: string): Promise<void> {
   let st;
   try {
     st = await lstat(file);

@@ -25,7 +25,7 @@ export interface LivepatchBuildOptions {
   name: string;
   replace: boolean;
   outputDir: string;
-  /** Scratch space on the source tree's filesystem (hard-link view). */
+  /** Scratch space on the source tree's filesystem (the view hard-links the touched files' siblings). */
   workDir: string;
   jobs: number;
   runner?: Runner;
@@ -63,6 +63,9 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
   const index = o.index ?? await buildIndex(o.originalBuildDir);
   await mkdir(o.workDir, { recursive: true });
 
+  // Which module each object belongs to does not depend on the patch: read it while the compiles run.
+  const owners = objectOwners(o.originalBuildDir);
+  owners.catch(() => {}); // awaited below; a failed compile must not leave it unhandled
   const patched = await clock.run('patched', () => buildPatchedObjects({
     sourceDir: o.sourceDir, buildDir: o.originalBuildDir, patches: o.patches, workDir: path.join(o.workDir, 'patched'), jobs: o.jobs, index,
     ...(o.runner ? { runner: o.runner } : {}), ...(o.extraIncludeDirs ? { extraIncludeDirs: o.extraIncludeDirs } : {}),
@@ -70,7 +73,7 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
   }), (p) => `${p.pairs.length} object(s) recompiled`);
   checkReach(patched);
 
-  const ownerOf = await objectOwners(o.originalBuildDir);
+  const ownerOf = await owners;
   const limit = pLimit(o.jobs);
   const diffs = await clock.run('diff', () => Promise.all(patched.pairs.map((pair) => limit(async () => {
     const [orig, pat, flags] = await Promise.all([readElfFile(pair.original), readElfFile(pair.patched), recordedCommandBeside(pair.original)]);

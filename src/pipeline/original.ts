@@ -1,6 +1,9 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type BuildIndex, buildIndex, probeStructSizes, type Runner } from '../orchestrator/index.js';
+import { readStoredIndex, storedBuildIndex } from '../orchestrator/build-index.js';
+import { cacheLayout, listEntries } from '../orchestrator/cache-entries.js';
+import { configDigest } from '../orchestrator/cache-key.js';
+import { type BuildIndex, probeStructSizes, readKernelConfig, type Runner } from '../orchestrator/index.js';
 import { ensureOriginalBuild } from '../orchestrator/original-cache.js';
 
 export interface OriginalOptions {
@@ -27,21 +30,50 @@ export interface Original {
 
 /**
  * The original kernel from the cache (built on a miss), its kbuild index and
- * the entry sizes of its special sections. The probe compiles against the
- * build tree (seconds), so its answer is kept beside the cache entry.
+ * the entry sizes of its special sections. Both are kept beside the cache
+ * entry (CACHE/build-index/KEY.json, CACHE/struct-sizes/KEY.json): reading
+ * every .cmd file takes 1-2.5 s, the probe compiles against the build tree.
  */
 export async function originalBuild(o: OriginalOptions): Promise<Original> {
+  const likely = likelyIndex(o);
   const built = await ensureOriginalBuild({
     sourceDir: o.sourceDir, config: o.configFile, cacheDir: o.cacheDir, runner: o.runner, jobs: o.jobs,
     ...(o.onProgress ? { onProgress: (p) => o.onProgress!({ done: p.compiled, total: p.total }) } : {}),
     ...(o.onWait ? { onWait: (h) => o.onWait!(h.pid) } : {}),
   });
   const warnings = built.configChanges.map((c) => `make olddefconfig changed ${c.option} from ${c.before} to ${c.after} for the original build: is the .config from this source tree?`);
+  const early = await likely;
   const [index, entrySizes] = await Promise.all([
-    buildIndex(built.buildDir),
+    early?.key === built.key && early.buildDir === built.buildDir
+      ? early.index
+      : storedBuildIndex(built.buildDir, indexFile(o.cacheDir, built.key)).then((s) => s.index),
     structSizes(built.buildDir, built.key, o.cacheDir, o.workDir, o.runner),
   ]);
   return { buildDir: built.buildDir, key: built.key, hit: built.hit, index, entrySizes, warnings };
+}
+
+const indexFile = (cacheDir: string, key: string): string => path.join(cacheDir, 'build-index', `${key}.json`);
+
+/**
+ * The stored index of the entry this run will most likely use, read while
+ * ensureOriginalBuild computes the cache key (a digest of the whole tree,
+ * about a second): the newest entry made from this tree and config. It is
+ * used only if the key turns out to be that entry's, and it is checked
+ * against its build dir like any stored index. Any problem: no guess.
+ */
+async function likelyIndex(o: OriginalOptions): Promise<{ key: string; buildDir: string; index: BuildIndex } | undefined> {
+  try {
+    const [sourceDir, config] = await Promise.all([realpath(o.sourceDir), readKernelConfig(o.configFile)]);
+    const digest = configDigest(config);
+    const newest = (await listEntries(cacheLayout(o.cacheDir)))
+      .filter((e) => e.inputs.sourceDir === sourceDir && e.inputs.config === digest)
+      .sort((a, b) => b.created.localeCompare(a.created))[0];
+    if (newest === undefined) return undefined;
+    const index = await readStoredIndex(newest.buildDir, indexFile(o.cacheDir, newest.key));
+    return index ? { key: newest.key, buildDir: newest.buildDir, index } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function structSizes(buildDir: string, key: string, cacheDir: string, workDir: string, runner: Runner): Promise<ReadonlyMap<string, number>> {

@@ -131,7 +131,9 @@ function checkReach(p: PatchedObjects): void {
       p.notLivepatchable.map((n) => ({ code: 'NOT_LIVEPATCHABLE', object: n.object, message: NOT_LIVEPATCHABLE[n.reason] })));
   }
   if (p.pairs.length === 0) {
-    const why = p.buildInputs.length > 0 ? `build files (${p.buildInputs.join(', ')})` : `files no object of this kernel build uses (${p.outside.join(', ')})`;
-    throw new BuildError('BUILD_NOTHING_BUILT', `the patch only touches ${why}: nothing to livepatch`, 3);
+    const message = p.buildInputs.length > 0
+      ? `the patch only touches build files (${p.buildInputs.join(', ')}): nothing to livepatch; changes to how the kernel is built need a rebuild and reboot`
+      : `the patch only touches files no object of this kernel build uses (${p.outside.join(', ')}): nothing to livepatch; if the running kernel builds them, pass its .config with -c`;
+    throw new BuildError('BUILD_NOTHING_BUILT', message, 3);
   }
 }

@@ -96,7 +96,9 @@ async function main(): Promise<void> {
       extraIncludeDirs: [path.join(repo, 'kernel-headers')],
     })];
     await mkdir(path.dirname(path.join(scratch, 'floor-obj', object)), { recursive: true });
-    const prepared = path.join(kept, 'generate/module');
+    // The warm run's attempt: 'likely' when it ran against the guessed cache entry, 'actual' otherwise (older klpforge: neither).
+    const speculation = (JSON.parse(warm.stdout) as { original?: { speculation: string } }).original?.speculation;
+    const prepared = path.join(kept, speculation === 'confirmed' ? 'likely' : speculation ? 'actual' : '', 'generate/module');
     const inputs = (await readdir(prepared)).filter((f) => f === 'Kbuild' || f === 'klpforge-hook.c' || /^klpforge-\d+\.o$/.test(f));
     const moduleDir = path.join(scratch, 'floor-module');
     const make = ['make', '-C', kernel.fsections, `M=${moduleDir}`, '-j2', 'KBUILD_MODPOST_WARN=1', 'modules'];

@@ -6,7 +6,9 @@ import { GeneratorError } from '../klp/index.js';
 import { buildLivepatch, type LivepatchBuildReport } from '../pipeline/build.js';
 import { BuildError } from '../pipeline/errors.js';
 import { buildOotLivepatch } from '../pipeline/oot-module.js';
-import { originalBuild } from '../pipeline/original.js';
+import { likelyOriginal, originalBuild } from '../pipeline/original.js';
+import { publishModule } from '../pipeline/publish.js';
+import { onOriginal } from '../pipeline/speculate.js';
 import { preflight } from '../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
 import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
@@ -145,6 +147,12 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       },
     };
     const work = workDir;
+    const originalOptions = {
+      sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir: work,
+      onWait: (pid: number) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
+    };
+    // Read while the checks run (it only reads the cache). An out-of-tree module's build waits for the real entry (it is quick anyway).
+    const likely = oot ? Promise.resolve(undefined) : likelyOriginal(originalOptions);
     const checked = await clock.run('preflight', () => preflight({
       sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(work, 'patched'),
       compilerWorkDir: work, runner, skipCompilerCheck: a.skipCompilerCheck,
@@ -152,24 +160,32 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       outOfTree: oot !== undefined,
     }), (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'));
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
-    const original = await clock.run('original', (report) => originalBuild({
-      sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir: work,
-      onProgress: (p) => report({ progress: p }),
-      onWait: (pid) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
-    }), (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
+    const actual = clock.run('original', (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
+      (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
+    const ran = await onOriginal({
+      likely, actual, progress: sink,
+      work: (original, attempt) => {
+        // Each attempt builds in its own scratch dir; only the one that counts is published to the output dir.
+        const scratch = path.join(work, attempt.name);
+        return oot
+          ? buildOotLivepatch({
+            patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,
+            vmlinux: path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux')), name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'),
+            workDir: scratch, jobs: a.jobs, runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
+          })
+          : buildLivepatch({
+            patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
+            ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}), ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
+            name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs, runner,
+            extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
+          });
+      },
+    });
+    const original = ran.original;
     for (const w of original.warnings) err(`klpforge: warning: ${w}`);
-    report = oot
-      ? await buildOotLivepatch({
-        patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,
-        vmlinux: path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux')), name, replace: !a.nonReplace, outputDir,
-        workDir: work, jobs: a.jobs, runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: sink,
-      })
-      : await buildLivepatch({
-        patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
-        ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),
-        name, replace: !a.nonReplace, outputDir, workDir: work, jobs: a.jobs, runner,
-        extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: sink,
-      });
+    if (ran.speculation === 'discarded') err(`klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${original.buildDir}`);
+    report = { ...ran.result, module: await publishModule(ran.result.module, outputDir) };
+    const originalReport = { key: original.key, buildDir: original.buildDir, hit: original.hit, speculation: ran.speculation };
     stages.push(...clock.timings, ...report.stages);
     if (guard.interrupted) return await guard.wait();
     if (!a.json) {
@@ -188,7 +204,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       verified = vr.ok;
       if (!a.json) for (const l of formatReport(vr)) err(l);
     }
-    if (a.json) out(JSON.stringify({ ok: verified !== false, ...report, stages, ...(verified !== undefined ? { verified } : {}) }, null, 2));
+    if (a.json) out(JSON.stringify({ ok: verified !== false, ...report, original: originalReport, stages, ...(verified !== undefined ? { verified } : {}) }, null, 2));
     return verified === false ? EXIT.ERROR : EXIT.OK;
   } catch (caught) {
     if (guard.interrupted) return await guard.wait(); // whatever failed, failed because it was stopped

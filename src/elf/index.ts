@@ -4,5 +4,6 @@ export { ElfObject, type ElfIdent, type ElfSymbol, type Section, type SectionBod
 export { RelocationTable, type Relocation } from './relocations.js';
 export { StringTable } from './strtab.js';
 export { parseElf, readElfFile } from './read.js';
+export { ElfPeek, type PeekedSection, type PeekedSymbol } from './peek.js';
 export { serializeElf, writeElfFile } from './write.js';
 export { removeSections } from './edit.js';

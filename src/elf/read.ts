@@ -11,7 +11,7 @@ import { StringTable } from './strtab.js';
 import { decodeSymbols } from './symtab.js';
 
 /** A section header as stored, before its body is decoded. */
-interface RawHeader {
+export interface RawHeader {
   nameOffset: number; type: number; flags: bigint; addr: bigint; offset: bigint; size: bigint;
   link: number; info: number; addralign: bigint; entsize: bigint;
 }
@@ -26,12 +26,17 @@ export async function readElfFile(path: string): Promise<ElfObject> {
   return parseElf(buf, path);
 }
 
-/**
- * Parses an ELF64 file of any machine and byte order. Section bytes are views
- * into `buf` (no copy), so keep `buf` unchanged while the model lives.
- * Every inconsistency is an ElfError naming `file` and the structure.
- */
-export function parseElf(buf: Buffer, file: string): ElfObject {
+/** The ELF header and section header table, checked; nothing else decoded. */
+export interface ElfHeaders {
+  r: ByteReader;
+  ident: ElfIdent;
+  programHeaders: ProgramHeaders | undefined;
+  raws: RawHeader[];
+  shstrndx: number;
+}
+
+/** Checks the identification and reads the header tables: shared by parseElf and ElfPeek. */
+export function parseHeaders(buf: Buffer, file: string): ElfHeaders {
   if (buf.length < 4 || !buf.subarray(0, 4).equals(ELF_MAGIC)) {
     throw new ElfError('ELF_NOT_ELF', file, 'not an ELF file (no \\x7fELF magic at the start)');
   }
@@ -80,6 +85,17 @@ export function parseElf(buf: Buffer, file: string): ElfObject {
     throw new ElfError('ELF_MALFORMED', file, `section name string table index ${shstrndx} is not a string table (${count} sections)`);
   }
 
+  return { r, ident, programHeaders, raws, shstrndx };
+}
+
+/**
+ * Parses an ELF64 file of any machine and byte order. Section bytes are views
+ * into `buf` (no copy), so keep `buf` unchanged while the model lives.
+ * Every inconsistency is an ElfError naming `file` and the structure.
+ */
+export function parseElf(buf: Buffer, file: string): ElfObject {
+  const { r, ident, programHeaders, raws, shstrndx } = parseHeaders(buf, file);
+  const count = raws.length;
   const ctx = new DecodeContext(r, raws);
   const names = count > 0 ? ctx.strings(shstrndx) : new StringTable();
   const sections: Section[] = raws.map((h, i) => {

@@ -11,7 +11,7 @@ import { type PatchedFunction, type PreparedObject, prepareObject } from './prep
 import type { GeneratorProblem } from './problems.js';
 import type { SymbolTarget } from './resolve.js';
 import { KallsymsIndex } from './sympos.js';
-import { parseSymvers } from './symvers.js';
+import { type Exports, parseSymvers } from './symvers.js';
 
 export interface GeneratorInput {
   /** Relative path in the build (`fs/proc/cmdline.o`), what it is linked into, and the differ's output for it. */
@@ -38,6 +38,29 @@ export interface GenerateOptions {
   entrySizes?: ReadonlyMap<string, number>;
   runner?: Runner;
   jobs?: number;
+  /**
+   * The build's exports and the running kernel's symbols, already being read
+   * (loadKernelSymbols on the same buildDir and vmlinux): reading a vmlinux
+   * takes ~0.4 s, which a caller can overlap with its compiles.
+   */
+  kernel?: Promise<KernelSymbols>;
+}
+
+/** What every generation needs from the kernel: the build's exported symbols and the running vmlinux's symbol table. */
+export interface KernelSymbols {
+  exports: Exports;
+  vmlinux: SymbolTarget;
+}
+
+/** `bytes`: the vmlinux file's contents when already read (the checks read it too). */
+export async function loadKernelSymbols(buildDir: string, vmlinux: string, bytes?: Buffer): Promise<KernelSymbols> {
+  const [symvers, elf] = await Promise.all([
+    readFile(path.join(buildDir, 'Module.symvers'), 'utf8').catch(() => {
+      throw new GeneratorError([{ code: 'MODULE_BUILD_FAILED', message: `${buildDir} has no Module.symvers: it must be a complete kernel build (make modules)` }]);
+    }),
+    bytes ? parseElf(bytes, vmlinux) : readElfFile(vmlinux),
+  ]);
+  return { exports: parseSymvers(symvers), vmlinux: { objname: 'vmlinux', symbols: new KallsymsIndex(elf, 'vmlinux') } };
 }
 
 export interface GenerateResult {
@@ -53,10 +76,7 @@ export interface GenerateResult {
  * with kbuild, then mark the klp relocations and symbols in the linked `.ko`.
  */
 export async function generateModule(o: GenerateOptions): Promise<GenerateResult> {
-  const exports = parseSymvers(await readFile(path.join(o.buildDir, 'Module.symvers'), 'utf8').catch(() => {
-    throw new GeneratorError([{ code: 'MODULE_BUILD_FAILED', message: `${o.buildDir} has no Module.symvers: it must be a complete kernel build (make modules)` }]);
-  }));
-  const vmlinux: SymbolTarget = { objname: 'vmlinux', symbols: new KallsymsIndex(await readElfFile(o.vmlinux), 'vmlinux') };
+  const { exports, vmlinux } = await (o.kernel ?? loadKernelSymbols(o.buildDir, o.vmlinux));
   const modules = new Map<string, SymbolTarget>();
   const moduleTarget = async (owner: Extract<ObjectOwner, { kind: 'module' }>): Promise<SymbolTarget> => {
     let t = modules.get(owner.ko);

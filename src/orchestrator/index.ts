@@ -14,7 +14,7 @@ export { objectOwners, type ObjectOwner } from './object-owner.js';
 export { SetupError, type SetupErrorCode } from './setup-errors.js';
 export { parseKernelConfig, readKernelConfig, isEnabled, configString, canonicalConfig, configDifferences, type KernelConfig } from './kconfig.js';
 export { checkKernelConfig, CONFIG_RULES, type ConfigRule, type ConfigRuleKind, type ConfigProblem, type ConfigProblemCode } from './config-check.js';
-export { readVmlinuxInfo, readElfIdentity, elfIdentity, kernelBanner, type VmlinuxInfo, type ElfIdentity } from './vmlinux-info.js';
+export { readVmlinux, readVmlinuxInfo, readElfIdentity, elfIdentity, kernelBanner, type VmlinuxInfo, type ElfIdentity } from './vmlinux-info.js';
 export { checkCompiler, compareCompilers, probeCompiler, compilerIds, compilerVersionLine, type CompilerCheck, type CompilerCheckOptions, type CompilerProblem } from './compiler-check.js';
 export { sourceKernelVersion, expectedKernelRelease, buildKernelRelease, checkKernelRelease, type ExpectedRelease, type ReleaseProblem } from './kernel-release.js';
 export { digestTree, type TreeDigest } from './tree-digest.js';

@@ -1,12 +1,12 @@
 import { access } from 'node:fs/promises';
-import { ElfError, readElfFile, STT, type ElfObject } from '../elf/index.js';
+import { ElfError, ElfPeek, STT } from '../elf/index.js';
 import { SetupError } from './setup-errors.js';
 
 /**
  * What the checks need from a linked kernel (or any ELF file): the compiler
  * strings in `.comment` and the `Linux version …` banner. The vmlinux is read
- * once (readElfFile: tens of MB, hundreds with debug info) and both checks use
- * the result.
+ * once (tens of MB, hundreds with debug info) and only peeked at: its header
+ * tables, `.comment`, the `linux_banner` symbol; both checks use the result.
  */
 export interface ElfIdentity {
   file: string;
@@ -24,12 +24,9 @@ export interface VmlinuxInfo extends ElfIdentity {
 }
 
 /** The .comment strings of an ELF object, module or vmlinux. */
-export function elfIdentity(obj: ElfObject, file: string): ElfIdentity {
-  const idx = obj.findSection('.comment');
-  const body = idx === undefined ? undefined : obj.section(idx).body;
-  const comments = body?.kind === 'bytes'
-    ? [...new Set(body.data.toString('latin1').split('\0').map((s) => s.trim()).filter((s) => s !== ''))]
-    : [];
+export function elfIdentity(obj: ElfPeek, file: string): ElfIdentity {
+  const data = obj.section('.comment')?.data;
+  const comments = data ? [...new Set(data.toString('latin1').split('\0').map((s) => s.trim()).filter((s) => s !== ''))] : [];
   return { file, comments, gcc: comments.filter((s) => s.startsWith('GCC:')) };
 }
 
@@ -39,24 +36,22 @@ const BANNER_PREFIX = 'Linux version ';
  * The banner from the `linux_banner` symbol; when the symbol table is gone
  * (stripped), the first `Linux version <digit>` string of .rodata.
  */
-export function kernelBanner(obj: ElfObject): string | undefined {
-  for (const i of obj.symbolsNamed('linux_banner')) {
-    const sym = obj.symbol(i);
-    const sec = obj.symbolSection(sym);
-    if (sym.type !== STT.OBJECT || sec?.body.kind !== 'bytes') continue;
+export function kernelBanner(obj: ElfPeek): string | undefined {
+  for (const sym of obj.symbolsNamed('linux_banner')) {
+    const sec = obj.sections[sym.shndx];
+    if (sym.type !== STT.OBJECT || sec === undefined || sec.data.length === 0) continue;
     const start = Number(sym.value - sec.addr);
-    if (start < 0 || start >= sec.body.data.length) continue;
-    const text = cString(sec.body.data, start);
+    if (start < 0 || start >= sec.data.length) continue;
+    const text = cString(sec.data, start);
     if (text.startsWith(BANNER_PREFIX)) return text.trimEnd();
   }
-  const rodata = obj.findSection('.rodata');
-  const body = rodata === undefined ? undefined : obj.section(rodata).body;
-  if (body?.kind !== 'bytes') return undefined;
-  let at = body.data.indexOf(BANNER_PREFIX, 0, 'latin1');
+  const data = obj.section('.rodata')?.data;
+  if (data === undefined) return undefined;
+  let at = data.indexOf(BANNER_PREFIX, 0, 'latin1');
   while (at >= 0) {
-    const next = body.data[at + BANNER_PREFIX.length];
-    if (next !== undefined && next >= 0x30 && next <= 0x39) return cString(body.data, at).trimEnd();
-    at = body.data.indexOf(BANNER_PREFIX, at + 1, 'latin1');
+    const next = data[at + BANNER_PREFIX.length];
+    if (next !== undefined && next >= 0x30 && next <= 0x39) return cString(data, at).trimEnd();
+    at = data.indexOf(BANNER_PREFIX, at + 1, 'latin1');
   }
   return undefined;
 }
@@ -72,6 +67,11 @@ export async function readElfIdentity(file: string): Promise<ElfIdentity> {
 
 /** Reads a vmlinux for its compiler strings and release; a bzImage, vmlinuz or non-kernel ELF is a clear error. */
 export async function readVmlinuxInfo(file: string): Promise<VmlinuxInfo> {
+  return (await readVmlinux(file)).info;
+}
+
+/** readVmlinuxInfo, keeping the file's bytes for whoever reads the vmlinux next (its symbols, for the generator). */
+export async function readVmlinux(file: string): Promise<{ info: VmlinuxInfo; bytes: Buffer }> {
   const obj = await readElf(file);
   const banner = kernelBanner(obj);
   if (banner === undefined) {
@@ -79,17 +79,17 @@ export async function readVmlinuxInfo(file: string): Promise<VmlinuxInfo> {
       `${file}: no "Linux version" banner in its .rodata, so not a Linux kernel image: pass the vmlinux of the kernel being patched`);
   }
   const release = banner.slice(BANNER_PREFIX.length).split(/\s/, 1)[0]!;
-  return { ...elfIdentity(obj, file), banner, release };
+  return { info: { ...elfIdentity(obj, file), banner, release }, bytes: obj.bytes };
 }
 
-async function readElf(file: string): Promise<ElfObject> {
+async function readElf(file: string): Promise<ElfPeek> {
   try {
     await access(file);
   } catch (e) {
     throw new SetupError('VMLINUX_NOT_FOUND', `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)}): pass an existing vmlinux with -v/--vmlinux`);
   }
   try {
-    return await readElfFile(file);
+    return await ElfPeek.read(file);
   } catch (e) {
     if (!(e instanceof ElfError)) throw e;
     const hint = e.code === 'ELF_NOT_ELF'

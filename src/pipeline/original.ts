@@ -18,13 +18,17 @@ export interface OriginalOptions {
   onWait?: (pid: number) => void;
 }
 
-export interface Original {
+/** A cache entry's build dir with what the pipeline needs beside it. */
+export interface OriginalChoice {
   buildDir: string;
   key: string;
-  hit: boolean;
   index: BuildIndex;
   /** The kernel's special-section entry sizes (sizeof of its structs), probed once per cache entry. */
   entrySizes: ReadonlyMap<string, number>;
+}
+
+export interface Original extends OriginalChoice {
+  hit: boolean;
   warnings: string[];
 }
 
@@ -33,9 +37,10 @@ export interface Original {
  * the entry sizes of its special sections. Both are kept beside the cache
  * entry (CACHE/build-index/KEY.json, CACHE/struct-sizes/KEY.json): reading
  * every .cmd file takes 1-2.5 s, the probe compiles against the build tree.
+ * `likely` (likelyOriginal, started earlier) saves reading them again when
+ * the key turns out to be its entry's.
  */
-export async function originalBuild(o: OriginalOptions): Promise<Original> {
-  const likely = likelyIndex(o);
+export async function originalBuild(o: OriginalOptions, likely: Promise<OriginalChoice | undefined> = likelyOriginal(o)): Promise<Original> {
   const built = await ensureOriginalBuild({
     sourceDir: o.sourceDir, config: o.configFile, cacheDir: o.cacheDir, runner: o.runner, jobs: o.jobs,
     ...(o.onProgress ? { onProgress: (p) => o.onProgress!({ done: p.compiled, total: p.total }) } : {}),
@@ -43,41 +48,47 @@ export async function originalBuild(o: OriginalOptions): Promise<Original> {
   });
   const warnings = built.configChanges.map((c) => `make olddefconfig changed ${c.option} from ${c.before} to ${c.after} for the original build: is the .config from this source tree?`);
   const early = await likely;
+  if (early !== undefined && sameOriginal(early, built)) return { ...early, hit: built.hit, warnings };
   const [index, entrySizes] = await Promise.all([
-    early?.key === built.key && early.buildDir === built.buildDir
-      ? early.index
-      : storedBuildIndex(built.buildDir, indexFile(o.cacheDir, built.key)).then((s) => s.index),
+    storedBuildIndex(built.buildDir, indexFile(o.cacheDir, built.key)).then((s) => s.index),
     structSizes(built.buildDir, built.key, o.cacheDir, o.workDir, o.runner),
   ]);
   return { buildDir: built.buildDir, key: built.key, hit: built.hit, index, entrySizes, warnings };
 }
 
+export const sameOriginal = (a: { key: string; buildDir: string }, b: { key: string; buildDir: string }): boolean =>
+  a.key === b.key && a.buildDir === b.buildDir;
+
 const indexFile = (cacheDir: string, key: string): string => path.join(cacheDir, 'build-index', `${key}.json`);
+const structSizesFile = (cacheDir: string, key: string): string => path.join(cacheDir, 'struct-sizes', `${key}.json`);
 
 /**
- * The stored index of the entry this run will most likely use, read while
- * ensureOriginalBuild computes the cache key (a digest of the whole tree,
- * about a second): the newest entry made from this tree and config. It is
- * used only if the key turns out to be that entry's, and it is checked
- * against its build dir like any stored index. Any problem: no guess.
+ * The entry this run will most likely use, known before the cache key is (a
+ * digest of the whole tree, about a second): the newest entry made from this
+ * tree and config, when its stored index (checked against its build dir) and
+ * struct sizes are at hand. Only a guess, to be confirmed by the key; any
+ * problem means no guess, never an error.
  */
-async function likelyIndex(o: OriginalOptions): Promise<{ key: string; buildDir: string; index: BuildIndex } | undefined> {
+export async function likelyOriginal(o: { sourceDir: string; configFile: string; cacheDir: string }): Promise<OriginalChoice | undefined> {
   try {
     const [sourceDir, config] = await Promise.all([realpath(o.sourceDir), readKernelConfig(o.configFile)]);
     const digest = configDigest(config);
-    const newest = (await listEntries(cacheLayout(o.cacheDir)))
+    const newest = (await listEntries(cacheLayout(await realpath(o.cacheDir))))
       .filter((e) => e.inputs.sourceDir === sourceDir && e.inputs.config === digest)
       .sort((a, b) => b.created.localeCompare(a.created))[0];
     if (newest === undefined) return undefined;
-    const index = await readStoredIndex(newest.buildDir, indexFile(o.cacheDir, newest.key));
-    return index ? { key: newest.key, buildDir: newest.buildDir, index } : undefined;
+    const [index, sizes] = await Promise.all([
+      readStoredIndex(newest.buildDir, indexFile(o.cacheDir, newest.key)),
+      readFile(structSizesFile(o.cacheDir, newest.key), 'utf8').then((t) => JSON.parse(t) as Record<string, number>),
+    ]);
+    return index ? { key: newest.key, buildDir: newest.buildDir, index, entrySizes: new Map(Object.entries(sizes)) } : undefined;
   } catch {
     return undefined;
   }
 }
 
 async function structSizes(buildDir: string, key: string, cacheDir: string, workDir: string, runner: Runner): Promise<ReadonlyMap<string, number>> {
-  const file = path.join(cacheDir, 'struct-sizes', `${key}.json`);
+  const file = structSizesFile(cacheDir, key);
   const cached = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record<string, number>, () => undefined);
   if (cached) return new Map(Object.entries(cached));
   const probed = await probeStructSizes(buildDir, path.join(workDir, 'struct-probe'), runner);

@@ -1,10 +1,10 @@
 import { access } from 'node:fs/promises';
-import { checkCompiler } from '../orchestrator/compiler-check.js';
+import { compareCompilers, probeCompiler } from '../orchestrator/compiler-check.js';
 import { checkKernelConfig } from '../orchestrator/config-check.js';
 import { type KernelConfig, readKernelConfig } from '../orchestrator/kconfig.js';
 import { checkKernelRelease, expectedKernelRelease } from '../orchestrator/kernel-release.js';
 import { prepareView, type PreparedView, type Runner } from '../orchestrator/index.js';
-import { readVmlinuxInfo } from '../orchestrator/vmlinux-info.js';
+import { readVmlinux } from '../orchestrator/vmlinux-info.js';
 import { BuildError, type BuildReason } from './errors.js';
 
 export interface PreflightOptions {
@@ -28,14 +28,25 @@ export interface PreflightResult {
   config: KernelConfig;
   /** The patched kernel-tree view; absent for an out-of-tree module. */
   view?: PreparedView;
+  /** The given vmlinux's bytes, read once for the checks and kept for the generator (its symbols). */
+  vmlinuxBytes?: Buffer;
   warnings: string[];
 }
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+const unwrap = <T>(s: Settled<T>): T => {
+  if (!s.ok) throw s.error;
+  return s.value;
+};
 
 /**
  * Everything that can be checked before a compile: the config can carry a
  * livepatch, the patches apply (in a private view, never the user's tree),
  * and a given vmlinux matches the source and the compiler that will be used.
- * All problems found are reported together.
+ * The independent steps (reading the vmlinux, probing the compiler, patching
+ * the view) run at once; all input problems found are reported together, and
+ * before any problem with the patches.
  */
 export async function preflight(o: PreflightOptions): Promise<PreflightResult> {
   for (const p of o.patches) {
@@ -43,29 +54,38 @@ export async function preflight(o: PreflightOptions): Promise<PreflightResult> {
   }
   await access(o.sourceDir).catch(() => { throw new BuildError('BUILD_INPUT', `${o.sourceDir}: no such source directory (-s/--sourcedir)`, 1); });
   const config = await readKernelConfig(o.configFile);
+  const view = o.outOfTree ? undefined : settle(prepareView(o.sourceDir, o.patchedWorkDir, o.patches));
+  const checked = await settle(checkInputs(o, config));
+  if (!checked.ok || checked.value.errors.length > 0) await view; // nothing is still writing when the caller cleans up
+  const { errors, warnings, vmlinuxBytes } = unwrap(checked);
+  if (errors.length === 1) throw new BuildError('BUILD_INPUT', errors[0]!.message, 1);
+  if (errors.length > 1) throw new BuildError('BUILD_INPUT', `${errors.length} problems with the inputs:`, 1, errors);
+  return { config, warnings, ...(view ? { view: unwrap(await view) } : {}), ...(vmlinuxBytes ? { vmlinuxBytes } : {}) };
+}
+
+async function checkInputs(o: PreflightOptions, config: KernelConfig): Promise<{ errors: BuildReason[]; warnings: string[]; vmlinuxBytes?: Buffer }> {
   const problems = checkKernelConfig(config);
   const errors: BuildReason[] = problems.filter((p) => p.severity === 'error').map((p) => ({ code: p.code, message: p.message }));
   const warnings = problems.filter((p) => p.severity === 'warning').map((p) => p.message);
+  if (o.vmlinux === undefined && o.archversion === undefined) return { errors, warnings };
 
-  if (o.vmlinux !== undefined || o.archversion !== undefined) {
-    const expected = await expectedKernelRelease(o.sourceDir, config);
-    if (o.archversion !== undefined) {
-      const p = checkKernelRelease({ file: '-a/--archversion', release: o.archversion }, expected);
-      if (p) errors.push({ code: p.code, message: p.message });
-    }
-    if (o.vmlinux !== undefined) {
-      const info = await readVmlinuxInfo(o.vmlinux);
-      const p = checkKernelRelease(info, expected);
-      if (p) errors.push({ code: p.code, message: p.message });
-      const c = await checkCompiler({ runner: o.runner, workDir: o.compilerWorkDir, target: info, skip: o.skipCompilerCheck });
-      if (c.status === 'mismatch') errors.push({ code: c.problem.code, message: c.problem.message });
-      if (c.status === 'skipped') warnings.push('compiler check skipped (--skip-compiler-check): a different compiler makes different code, so unchanged functions may show as changed');
-    }
+  const probe = o.vmlinux !== undefined && !o.skipCompilerCheck ? settle(probeCompiler({ runner: o.runner, workDir: o.compilerWorkDir })) : undefined;
+  const read = o.vmlinux !== undefined ? settle(readVmlinux(o.vmlinux)) : undefined;
+  const expected = await expectedKernelRelease(o.sourceDir, config);
+  if (o.archversion !== undefined) {
+    const p = checkKernelRelease({ file: '-a/--archversion', release: o.archversion }, expected);
+    if (p) errors.push({ code: p.code, message: p.message });
   }
-  if (errors.length === 1) throw new BuildError('BUILD_INPUT', errors[0]!.message, 1);
-  if (errors.length > 1) throw new BuildError('BUILD_INPUT', `${errors.length} problems with the inputs:`, 1, errors);
-
-  if (o.outOfTree) return { config, warnings };
-  const view = await prepareView(o.sourceDir, o.patchedWorkDir, o.patches);
-  return { config, view, warnings };
+  if (read === undefined) return { errors, warnings };
+  const [vmlinux, patchCompiler] = [await read, await probe];
+  const { info, bytes } = unwrap(vmlinux); // an unreadable vmlinux says so before anything about the compiler
+  const p = checkKernelRelease(info, expected);
+  if (p) errors.push({ code: p.code, message: p.message });
+  if (patchCompiler === undefined) {
+    warnings.push('compiler check skipped (--skip-compiler-check): a different compiler makes different code, so unchanged functions may show as changed');
+  } else {
+    const c = compareCompilers(info, unwrap(patchCompiler));
+    if (c.status === 'mismatch') errors.push({ code: c.problem.code, message: c.problem.message });
+  }
+  return { errors, warnings, vmlinuxBytes: bytes };
 }

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import {
-  parseElf, readElfFile, serializeElf, writeElfFile, SHF, SHN, SHT, STB, STT,
+  ElfPeek, parseElf, readElfFile, serializeElf, writeElfFile, SHF, SHN, SHT, STB, STT,
   type ElfSymbol, type SectionIndex,
 } from '../../src/elf/index.js';
 import { modelDifference } from '../helpers/model.js';
@@ -34,6 +34,11 @@ describe('objects with more than 65,279 sections (SHN_XINDEX)', () => {
     const last = model.symbol(model.symbolsNamed(`f${FUNCTIONS - 1}`)[0]!);
     expect(last.shndx).toBeGreaterThan(SHN.LORESERVE);
     expect(model.symbolSection(last)?.name).toBe(`.text.f${FUNCTIONS - 1}`);
+    // The peek reader resolves the escaped index the same way.
+    const peek = ElfPeek.of(await readFile(obj), obj);
+    expect(peek.sections).toHaveLength(model.sections.length);
+    expect(peek.symbolsNamed(`f${FUNCTIONS - 1}`).map((s) => s.shndx)).toEqual([last.shndx]);
+    expect(peek.sections[last.shndx]!.name).toBe(`.text.f${FUNCTIONS - 1}`);
 
     const out = `${obj}.rewritten.o`;
     await writeElfFile(out, model);

@@ -1,6 +1,6 @@
 import { type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
 import { canonicalName, isAnonymousLabel, isStaticLocalName } from './names.js';
-import type { ObjectView } from './object-view.js';
+import { type ObjectView, sectionSize } from './object-view.js';
 
 /** Which symbol of the original object is which of the patched one. */
 export interface Correlation {
@@ -114,6 +114,12 @@ function tieStaticLocals(
           open.delete(o);
           openP.delete(sameP[0]!);
           progress = true;
+        } else if (sameO.length === sameP.length && sameO.every((x) => holdsNothing(orig, x)) && sameP.every((x) => holdsNothing(patched, x))) {
+          // Several of one name in one function, all empty (lockdep's `__key` in each mutex_init and
+          // init_waitqueue_head when lockdep is off): no state to carry, so which twin is which cannot
+          // matter. Tied in the order the function first uses them.
+          sameO.forEach((x, k) => { pair(x, sameP[k]!); open.delete(x); openP.delete(sameP[k]!); });
+          progress = true;
         }
       }
     }
@@ -149,6 +155,12 @@ function tieStaticLocals(
   const namesP = new Set([...openP].map((p) => canonicalName(patched.symbol(p).name)));
   for (const o of open) if (namesP.has(canonicalName(orig.symbol(o).name))) c.ambiguousStaticLocals.push({ name: orig.symbol(o).name, side: 'original' });
   for (const p of openP) if (namesO.has(canonicalName(patched.symbol(p).name))) c.ambiguousStaticLocals.push({ name: patched.symbol(p).name, side: 'patched' });
+}
+
+/** A zero-size object in a section of its own that is empty too: nothing at its address. */
+function holdsNothing(v: ObjectView, sym: SymbolIndex): boolean {
+  const s = v.symbol(sym);
+  return s.size === 0n && s.shndx !== SHN.UNDEF && s.reserved === 0 && sectionSize(v.obj, s.shndx) === 0;
 }
 
 function usedByFunctions(users: Map<SymbolIndex, Set<SymbolIndex>>): Set<SymbolIndex> {

@@ -110,6 +110,40 @@ int other(long x) { return consume(x + 1); }
     expect(r.externals.some((e) => /^count\.\d+$/.test(e.name) && e.local)).toBe(true);
   });
 
+  // lockdep's keys with lockdep off: an empty struct, one static per mutex_init/init_waitqueue_head call site.
+  const LOCK_KEYS = `
+struct lock_class_key { };
+extern void lock_init(long *obj, struct lock_class_key *key);
+#define LOCK_INIT(o) do { static struct lock_class_key __key; lock_init((o), &__key); } while (0)
+int setup(long *a, long *b, long *c) { LOCK_INIT(a); LOCK_INIT(b); LOCK_INIT(c); return consume(1); }
+`;
+
+  it('ties several empty static locals of one name in one function (lockdep keys) in order of use, and refuses nothing', async () => {
+    const k = n++;
+    const [ao, bo] = await Promise.all([
+      compileC(tmp.path, `keys${k}a`, PRELUDE + LOCK_KEYS, KERNEL_FLAGS),
+      compileC(tmp.path, `keys${k}b`, PRELUDE + LOCK_KEYS.replace('consume(1)', 'consume(2)'), KERNEL_FLAGS),
+    ]);
+    const [orig, pat] = await Promise.all([readElfFile(ao), readElfFile(bo)]);
+    const keys = orig.symbols.filter((s) => s.name.startsWith('__key.'));
+    expect(keys).toHaveLength(3);
+    expect(keys.every((s) => s.size === 0n)).toBe(true);
+    const r = diffObjects(orig, pat, { output: true });
+    expect(r.refusals).toEqual([]);
+    expect(names(r)).toEqual({ changed: ['setup'], new: [] });
+    // Each stays the running kernel's: referenced by its original name, none copied as new data.
+    expect(r.included.data).toEqual([]);
+    expect(r.externals.filter((e) => e.name.startsWith('__key.')).map((e) => e.name).sort()).toEqual(keys.map((s) => s.name).sort());
+  });
+
+  it('still refuses same-named static locals in one function that hold state: which is which matters', async () => {
+    const src = `#define BUMP() ({ static long hits; ++hits; })
+int twice(long x) { return consume(x + BUMP() * 2 + BUMP()); }
+`;
+    const r = await diff(src, src.replace('consume(x +', 'consume(x - 1 +'));
+    expect(codes(r)).toContain('STATIC_LOCAL_UNMATCHED');
+  });
+
   it('warns when a changed function stops using a static local that still exists', async () => {
     const src = `
 static inline __attribute__((always_inline)) long bump(void) { static long n; return ++n; }

@@ -13,6 +13,7 @@ import { preflight } from '../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
 import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
 import type { Runner } from '../orchestrator/index.js';
+import { tagChildProcesses } from '../orchestrator/orphans.js';
 import { isKlpforgeError } from '../util/errors.js';
 import { formatReport } from '../verify/report.js';
 import { verifyModule } from '../verify/verify.js';
@@ -131,6 +132,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   };
   const clock = new StageClock(sink);
   guard.install();
+  await tagChildProcesses(); // so a later run can stop what this one leaves running if it is killed
   let report: LivepatchBuildReport | undefined;
   try {
     workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);

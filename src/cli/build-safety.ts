@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BuildError } from '../pipeline/errors.js';
+import { isAlive, startTicks, stopOrphansIn } from '../orchestrator/orphans.js';
 import { KlpforgeError } from '../util/errors.js';
 
 /**
@@ -26,41 +27,12 @@ async function hostTag(): Promise<string> {
   return hostTagValue;
 }
 
-/** When a process started, in clock ticks since boot (/proc/PID/stat field 22); undefined without /proc. */
-async function startTicks(pid: number | 'self'): Promise<string | undefined> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-}
-
 /**
  * `build-HOST-PID-START-XXXXXX`: removed by a later run once process PID,
  * started at START, is gone (a reused pid is another process: the start time
  * differs). `kept-…` (-d, --skip-cleanup) is never removed.
  */
 const WORK_DIR_NAME = /^build-([0-9a-f]{8})-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
-
-/** Whether process `pid` exists and, when `start` is known, is the one that started then. */
-export async function isAlive(pid: number, start?: string): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  if (start === undefined || start === '0') return true;
-  const now = await startTicks(pid);
-  return now === undefined || now === start;
-}
-
-/** Live processes still working in `dir`: the commands a klpforge run starts all name their work dir (gcc -o, make M=, cp, patch -d). */
-async function processesUsing(dir: string): Promise<number[]> {
-  const found: number[] = [];
-  for (const name of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
-    if (cmd.split('\0').some((arg) => arg.includes(`${dir}/`) || arg.endsWith(dir))) found.push(Number(name));
-  }
-  return found;
-}
 
 /**
  * Removes the work dirs under `parent` left by klpforge processes of this
@@ -72,24 +44,16 @@ export async function sweepStaleWorkDirs(parent: string): Promise<string[]> {
   const host = await hostTag();
   const removed: string[] = [];
   for (const name of await readdir(parent).catch(() => [] as string[])) {
-    const m = WORK_DIR_NAME.exec(name);
-    if (m === null || m[1] !== host) continue;
-    const pid = Number(m[2]);
-    if (await isAlive(pid, m[3])) continue; // also right for our own pid: a dir from before it was reused has another start
     const dir = path.join(parent, name);
+    const m = WORK_DIR_NAME.exec(name);
+    if (m !== null) {
+      if (m[1] !== host) continue;
+      if (await isAlive(Number(m[2]), m[3])) continue; // also right for our own pid: a dir from before it was reused has another start
+    } else if (!LEGACY_WORK_DIR_NAME.test(name) || !(await olderThan(dir, LEGACY_AGE_MS))) {
+      continue;
+    }
     try {
-      for (let pass = 0; pass < 10; pass++) {
-        const orphans = await processesUsing(dir);
-        if (orphans.length === 0) break;
-        for (const orphan of orphans) {
-          try {
-            process.kill(orphan, 'SIGKILL');
-          } catch {
-            // gone already, or not ours
-          }
-        }
-        await delay(25); // a make killed mid-fork may have started one more
-      }
+      if (!(await stopOrphansIn(dir))) continue;
       await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
       removed.push(name);
     } catch {
@@ -97,6 +61,18 @@ export async function sweepStaleWorkDirs(parent: string): Promise<string[]> {
     }
   }
   return removed;
+}
+
+/**
+ * `build-XXXXXX`: how klpforge named work dirs before they carried their
+ * process. Nothing tells whether the run is over, so they go once a day old.
+ */
+const LEGACY_WORK_DIR_NAME = /^build-[A-Za-z0-9]{6}$/;
+const LEGACY_AGE_MS = 24 * 3600 * 1000;
+
+async function olderThan(dir: string, ms: number): Promise<boolean> {
+  const st = await stat(dir).catch(() => undefined);
+  return st !== undefined && Date.now() - st.mtimeMs > ms;
 }
 
 /**

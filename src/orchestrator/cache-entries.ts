@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { CacheKeyInputs } from './cache-key.js';
 import { tryAcquireLock } from './cache-lock.js';
 import { SetupError } from './setup-errors.js';
+import { stopOrphansIn } from './orphans.js';
 
 /**
  * The on-disk cache of original kernel builds, and the rule that makes it
@@ -187,6 +188,8 @@ export async function sweepKey(l: CacheLayout, key: string): Promise<SweepResult
       result.recovered.push(dir);
       continue;
     }
+    // A run killed during its build leaves make running there (its lock is free now): stop it first.
+    await stopOrphansIn(dir);
     await rm(dir, { recursive: true, force: true });
     result.removed.push(dir);
   }

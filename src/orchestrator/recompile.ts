@@ -111,8 +111,12 @@ export async function recompileObject(record: IndexedObject, o: RecompileOptions
   const shown = (s: string): string => s.replaceAll(`${o.viewRoot}/`, '');
   if (r.exitCode !== 0) {
     const text = shown(`${r.stderr}\n${r.stdout}`);
+    // A compiler that could not write its output failed for want of space, not because of the patch.
+    const remedy = /No space left on device|Disk quota exceeded/.test(text)
+      ? `the filesystem of ${o.outDir} is full: free space there`
+      : 'fix the patch so it compiles';
     throw new OrchestratorError('ORCH_COMPILE_FAILED',
-      `${record.object}: recompiling with the patch failed (exit ${r.exitCode}): fix the patch so it compiles\n${relevantLines(text)}`);
+      `${record.object}: recompiling with the patch failed (exit ${r.exitCode}): ${remedy}\n${relevantLines(text)}`);
   }
   return { object: record.object, output, diagnostics: shown(`${r.stderr}${r.stdout}`).trim(), depFile: path.join(o.outDir, depFileFor(record.object)) };
 }

@@ -1,4 +1,4 @@
-import { copyFile, lstat, readFile, realpath, rename, stat } from 'node:fs/promises';
+import { copyFile, lstat, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { OrchestratorError } from './errors.js';
@@ -123,10 +123,19 @@ export async function giveOwnInode(file: string, patchFile: string): Promise<voi
   }
   if (!st.isFile() || st.nlink < 2) return;
   const tmp = `${file}.klpforge-cow`;
-  await copyFile(file, tmp);
-  await rename(tmp, file);
+  try {
+    await copyFile(file, tmp);
+    await rename(tmp, file);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    const why = (e as NodeJS.ErrnoException).code === 'ENOSPC' ? 'No space left on device' : (e as Error).message;
+    throw new OrchestratorError('ORCH_VIEW_FAILED',
+      `${file}: cannot give the view its own copy before ${patchFile} changes it (${why}): check free space and permissions of the work dir`);
+  }
   const after = await stat(file);
-  if (after.ino === st.ino) throw new Error(`giveOwnInode: ${file} still shares inode ${st.ino}`);
+  if (after.ino === st.ino) {
+    throw new OrchestratorError('ORCH_VIEW_FAILED', `${file}: still shares its inode with the source tree after copying: the work dir's filesystem does not support what the view needs; use another --cache-dir`);
+  }
 }
 
 /**

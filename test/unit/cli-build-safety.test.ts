@@ -1,7 +1,8 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { RUN_TAG_VAR } from '../../src/orchestrator/orphans.js';
 import { diskFullError, isDiskFull, keepNamedLogs, makeWorkDir, sweepStaleWorkDirs } from '../../src/cli/build-safety.js';
 import { affectedObjects } from '../../src/orchestrator/affected.js';
 import type { BuildIndex } from '../../src/orchestrator/build-index.js';
@@ -43,25 +44,34 @@ describe('work dirs: named after their process, swept once it is gone', () => {
       otherHost: `build-00000000-${dead}-${start}-cccccc`,
       kept: `kept-${host}-${dead}-${start}-dddddd`,
       legacy: 'build-eeeeee',
+      oldLegacy: 'build-gggggg', // the naming before work dirs carried their process: swept once a day old
     };
     for (const n of Object.values(names)) await mkdir(path.join(work, n, 'patched/source'), { recursive: true });
+    const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000);
+    await utimes(path.join(work, names.oldLegacy), twoDaysAgo, twoDaysAgo);
     const removed = await sweepStaleWorkDirs(work);
-    expect(removed.sort()).toEqual([names.dead, names.reused].sort());
+    expect(removed.sort()).toEqual([names.dead, names.reused, names.oldLegacy].sort());
     expect((await readdir(work)).sort()).toEqual([path.basename(mine), names.otherHost, names.kept, names.legacy].sort());
   });
 
-  test('an orphan still writing into a dead run\'s work dir is stopped before the dir is removed', async () => {
+  test('an orphan of the dead run still writing into its work dir is stopped before the dir is removed; other processes there are not', async () => {
     const source = path.join(tmp, 'linux');
     await mkdir(source);
     const mine = await makeWorkDir(path.join(tmp, 'cache'), source, false);
     const [, host, , start] = /^build-([0-9a-f]+)-(\d+)-(\d+)-/.exec(path.basename(mine))!;
-    const stale = path.join(path.dirname(mine), `build-${host}-${await deadPid()}-${start}-ffffff`);
+    const dead = await deadPid();
+    const stale = path.join(path.dirname(mine), `build-${host}-${dead}-${start}-ffffff`);
     await mkdir(stale);
-    const writer = execa('sh', ['-c', `while :; do : > "$1/f.$$.$(date +%N)"; sleep 0.01; done`, 'sh', stale], { reject: false });
+    // What the dead run started carries its tag (every command klpforge runs inherits it); a user's shell in the dir does not.
+    const writer = execa('sh', ['-c', `while :; do : > "f.$$.$(date +%N)"; sleep 0.01; done`], { cwd: stale, reject: false, env: { [RUN_TAG_VAR]: `${dead}-${start}` } });
+    const bystander = execa('sleep', ['30'], { cwd: stale, reject: false });
     await new Promise((r) => setTimeout(r, 100));
     expect(await sweepStaleWorkDirs(path.dirname(mine))).toEqual([path.basename(stale)]);
     const r = await writer;
     expect(r.signal).toBe('SIGKILL');
+    expect(bystander.exitCode).toBeNull(); // still running
+    bystander.kill('SIGKILL');
+    await bystander;
     expect(await readdir(path.dirname(mine))).toEqual([path.basename(mine)]);
   });
 });

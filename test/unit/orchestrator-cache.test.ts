@@ -12,6 +12,7 @@ import { adoptBuild, ensureOriginalBuild } from '../../src/orchestrator/original
 import { HostRunner, type Runner } from '../../src/orchestrator/runner.js';
 import { SetupError } from '../../src/orchestrator/setup-errors.js';
 import { digestTree } from '../../src/orchestrator/tree-digest.js';
+import { RUN_TAG_VAR } from '../../src/orchestrator/orphans.js';
 
 /**
  * The original-build cache with a fake `make` (a shell script first on the
@@ -185,9 +186,14 @@ describe('original-build cache (fake make)', () => {
     await writeFile(path.join(layout.locks, `${key2}.lock`), JSON.stringify({ pid: dead.pid, host: os.hostname(), since: 'then' }));
     // …and a pointer someone wrote to it must not be trusted either (no stamp).
     await writeFile(path.join(layout.entries, `${key2}.json`), JSON.stringify({ format: 1, key: key2, buildDir: half, adopted: false }));
+    // The killed run's make is still going in there (kill -9 does not reach it): it carries that run's tag.
+    const orphanMake = execa('sh', ['-c', 'while :; do : > "fs/proc/.o.$(date +%N)"; sleep 0.01; done'],
+      { cwd: half, reject: false, env: { [RUN_TAG_VAR]: `${dead.pid}-1` } });
+    await new Promise((r) => setTimeout(r, 100));
 
     const waits: LockHolder[] = [];
     const r = await ensure({ onWait: (h) => waits.push(h) });
+    expect((await orphanMake).signal).toBe('SIGKILL'); // stopped before its dir was removed
     expect(waits).toEqual([]);
     expect(r.hit).toBe(false);
     expect(r.key).toBe(key2);

@@ -13,10 +13,11 @@ export const ROOTFS_BASE_ENV: Readonly<Record<string, string>> = {
 };
 
 /**
- * Host variables that reach what gcc and kbuild write. The locale is not one:
+ * Host variables that reach what gcc and kbuild write, and the run's tag
+ * (orphans.ts), which changes nothing they write. The locale is not one:
  * the sandbox may lack the host's, and perl then warns on every call.
  */
-const PASSED_THROUGH = /^(SOURCE_DATE_EPOCH|KBUILD_BUILD_\w+|TZ)$/;
+const PASSED_THROUGH = /^(SOURCE_DATE_EPOCH|KBUILD_BUILD_\w+|TZ|KLPFORGE_RUN)$/;
 
 /**
  * The host's pass-through variables, then `env` (which wins). A container

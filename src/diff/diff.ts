@@ -230,8 +230,11 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   result.outcome = result.refusals.length > 0 ? 'unsupported' : result.changed.length > 0 ? 'changed' : 'no-change';
   if (options.output && result.outcome === 'changed') {
     const file = patchedObj.symbols.find((s) => s.type === STT.FILE)?.name;
+    const neighbours = [...new Set(origObj.symbols
+      .filter((s) => s.bind === STB.LOCAL && (s.type === STT.FUNC || s.type === STT.OBJECT) && s.name !== '')
+      .map((s) => s.name))].sort();
     result.output = buildOutputObject(p, inclusion, sp, {
-      ...(file ? { file } : {}),
+      ...(file ? { file } : {}), neighbours,
       changed: [...changed.keys()].map((k) => ({ name: p.symbol(k).name, kernelName: kernelName(k), local: p.symbol(k).bind === STB.LOCAL }))
         .sort((a, b) => a.name.localeCompare(b.name)),
       new: result.new.map((f) => f.name),

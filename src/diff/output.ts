@@ -10,6 +10,11 @@ import type { SpecialEntry, SpecialIndex } from './special-entries.js';
 export interface DiffMetadata {
   /** The patched object's source file name (its STT_FILE symbol): picks among same-named locals for sympos. */
   file?: string;
+  /**
+   * The original object's local functions and objects: which of several
+   * same-named files (two `core.c`) the running kernel's block is.
+   */
+  neighbours?: string[];
   /** Changed functions: `name` in this object, `kernelName` in the running kernel (statics are renumbered). */
   changed: Array<{ name: string; kernelName: string; local: boolean }>;
   new: string[];

@@ -70,7 +70,7 @@ export function prepareObject(out: ElfObject, ctx: ResolveContext, options: Prep
       if (resolved.has(index) || s.shndx !== SHN.UNDEF || s.reserved !== 0 || s.name === '') continue;
       const ext = externals.get(s.name);
       const local = ext?.local ?? false;
-      const need = { name: s.name, local, ...(local && meta.file ? { file: meta.file } : {}), object: options.object, where: owner(sec.info) };
+      const need = { name: s.name, local, ...(local && meta.file ? { file: meta.file, ...(meta.neighbours ? { neighbours: meta.neighbours } : {}) } : {}), object: options.object, where: owner(sec.info) };
       resolved.set(index, resolveSymbol(need, ctx));
     }
   });
@@ -192,7 +192,7 @@ function addAnchors(elf: ElfObject, meta: DiffMetadata, ctx: ResolveContext, opt
     if (!s) { result.problems.push(problem.unpatchable(options.object, f.name, 'the differ output lacks its code')); continue; }
     // Fragments (.cold) run only as part of their parent; ftrace can redirect only what starts with an fentry call.
     if (suffixesOf(f.name).some((r) => r.kind === 'cold') || (arch && !startsWithFentry(elf, s, arch.fentryRelocOffsets, arch.fentrySymbols))) continue;
-    const r = target.symbols.sympos(f.kernelName, f.local ? meta.file : '');
+    const r = target.symbols.sympos(f.kernelName, f.local ? meta.file : '', meta.neighbours);
     if (!r.found) {
       const why = r.reason === 'ambiguous' ? `${target.objname} has several ${f.kernelName} in files named ${meta.file ?? '?'} (${r.candidates.join(', ')})`
         : `${target.objname} has no ${f.kernelName}${f.local && meta.file ? ` in ${meta.file}` : ''} (is it the kernel the source was built for?)`;

@@ -30,6 +30,8 @@ export interface SymbolNeed {
   local: boolean;
   /** Source file name of the patched object (`cmdline.c`): which same-named local is meant. */
   file?: string;
+  /** The object's other locals: which of several same-named files is meant. */
+  neighbours?: readonly string[];
   /** The object file, and the function or table that needs it, for messages. */
   object: string;
   where: string;
@@ -54,7 +56,7 @@ export function resolveSymbol(need: SymbolNeed, ctx: ResolveContext): Resolution
   // A local lives in its own file, hence in the patched object's target; a global may be in the module or vmlinux.
   const targets = ctx.module ? (need.local ? [ctx.module] : [ctx.module, ctx.vmlinux]) : [ctx.vmlinux];
   for (const t of targets) {
-    const r = t.symbols.sympos(need.name, need.local ? need.file : '');
+    const r = t.symbols.sympos(need.name, need.local ? need.file : '', need.neighbours);
     if (r.found) return { kind: 'klp', objname: t.objname, name: need.name, sympos: r.sympos };
     if (r.reason === 'ambiguous') {
       return { kind: 'problem', problem: problem.ambiguous(need.object, need.name, need.where, t.objname, r.candidates) };

@@ -84,6 +84,28 @@ int target(int x) { return helper(x) + exported_fn(x) + hidden_global; }`;
     expect(p.elf.findSection('.klpforge.diff')).toBeUndefined();
   });
 
+  test('a static of a file whose name another file shares (two file.c) is told apart by its neighbours, the other locals of its file', async () => {
+    const orig = `
+static int file_state;
+static noinline int helper(int x) { return x * 3 + file_state++; }
+int target(int x) { return helper(x) + exported_fn(x); }`;
+    const out = await diffOutput(orig, orig.replace('exported_fn(x)', 'exported_fn(x + 1)'));
+    const other = 'static noinline int helper(int x) { return x + 1; } static noinline int other_only(int x) { return x - 1; } int use_a(int x) { return helper(x) + other_only(x); }';
+    // Both blocks are named file.c; ours is second in address order, and only ours has file_state.
+    const vmlinux = await linkedKernel({ '1-file': other, '2-file': orig });
+    const p = prepareObject(out, { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux } }, { object: 'kernel/file.o', anchorPrefix: '__a_' });
+    expect(p.problems).toEqual([]);
+    const undef = p.elf.symbols.filter((s) => s.name.startsWith('.klp.sym.')).map((s) => s.name).sort();
+    expect(undef).toEqual(['.klp.sym.vmlinux.helper,2']);
+
+    // Neighbours that do not decide (both files have the same locals) leave it ambiguous, said with the candidates.
+    const twin = await linkedKernel({ '1-file': orig.replace('int target(', 'int target_twin('), '2-file': orig });
+    const fresh = await diffOutput(orig, orig.replace('exported_fn(x)', 'exported_fn(x + 1)')); // prepareObject rewrites its input
+    const q = prepareObject(fresh, { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: twin } }, { object: 'kernel/file.o', anchorPrefix: '__a_' });
+    expect(q.problems.map((x) => x.code)).toContain('AMBIGUOUS_SYMBOL');
+    expect(q.problems.find((x) => x.code === 'AMBIGUOUS_SYMBOL')!.message).toMatch(/helper/);
+  });
+
   test('a symbol the running kernel lacks is an error naming it and the function that needs it', async () => {
     const out = await diffOutput(ORIG, PATCHED);
     const vmlinux = await linkedKernel({ file: ORIG });

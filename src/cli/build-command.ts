@@ -16,7 +16,7 @@ import type { Runner } from '../orchestrator/index.js';
 import { tagChildProcesses } from '../orchestrator/orphans.js';
 import { isKlpforgeError } from '../util/errors.js';
 import { formatReport } from '../verify/report.js';
-import { verifyModule } from '../verify/verify.js';
+import { readCheckFiles, verifyModule } from '../verify/verify.js';
 import { EXIT } from './exit-codes.js';
 import { diskFullError, keepNamedLogs, makeWorkDir, SignalGuard, type WrittenPlace } from './build-safety.js';
 import { progressPrinter, STAGE_LABEL } from './progress.js';
@@ -60,6 +60,7 @@ export function buildBuilder(y: Argv) {
     .option('verify', { type: 'boolean', default: false, describe: 'boot the kernel in QEMU and prove the module loads, works and unloads (klpforge verify)' })
     .option('kernel', { type: 'string', describe: 'bzImage for --verify (default: next to the vmlinux)' })
     .option('check', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'shell test for --verify: fails before, holds with the patch, fails after' })
+    .option('check-file', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'a file whose text is one shell test for --verify (repeatable)' })
     .epilogue(BUILD_EPILOGUE);
 }
 
@@ -87,6 +88,7 @@ export interface BuildCommandArgs {
   verify: boolean;
   kernel?: string;
   check: string[];
+  checkFile: string[];
 }
 
 /** Module names end up in /sys/kernel/livepatch/ and MODULE_NAME_LEN (56) with the livepatch- prefix. */
@@ -104,6 +106,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   }
   const oot = a.ootModule !== undefined ? { module: path.resolve(a.ootModule), source: path.resolve(a.ootModuleSrc!) } : undefined;
   const name = moduleName(a.name, a.patches[0]!);
+  // Read now: a missing --check-file is said before minutes of building, not after.
+  const checkFiles = await readCheckFiles(a.verify ? a.checkFile : []);
   const sourceDir = path.resolve(a.sourcedir);
   const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
   const outputDir = path.resolve(a.output);
@@ -199,8 +203,9 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     if (a.verify) {
       const kernel = a.kernel ?? path.join(path.dirname(path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux'))), 'arch/x86/boot/bzImage');
       const vr = await clock.run('verify', () => verifyModule({
-        module: report!.module, kernel, checks: a.check, modulesDir: path.dirname(path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux'))),
-        timeoutSeconds: 120, keep: false, accel: 'auto',
+        module: report!.module, kernel, checks: [...a.check, ...checkFiles.map((f) => f.text)],
+        checkLabels: [...a.check.map(() => undefined), ...checkFiles.map((f) => f.label)],
+        modulesDir: path.dirname(path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux'))), timeoutSeconds: 120, keep: false, accel: 'auto',
       }), (r) => (r.ok ? 'passed' : 'FAILED'));
       stages.push(clock.timings[clock.timings.length - 1]!);
       verified = vr.ok;

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import type { AcceleratorChoice } from '../verify/qemu.js';
 import { failureSummary, formatReport, reportJson } from '../verify/report.js';
-import { verifyModule } from '../verify/verify.js';
+import { readCheckFiles, verifyModule } from '../verify/verify.js';
 import { EXIT } from './exit-codes.js';
 
 export const VERIFY_DESCRIPTION = 'boot a kernel in QEMU and prove a livepatch module loads, works, and unloads cleanly';
@@ -22,6 +22,7 @@ export function verifyBuilder(y: Argv) {
     .positional('module', { type: 'string', demandOption: true, describe: 'livepatch module (.ko) to test' })
     .option('kernel', { type: 'string', demandOption: true, describe: 'bzImage to boot (from its build directory: BUILD/arch/x86/boot/bzImage)' })
     .option('check', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'shell test run in the guest (repeatable)' })
+    .option('check-file', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'a file whose text is one shell test, named by its path in the report (repeatable; after the --checks)' })
     .option('modules', { type: 'string', describe: 'kernel build directory whose .ko files the guest gets under /modules' })
     .option('json', { type: 'boolean', default: false, describe: 'print the report as one JSON object' })
     .option('timeout', { type: 'number', default: 120, describe: 'seconds before a hung guest is killed' })
@@ -34,6 +35,7 @@ export interface VerifyCommandArgs {
   module: string;
   kernel: string;
   check: readonly string[];
+  checkFile: readonly string[];
   modules?: string;
   json: boolean;
   timeout: number;
@@ -43,8 +45,10 @@ export interface VerifyCommandArgs {
 
 /** `klpforge verify MODULE.ko --kernel bzImage`: prints the report; 0 only when every step held. */
 export async function verifyCommand(a: VerifyCommandArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
+  const files = await readCheckFiles(a.checkFile.map(String));
   const report = await verifyModule({
-    module: a.module, kernel: a.kernel, checks: a.check.map(String), modulesDir: a.modules,
+    module: a.module, kernel: a.kernel, checks: [...a.check.map(String), ...files.map((f) => f.text)],
+    checkLabels: [...a.check.map(() => undefined), ...files.map((f) => f.label)], modulesDir: a.modules,
     timeoutSeconds: a.timeout, keep: a.keep, accel: a.accel,
   });
   if (a.json) out(reportJson(report));

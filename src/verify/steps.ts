@@ -55,11 +55,13 @@ export function moduleNameFromFile(fileName: string): string | null {
   return MODULE_NAME.test(name) ? name : null;
 }
 
-export function planSteps(moduleName: string, checks: readonly string[]): TestPlan {
+/** `labels[i]`, when given, names check i in the report instead of its whole text (a --check-file's path). */
+export function planSteps(moduleName: string, checks: readonly string[], labels: readonly (string | undefined)[] = []): TestPlan {
   const steps: PlannedStep[] = [];
   const checkSteps = (phase: 'before' | 'loaded' | 'after'): void => {
-    checks.forEach((check, i) => {
+    checks.forEach((text, i) => {
       const n = i + 1;
+      const check = labels[i] ?? text;
       if (phase === 'before') {
         steps.push({ id: `before.${n}`, kind: 'check-before', expect: 'fail', needsLoaded: false, checkIndex: i,
           title: `check ${n} fails before loading: ${check}` });

@@ -19,6 +19,8 @@ export interface VerifyOptions {
   readonly kernel: string;
   /** Shell tests: each must fail before loading, hold while loaded, fail after unloading. */
   readonly checks: readonly string[];
+  /** What the report calls each check (its file, for --check-file); default: its text. */
+  readonly checkLabels?: readonly (string | undefined)[];
   /** A kernel build directory whose .ko files are placed under /modules in the guest. */
   readonly modulesDir?: string;
   /** Limit for the whole guest run, boot included. */
@@ -40,6 +42,20 @@ async function requireFile(p: string, what: string): Promise<void> {
     if ((await stat(p)).isFile()) return;
   } catch { /* reported below */ }
   throw new VerifyError('VERIFY_INPUT', `${what} ${p} is not a readable file`);
+}
+
+/**
+ * --check-file: each file's whole text is one check, named by its path in the
+ * report. Read here so a missing file is said before anything boots.
+ */
+export async function readCheckFiles(files: readonly string[]): Promise<Array<{ text: string; label: string }>> {
+  return Promise.all(files.map(async (f) => {
+    try {
+      return { text: await readFile(f, 'utf8'), label: f };
+    } catch (e) {
+      throw new VerifyError('VERIFY_INPUT', `--check-file ${f}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+  }));
 }
 
 async function requireDir(p: string, what: string): Promise<void> {
@@ -75,7 +91,7 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
   await checkQemu();
   const genInitCpio = await findGenInitCpio(o.kernel, o.modulesDir);
 
-  const plan = planSteps(moduleName, o.checks);
+  const plan = planSteps(moduleName, o.checks, o.checkLabels);
   const nonce = randomBytes(6).toString('hex');
   const script = generateGuestScript({
     plan, nonce,

@@ -2,8 +2,9 @@ import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { adoptBuild } from '../../src/orchestrator/original-cache.js';
-import { REPO_ROOT, type FixtureKernel } from './kernel.js';
+import { fixtureKernel, REPO_ROOT, type FixtureKernel } from './kernel.js';
 
 export const INTEGRATION_DIR = path.join(REPO_ROOT, 'kernel-fixtures/integration');
 const CLI = path.join(REPO_ROOT, 'bin/klpforge.js');
@@ -37,6 +38,32 @@ export async function fixtureCache(kernel: FixtureKernel): Promise<string> {
   return cacheDir;
 }
 
+/**
+ * What every integration test file sets up: the fixture kernel, the shared
+ * test cache (adopted once per file) and a scratch dir removed afterwards.
+ * Call at a test file's top level; read cacheDir and work inside tests.
+ */
+export function integrationFixture(): { kernel: FixtureKernel; readonly cacheDir: string; readonly work: string } {
+  const kernel = fixtureKernel();
+  let cacheDir: string | undefined;
+  let work: DirectoryResult | undefined;
+  beforeAll(async () => {
+    cacheDir = await fixtureCache(kernel);
+    work = await tmpDir({ unsafeCleanup: true });
+  }, 300_000);
+  afterAll(async () => { await work?.cleanup(); });
+  return {
+    kernel,
+    get cacheDir() { if (cacheDir === undefined) throw new Error('integration fixture not set up yet'); return cacheDir; },
+    get work() { if (work === undefined) throw new Error('integration fixture not set up yet'); return work.path; },
+  };
+}
+
+/** A failed klpforge run, for a test's error: exit code and the ends of both streams. */
+export function explainRun(what: string, r: { exitCode: number; stdout: string; stderr: string }): string {
+  return `${what} exited ${r.exitCode}\n--- stderr\n${r.stderr.slice(-4000)}\n--- stdout\n${r.stdout.slice(-4000)}`;
+}
+
 export interface CliRun { exitCode: number; stdout: string; stderr: string }
 
 export async function klpforge(args: readonly string[], timeoutMs = 600_000): Promise<CliRun> {
@@ -52,9 +79,9 @@ export async function buildCase(kernel: FixtureKernel, cacheDir: string, patches
 
 export interface VerifyOutcome { ok: boolean; run: CliRun; report: { ok: boolean; steps?: Array<{ id: string; status?: string; ok?: boolean; detail?: string }> } | undefined }
 
-/** `klpforge verify` of a module with check scripts; `modulesDir` becomes /modules in the guest. */
-export async function verifyCase(kernel: FixtureKernel, ko: string, checks: readonly string[], modulesDir?: string): Promise<VerifyOutcome> {
-  const run = await klpforge(['verify', ko, '--kernel', kernel.bzImage, ...checks.flatMap((c) => ['--check', c]),
+/** `klpforge verify` of a module with check script files (--check-file); `modulesDir` becomes /modules in the guest. */
+export async function verifyCase(kernel: FixtureKernel, ko: string, checkFiles: readonly string[], modulesDir?: string): Promise<VerifyOutcome> {
+  const run = await klpforge(['verify', ko, '--kernel', kernel.bzImage, ...checkFiles.flatMap((c) => ['--check-file', c]),
     ...(modulesDir ? ['--modules', modulesDir] : []), '--json', '--timeout', '180']);
   let report: VerifyOutcome['report'];
   try {
@@ -80,6 +107,6 @@ export async function guestModules(kernel: FixtureKernel, dir: string, withKerne
   return dir;
 }
 
-export async function checkScript(c: IntegrationCase): Promise<string> {
-  return readFile(path.join(c.dir, 'check.sh'), 'utf8');
+export function checkFile(c: IntegrationCase): string {
+  return path.join(c.dir, 'check.sh');
 }

@@ -1,42 +1,29 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
-import { fixtureKernel } from '../helpers/kernel.js';
 import {
-  buildCase, checkScript, fixtureCache, guestModules, type IntegrationCase, integrationCases, verifyCase,
+  buildCase, checkFile, explainRun as explain, guestModules, type IntegrationCase, integrationCases, integrationFixture, verifyCase,
 } from '../helpers/integration.js';
 
-const kernel = fixtureKernel();
+const fx = integrationFixture();
+const { kernel } = fx;
 const cases = await integrationCases();
-let cacheDir: string;
-let work: DirectoryResult;
-
-beforeAll(async () => {
-  cacheDir = await fixtureCache(kernel);
-  work = await tmpDir({ unsafeCleanup: true });
-}, 300_000);
-afterAll(async () => { await work?.cleanup(); });
-
-function explain(what: string, r: { exitCode: number; stdout: string; stderr: string }): string {
-  return `${what} exited ${r.exitCode}\n--- stderr\n${r.stderr.slice(-4000)}\n--- stdout\n${r.stdout.slice(-4000)}`;
-}
 
 /** Builds one case (and the modules its sequence needs first) and verifies it in QEMU. */
 async function runPassingCase(c: IntegrationCase): Promise<void> {
-  const out = path.join(work.path, c.name);
+  const out = path.join(fx.work, c.name);
   const earlier = (c.sequence ?? []).filter((s) => s.patch !== 'fix.patch');
   const extra: string[] = [];
   for (const s of earlier) {
-    const r = await buildCase(kernel, cacheDir, [path.join(c.dir, s.patch)], s.name!, path.join(out, 'earlier'));
+    const r = await buildCase(kernel, fx.cacheDir, [path.join(c.dir, s.patch)], s.name!, path.join(out, 'earlier'));
     if (r.exitCode !== 0) throw new Error(explain(`build of ${s.patch}`, r));
     extra.push(path.join(out, 'earlier', s.module ?? `livepatch-${s.name}.ko`));
   }
-  const built = await buildCase(kernel, cacheDir, [path.join(c.dir, 'fix.patch')], c.name, out, ['--json']);
+  const built = await buildCase(kernel, fx.cacheDir, [path.join(c.dir, 'fix.patch')], c.name, out, ['--json']);
   if (built.exitCode !== 0) throw new Error(explain('klpforge build', built));
   const report = JSON.parse(built.stdout) as { module: string; stages: Array<{ stage: string; state: string }> };
   expect(report.stages.map((s) => s.stage)).toEqual(['preflight', 'original', 'patched', 'diff', 'generate']);
   const modules = await guestModules(kernel, path.join(out, 'modules'), !!c.modules, extra);
-  const v = await verifyCase(kernel, report.module, [await checkScript(c)], modules);
+  const v = await verifyCase(kernel, report.module, [checkFile(c)], modules);
   if (!v.ok) throw new Error(explain('klpforge verify', v.run));
 }
 
@@ -49,8 +36,8 @@ describe('livepatch cases: klpforge build, then klpforge verify boots Linux 6.1 
 describe('refused cases: klpforge build says why and builds nothing', () => {
   for (const c of cases.filter((x) => x.expect === 'refused')) {
     test(`${c.name}: refused with ${c.reason}`, async () => {
-      const out = path.join(work.path, c.name);
-      const r = await buildCase(kernel, cacheDir, [path.join(c.dir, 'fix.patch')], c.name, out, ['--json']);
+      const out = path.join(fx.work, c.name);
+      const r = await buildCase(kernel, fx.cacheDir, [path.join(c.dir, 'fix.patch')], c.name, out, ['--json']);
       expect(r.exitCode).toBe(c.exitCode ?? 2);
       const report = JSON.parse(r.stdout) as { ok: boolean; error: { code: string; reasons?: Array<{ code: string }> } };
       expect(report.ok).toBe(false);
@@ -64,8 +51,8 @@ describe('refused cases: klpforge build says why and builds nothing', () => {
 describe('all passing cases in one livepatch', () => {
   test('the patches combined build into one module that passes every check', async () => {
     const together = cases.filter((c) => c.expect === 'pass' && !c.sequence);
-    const out = path.join(work.path, 'combined');
-    const built = await buildCase(kernel, cacheDir, together.map((c) => path.join(c.dir, 'fix.patch')), 'combined', out, ['--json']);
+    const out = path.join(fx.work, 'combined');
+    const built = await buildCase(kernel, fx.cacheDir, together.map((c) => path.join(c.dir, 'fix.patch')), 'combined', out, ['--json']);
     if (built.exitCode !== 0) throw new Error(explain('klpforge build (combined)', built));
     const report = JSON.parse(built.stdout) as { module: string };
     // Linux 6.1 leaves a livepatch's relocations into a module written when that module unloads, so reloading the
@@ -74,7 +61,7 @@ describe('all passing cases in one livepatch', () => {
     const boots = [together.filter((c) => c.combinedBoot !== 'own'), ...own.map((c) => [c])];
     for (const [i, group] of boots.entries()) {
       const modules = await guestModules(kernel, path.join(out, `modules-${i}`), group.some((c) => c.modules), []);
-      const v = await verifyCase(kernel, report.module, await Promise.all(group.map(checkScript)), modules);
+      const v = await verifyCase(kernel, report.module, group.map(checkFile), modules);
       if (!v.ok) throw new Error(explain(`klpforge verify (combined, checks of ${group.map((c) => c.name).join(', ')})`, v.run));
     }
   }, 1_800_000);
@@ -85,8 +72,8 @@ describe('reproducible output', () => {
     const c = cases.find((x) => x.expect === 'pass')!;
     const builds = [];
     for (const n of [1, 2]) {
-      const out = path.join(work.path, `repro-${n}`);
-      const r = await buildCase(kernel, cacheDir, [path.join(c.dir, 'fix.patch')], 'repro', out);
+      const out = path.join(fx.work, `repro-${n}`);
+      const r = await buildCase(kernel, fx.cacheDir, [path.join(c.dir, 'fix.patch')], 'repro', out);
       if (r.exitCode !== 0) throw new Error(explain('klpforge build', r));
       builds.push(await readFile(path.join(out, 'livepatch-repro.ko')));
     }

@@ -1,6 +1,7 @@
 import { execa } from 'execa';
 import { generateGuestScript, generateProbeScript, shellQuote } from '../../src/verify/guest-script.js';
 import { planSteps } from '../../src/verify/steps.js';
+import { readCheckFiles } from '../../src/verify/verify.js';
 
 // The guest runs busybox sh; the host's busybox (busybox-static, needed by verify anyway) parses the same way.
 const BUSYBOX = '/bin/busybox';
@@ -50,6 +51,18 @@ describe('generateGuestScript', () => {
       'disable', 'unpatched', 'rmmod',
       ...Array.from({ length: n }, (_, i) => `after.${i + 1}`),
     ]);
+  });
+
+  test('a check from a file (--check-file) is named by its path in the report; its text is still what runs', async () => {
+    const text = '#!/bin/sh\n# a comment line\ngrep -q patched /proc/cmdline\n';
+    const plan = planSteps('m', ['true', text], [undefined, 'cases/01/check.sh']);
+    expect(plan.steps.filter((st) => st.checkIndex === 1).map((st) => st.title)).toEqual([
+      'check 2 fails before loading: cases/01/check.sh', 'check 2 holds with the patch loaded: cases/01/check.sh', 'check 2 fails again after unloading: cases/01/check.sh',
+    ]);
+    expect(plan.steps.find((st) => st.id === 'loaded.1')!.title).toBe('check 1 holds with the patch loaded: true');
+    const guest = generateGuestScript({ plan, nonce: 'n', checkTimeoutSeconds: 5, transitionTimeoutSeconds: 5 });
+    expect(guest).toContain(shellQuote(text));
+    await expect(readCheckFiles(['/no/such/check.sh'])).rejects.toThrow(/^--check-file \/no\/such\/check\.sh: cannot read it \(ENOENT\)$/);
   });
 
   test('hands busybox sh exactly the check texts, in step order, each as one word', async () => {

@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
@@ -12,7 +12,7 @@ import { onOriginal } from '../pipeline/speculate.js';
 import { preflight } from '../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
 import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
-import type { Runner } from '../orchestrator/index.js';
+import { type Runner, runnerSeeing } from '../orchestrator/index.js';
 import { tagChildProcesses } from '../orchestrator/orphans.js';
 import { isKlpforgeError } from '../util/errors.js';
 import { formatReport } from '../verify/report.js';
@@ -140,18 +140,25 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   let report: LivepatchBuildReport | undefined;
   try {
     workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
+    // Inside a sandbox only the work dir and the cache's builds and logs (make O= and its log) are writable:
+    // the rest of the cache (the rootfs the sandbox runs on, the entries, the locks) is klpforge's own to write.
+    const cacheWritable = a.runner === 'host' ? [] : ['builds', 'logs'].map((d) => path.join(a.cacheDir, d));
+    await Promise.all(cacheWritable.map((d) => mkdir(d, { recursive: true })));
     const inner = await createRunner({
       kind: a.runner, ...(a.image ? { image: a.image } : {}), ...(a.rootfs ? { rootfs: a.rootfs } : {}),
-      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir, KERNEL_HEADERS, ...(oot ? [oot.source] : [])], writable: [workDir, a.cacheDir],
+      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir, KERNEL_HEADERS, a.cacheDir, ...(oot ? [oot.source] : [])],
+      writable: [workDir, ...cacheWritable],
       onProgress: (line) => err(`klpforge: ${line}`),
     });
-    const runner: Runner = {
+    const watched = (r: Runner): Runner => ({
       run: (argv, opts) => {
         if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing new while stopping
         if (a.debug) err(`klpforge: $ (cd ${opts.cwd} && ${argv.join(' ')})`);
-        return inner.run(argv, opts);
+        return r.run(argv, opts);
       },
-    };
+      ...(r.seeing ? { seeing: (readOnly: readonly string[]) => watched(runnerSeeing(r, readOnly)) } : {}),
+    });
+    const runner = watched(inner);
     const work = workDir;
     const originalOptions = {
       sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir: work,
@@ -173,6 +180,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       work: (original, attempt) => {
         // Each attempt builds in its own scratch dir; only the one that counts is published to the output dir.
         const scratch = path.join(work, attempt.name);
+        // A sandbox must see the original build, wherever the cache entry points (an adopted build is outside the cache).
+        const runner = runnerSeeing(watched(inner), [original.buildDir]);
         return oot
           ? buildOotLivepatch({
             patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,

@@ -7,7 +7,7 @@ export { parseKbuildCmd, objectForCmdFile, recordedCommandBeside, type KbuildCom
 export { parsePatchFiles, touchedPaths, type PatchFileChange, type FileChangeKind } from './patch-files.js';
 export { createSourceView, applyPatches, type AppliedPatch } from './source-view.js';
 export { recompileObject, rewriteCommand, type RecompileOptions, type RecompiledObject } from './recompile.js';
-export { HostRunner, type Runner, type RunOptions, type RunResult } from './runner.js';
+export { HostRunner, runnerSeeing, type Runner, type RunOptions, type RunResult } from './runner.js';
 export { OrchestratorError, type OrchestratorErrorCode } from './errors.js';
 export { probeStructSizes, probeSource, type StructSizes } from './struct-sizes.js';
 export { objectOwners, type ObjectOwner } from './object-owner.js';

@@ -23,6 +23,17 @@ export interface RunResult {
 export interface Runner {
   /** Runs argv[0] with the remaining arguments; a non-zero exit is a result, not an exception. */
   run(argv: readonly string[], options: RunOptions): Promise<RunResult>;
+  /**
+   * A sandboxed runner that also sees these host paths, read-only, at their
+   * own paths: the original build dir is known only once the cache is looked
+   * up, after the runner is made. Absent on the host runner, which sees everything.
+   */
+  seeing?(readOnly: readonly string[]): Runner;
+}
+
+/** `runner`, made to see `paths` read-only if it is sandboxed. */
+export function runnerSeeing(runner: Runner, paths: readonly string[]): Runner {
+  return runner.seeing ? runner.seeing(paths) : runner;
 }
 
 export class HostRunner implements Runner {

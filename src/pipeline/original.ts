@@ -3,7 +3,7 @@ import path from 'node:path';
 import { readStoredIndex, storedBuildIndex } from '../orchestrator/build-index.js';
 import { cacheLayout, listEntries } from '../orchestrator/cache-entries.js';
 import { configDigest } from '../orchestrator/cache-key.js';
-import { type BuildIndex, probeStructSizes, readKernelConfig, type Runner } from '../orchestrator/index.js';
+import { type BuildIndex, probeStructSizes, readKernelConfig, type Runner, runnerSeeing } from '../orchestrator/index.js';
 import { ensureOriginalBuild } from '../orchestrator/original-cache.js';
 
 export interface OriginalOptions {
@@ -51,7 +51,7 @@ export async function originalBuild(o: OriginalOptions, likely: Promise<Original
   if (early !== undefined && sameOriginal(early, built)) return { ...early, hit: built.hit, warnings };
   const [index, entrySizes] = await Promise.all([
     storedBuildIndex(built.buildDir, indexFile(o.cacheDir, built.key)).then((s) => s.index),
-    structSizes(built.buildDir, built.key, o.cacheDir, o.workDir, o.runner),
+    structSizes(built.buildDir, built.key, o.cacheDir, o.workDir, runnerSeeing(o.runner, [built.buildDir])),
   ]);
   return { buildDir: built.buildDir, key: built.key, hit: built.hit, index, entrySizes, warnings };
 }

@@ -2,11 +2,11 @@ import { writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
-import { HostRunner } from '../../src/orchestrator/runner.js';
+import { HostRunner, type Runner } from '../../src/orchestrator/runner.js';
 import { checkContainerEngine } from '../../src/orchestrator/runners/availability.js';
 import { planMounts } from '../../src/orchestrator/runners/binds.js';
-import { bwrapArgv, rootfsLayoutArgs, type ListRootfsDir, type RootfsEntry } from '../../src/orchestrator/runners/bwrap.js';
-import { containerArgv, DockerRunner, PodmanRunner } from '../../src/orchestrator/runners/container.js';
+import { BwrapRunner, bwrapArgv, rootfsLayoutArgs, type ListRootfsDir, type RootfsEntry } from '../../src/orchestrator/runners/bwrap.js';
+import { containerArgv, type ContainerRunner, DockerRunner, PodmanRunner } from '../../src/orchestrator/runners/container.js';
 import { createRunner } from '../../src/orchestrator/runners/create-runner.js';
 import { ROOTFS_BASE_ENV, sandboxEnv } from '../../src/orchestrator/runners/sandbox-env.js';
 
@@ -138,6 +138,16 @@ describe('podman and docker command lines', () => {
     expect(() => containerArgv({ ...base, engine: 'docker', readOnly: ['/src/linux:6.1'], uid: 0, gid: 0 }, ['true'], '/', {}))
       .toThrow('/src/linux:6.1: a path with \':\' cannot be bound by docker -v: move or symlink it to a path without one');
   });
+});
+
+test('a sandboxed runner made to see one more path (the original build, known after the cache lookup) binds it read-only; the first is unchanged; the host runner has no such step', () => {
+  const bw = new BwrapRunner({ rootfs: '/nonexistent-rootfs', ...BINDS });
+  const argvOf = (r: BwrapRunner | ContainerRunner) => r.argv(['true'], { cwd: '/tmp/klp-work' }).join(' ');
+  expect(argvOf(bw.seeing(['/srv/kernels/6.1/build']))).toContain('--ro-bind /srv/kernels/6.1/build /srv/kernels/6.1/build');
+  expect(argvOf(bw)).not.toContain('/srv/kernels');
+  const pod = new PodmanRunner({ image: 'i', uid: 0, gid: 0, ...BINDS });
+  expect(argvOf(pod.seeing(['/srv/kernels/6.1/build']))).toContain('-v /srv/kernels/6.1/build:/srv/kernels/6.1/build:ro');
+  expect((new HostRunner() as Runner).seeing).toBeUndefined();
 });
 
 test('sandbox environment: only build-relevant host variables pass, the given env wins', () => {

@@ -135,4 +135,8 @@ export class BwrapRunner implements Runner {
     // cwd matters only inside; the host side runs from / so a cwd missing on the host is bwrap's error, not a spawn failure.
     return this.host.run(this.argv(argv, options), { cwd: '/' });
   }
+
+  seeing(readOnly: readonly string[]): BwrapRunner {
+    return new BwrapRunner({ ...this.config, readOnly: [...this.config.readOnly, ...readOnly.map((p) => path.resolve(p))] });
+  }
 }

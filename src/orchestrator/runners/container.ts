@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { OrchestratorError } from '../errors.js';
 import { HostRunner, type Runner, type RunOptions, type RunResult } from '../runner.js';
 import { planMounts, type BindPaths } from './binds.js';
@@ -76,6 +77,10 @@ export class ContainerRunner implements Runner {
   /** The engine's client exits with the command's status (128 + N for a signal death). */
   run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
     return this.host.run(this.argv(argv, options), { cwd: '/' });
+  }
+
+  seeing(readOnly: readonly string[]): ContainerRunner {
+    return new ContainerRunner({ ...this.config, readOnly: [...this.config.readOnly, ...readOnly.map((p) => path.resolve(p))] });
   }
 }
 

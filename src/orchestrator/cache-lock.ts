@@ -3,6 +3,7 @@ import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SetupError } from './setup-errors.js';
+import { startTicks } from './orphans.js';
 
 /**
  * A lock file naming its holder (pid, host, the process's start time), so a
@@ -47,10 +48,7 @@ export interface AcquireOptions {
 const STALE_BREAKER_MS = 30_000;
 
 export async function processStartTime(pid: number): Promise<string | undefined> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-  if (text === undefined) return undefined;
-  // The command name (field 2) is parenthesised and may hold spaces: count fields after its last ')'.
-  return text.slice(text.lastIndexOf(')') + 2).split(' ')[19];
+  return startTicks(pid);
 }
 
 export async function isHolderAlive(holder: LockHolder): Promise<boolean> {

@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
@@ -142,11 +142,13 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
     // Inside a sandbox only the work dir and the cache's builds and logs (make O= and its log) are writable:
     // the rest of the cache (the rootfs the sandbox runs on, the entries, the locks) is klpforge's own to write.
-    const cacheWritable = a.runner === 'host' ? [] : ['builds', 'logs'].map((d) => path.join(a.cacheDir, d));
+    // The cache is used by its real path (make O= names it so); bound as given too, where the work dir is.
+    const cacheDirs = a.runner === 'host' ? [] : [...new Set([a.cacheDir, await mkdir(a.cacheDir, { recursive: true }).then(() => realpath(a.cacheDir))])];
+    const cacheWritable = cacheDirs.length === 0 ? [] : ['builds', 'logs'].map((d) => path.join(cacheDirs[cacheDirs.length - 1]!, d));
     await Promise.all(cacheWritable.map((d) => mkdir(d, { recursive: true })));
     const inner = await createRunner({
       kind: a.runner, ...(a.image ? { image: a.image } : {}), ...(a.rootfs ? { rootfs: a.rootfs } : {}),
-      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir, KERNEL_HEADERS, a.cacheDir, ...(oot ? [oot.source] : [])],
+      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir, KERNEL_HEADERS, ...cacheDirs, ...(oot ? [oot.source] : [])],
       writable: [workDir, ...cacheWritable],
       onProgress: (line) => err(`klpforge: ${line}`),
     });

@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { ensureRootfs } from '../../src/orchestrator/rootfs.js';
@@ -11,8 +11,10 @@ import { fixtureKernel } from '../helpers/kernel.js';
  * compile (the struct-size probe, the patched object, the module) runs in the
  * bubblewrap sandbox over the debootstrap rootfs. The original build is the
  * fixture's, adopted into a private cache: it lives outside the cache dir, so
- * the sandbox must be given it once the cache entry is known. The module must
- * be the same bytes as the host runner's.
+ * the sandbox must be given it once the cache entry is known. The sandboxed
+ * runs reach the cache through a symbolic link, as with a ~/.cache that links
+ * elsewhere: the cache is used by its real path, which must be bound too. The
+ * module must be the same bytes as the host runner's.
  */
 jest.setTimeout(20 * 60_000); // the rootfs is made here on a machine without one (minutes, once)
 
@@ -20,14 +22,18 @@ const kernel = fixtureKernel();
 let cache: { dir: string; remove: () => Promise<void> };
 let tmp: DirectoryResult;
 let rootfs: string;
+let link: string;
 
 beforeAll(async () => {
   rootfs = (await ensureRootfs({ onProgress: (line) => process.stderr.write(`${line}\n`) })).path;
   tmp = await dir({ unsafeCleanup: true });
   cache = await privateCache(kernel, 'bwrap');
+  link = `${cache.dir}-link`;
+  await symlink(cache.dir, link);
 }, 20 * 60_000);
 
 afterAll(async () => {
+  if (link) await rm(link, { force: true });
   await cache?.remove();
   await tmp?.cleanup();
 });
@@ -39,10 +45,10 @@ function report(r: BuildRun): Report {
   return JSON.parse(r.stdout) as Report;
 }
 
-const bwrap = (out: string) => runBuild(kernel, cache.dir, path.join(tmp.path, out), { extra: ['--json', '--runner', 'bwrap', '--rootfs', rootfs] });
+const bwrap = (out: string) => runBuild(kernel, link, path.join(tmp.path, out), { extra: ['--json', '--runner', 'bwrap', '--rootfs', rootfs] });
 const host = (out: string) => runBuild(kernel, cache.dir, path.join(tmp.path, out), { extra: ['--json'] });
 
-test('sandboxed builds of an adopted original (outside the cache dir) give the host runner\'s module, byte for byte', async () => {
+test('sandboxed builds of an adopted original (outside the cache dir, the cache behind a symlink) give the host runner\'s module, byte for byte', async () => {
   // First in a fresh cache: the struct-size probe compiles against the original build inside the sandbox.
   const first = report(await bwrap('bwrap-1'));
   expect(first.original).toMatchObject({ buildDir: kernel.fsections, speculation: 'none' });

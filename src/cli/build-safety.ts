@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BuildError } from '../pipeline/errors.js';
-import { isAlive, startTicks, stopOrphansIn } from '../orchestrator/orphans.js';
+import { isAlive, ownTaggedProcesses, startTicks, stopOrphansIn } from '../orchestrator/orphans.js';
 import { KlpforgeError } from '../util/errors.js';
 
 /**
@@ -130,11 +130,13 @@ async function descendants(root: number): Promise<number[]> {
 /**
  * Stops every process this one started, and theirs (make, gcc, cp, patch):
  * a signal sent to klpforge alone must not leave compilers writing into a work
- * dir being removed. Repeated until none is left, as a dying make may still fork.
+ * dir being removed. Repeated until none is left, as a dying make may still
+ * fork; a child it forked just before dying is no longer our descendant
+ * (reparented to init), so processes carrying this run's tag are stopped too.
  */
 export async function killDescendants(): Promise<void> {
   for (let pass = 0; pass < 20; pass++) {
-    const pids = await descendants(process.pid);
+    const pids = [...new Set([...await descendants(process.pid), ...await ownTaggedProcesses()])];
     if (pids.length === 0) return;
     for (const pid of pids) {
       try {

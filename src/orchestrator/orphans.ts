@@ -35,6 +35,18 @@ export async function tagChildProcesses(): Promise<void> {
   process.env[RUN_TAG_VAR] = `${process.pid}-${(await startTicks('self')) ?? '0'}`;
 }
 
+/** Every live process (but this one) carrying this process's own run tag: what it started, and theirs, even once reparented. */
+export async function ownTaggedProcesses(): Promise<number[]> {
+  const mine = process.env[RUN_TAG_VAR];
+  if (mine === undefined || !mine.startsWith(`${process.pid}-`)) return [];
+  const found: number[] = [];
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    if ((await runTagOf(name)) === mine) found.push(Number(name));
+  }
+  return found;
+}
+
 /** The run tag in a process's environment, if any. */
 async function runTagOf(pid: string): Promise<string | undefined> {
   const environ = await readFile(`/proc/${pid}/environ`, 'latin1').catch(() => '');

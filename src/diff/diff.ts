@@ -209,7 +209,9 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
         result.warnings.push(`${report.name} no longer references static local ${lost}, which still exists: check nothing else relies on the state it kept`);
       }
     }
-    if (!ipaRa.on || twin === undefined) continue;
+    // An old version that calls out of the object (or through a retpoline thunk) already clobbered every
+    // call-clobbered register, as far as gcc knew: its callers could rely on nothing more than the ABI.
+    if (!ipaRa.on || twin === undefined || callsOut(o, graphO, twin)) continue;
     const callers = [...(graphO.callers.get(o.symbol(twin).name) ?? [])]
       .map((k) => o.symbol(k).name)
       .filter((n) => ![...changed.values()].some((r) => r.name === n));
@@ -243,6 +245,14 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     }, kernelName);
   }
   return result;
+}
+
+/** Whether `fn` calls a function not defined in its object, whose register use gcc cannot know. */
+function callsOut(v: ObjectView, graph: CallGraph, fn: SymbolIndex): boolean {
+  for (const name of graph.callees.get(fn) ?? []) {
+    if (!v.obj.symbolsNamed(name).some((k) => { const s = v.symbol(k); return s.shndx !== SHN.UNDEF && s.reserved === 0; })) return true;
+  }
+  return false;
 }
 
 function hasFentry(p: ObjectView, sym: SymbolIndex): boolean {

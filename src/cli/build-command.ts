@@ -18,7 +18,7 @@ import { isKlpforgeError } from '../util/errors.js';
 import { formatReport } from '../verify/report.js';
 import { readCheckFiles, verifyModule } from '../verify/verify.js';
 import { EXIT } from './exit-codes.js';
-import { diskFullError, keepNamedLogs, makeWorkDir, SignalGuard, type WrittenPlace } from './build-safety.js';
+import { diskFullError, keepNamedLogs, makeWorkDir, removeUntilGone, SignalGuard, type WrittenPlace } from './build-safety.js';
 import { progressPrinter, STAGE_LABEL } from './progress.js';
 
 export const BUILD_DESCRIPTION = 'build a livepatch module from a kernel source tree and one or more patches';
@@ -123,6 +123,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   };
   const guard = new SignalGuard(async (signal, exitCode) => {
     await cleanup();
+    // The pipeline's code is still unwinding (its commands were stopped, not its file writes): remove until it stays gone.
+    if (!keep && workDir !== undefined) await removeUntilGone(workDir);
     const where = keep && workDir ? `work dir kept: ${workDir}` : 'work dir removed';
     const message = `interrupted by ${signal}: stopped (${where}); the source tree was not written and the cache keeps no partial entry`;
     if (a.json) out(JSON.stringify({ ok: false, error: { code: 'BUILD_INTERRUPTED', message, exitCode, reasons: [] }, stages: [...stages, ...clock.timings] }, null, 2));
@@ -180,6 +182,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     const ran = await onOriginal({
       likely, actual, progress: sink,
       work: (original, attempt) => {
+        if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing that would write into the work dir being removed
         // Each attempt builds in its own scratch dir; only the one that counts is published to the output dir.
         const scratch = path.join(work, attempt.name);
         // A sandbox must see the original build, wherever the cache entry points (an adopted build is outside the cache).

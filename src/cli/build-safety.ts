@@ -150,6 +150,19 @@ export async function killDescendants(): Promise<void> {
 }
 
 /**
+ * Removes `dir` and checks it stays gone: code still unwinding after an
+ * interrupt (an attempt whose commands were stopped, but which may still
+ * create a directory or write a file on its way out) could bring it back.
+ */
+export async function removeUntilGone(dir: string, quietMs = 100, passes = 20): Promise<void> {
+  for (let pass = 0; pass < passes; pass++) {
+    await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+    await delay(quietMs);
+    if (!(await stat(dir).then(() => true, () => false))) return;
+  }
+}
+
+/**
  * Ctrl-C, SIGTERM, SIGHUP: stop the children, run `stop` (remove the work
  * dir, say so), exit 128+signal. A second signal exits at once; the work dir
  * it may leave is removed by a later run (sweepStaleWorkDirs).

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { RUN_TAG_VAR } from '../../src/orchestrator/orphans.js';
-import { diskFullError, isDiskFull, keepNamedLogs, makeWorkDir, sweepStaleWorkDirs } from '../../src/cli/build-safety.js';
+import { diskFullError, isDiskFull, keepNamedLogs, makeWorkDir, removeUntilGone, sweepStaleWorkDirs } from '../../src/cli/build-safety.js';
 import { affectedObjects } from '../../src/orchestrator/affected.js';
 import type { BuildIndex } from '../../src/orchestrator/build-index.js';
 import { GeneratorError } from '../../src/klp/index.js';
@@ -74,6 +74,20 @@ describe('work dirs: named after their process, swept once it is gone', () => {
     await bystander;
     expect(await readdir(path.dirname(mine))).toEqual([path.basename(mine)]);
   });
+});
+
+test('removeUntilGone: a work dir that code still unwinding brings back is removed again', async () => {
+  const work = path.join(tmp, 'work');
+  await mkdir(path.join(work, 'likely/generate'), { recursive: true });
+  // What an attempt stopped mid-way may still do on its way out: create its scratch dir again, a moment later.
+  const late = new Promise<void>((resolve) => {
+    setTimeout(() => { mkdir(path.join(work, 'likely/generate/module'), { recursive: true }).then(() => resolve()); }, 30);
+  });
+  await removeUntilGone(work, 60);
+  await late;
+  await new Promise((r) => setTimeout(r, 20));
+  // It came back after the first removal; the second one took it, and nothing brought it back after.
+  await expect(readdir(work)).rejects.toThrow(/ENOENT/);
 });
 
 describe('a full disk is said as such', () => {

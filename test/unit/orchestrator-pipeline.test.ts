@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { dir, type DirectoryResult } from 'tmp-promise';
 import { affectedObjects } from '../../src/orchestrator/affected.js';
 import { buildIndex } from '../../src/orchestrator/build-index.js';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
 import { buildPatchedObjects } from '../../src/orchestrator/patched-objects.js';
 import { relevantLines, rewriteCommand } from '../../src/orchestrator/recompile.js';
+import { type MiniBuild, type MiniObject, miniKbuild, patchFileIn, workDirIn } from '../helpers/mini-kbuild.js';
 
 /**
  * A miniature out-of-tree "kernel build" made the way kbuild makes one: a
@@ -14,46 +14,22 @@ import { relevantLines, rewriteCommand } from '../../src/orchestrator/recompile.
  * .cmd file whose command ran with cwd = build dir. objcopy stands in for
  * objtool as the second command that rewrites the object in place.
  */
-interface MiniBuild { src: string; build: string; tmp: DirectoryResult }
-
-async function miniBuild(): Promise<MiniBuild> {
-  const tmp = await dir({ unsafeCleanup: true });
-  const src = path.join(tmp.path, 'linux');
-  const build = path.join(tmp.path, 'build');
-  const files: Record<string, string> = {
-    'Makefile': '',
+function miniBuild(): Promise<MiniBuild> {
+  const object = (o: string, source: string, deps: string[]): MiniObject => ({
+    object: o, source, flags: (src) => `-I${src}/include`, then: `objcopy --remove-section .comment   ${o}`,
+    deps, extraDepLines: ['$(wildcard include/config/X)'],
+  });
+  return miniKbuild({
     'include/lib.h': '#define VALUE 1\n',
     'kernel/a.c': '#include <lib.h>\nconst char *a_file = __FILE__;\nint a(void)\n{\n\treturn VALUE;\n}\n',
     'kernel/b.c': 'int b(void)\n{\n\treturn 0;\n}\n',
     'arch/x86/entry/e.S': '.text\n.globl e\ne: ret\n',
     'Documentation/x.txt': 'docs\n',
-  };
-  for (const [rel, text] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(src, rel)), { recursive: true });
-    await writeFile(path.join(src, rel), text);
-  }
-  await mkdir(path.join(build, 'kernel'), { recursive: true });
-  await mkdir(path.join(build, 'arch/x86/entry'), { recursive: true });
-  await writeFile(path.join(build, 'Makefile'), `include ${src}/Makefile\n`);
-  await symlink(src, path.join(build, 'source'));
-
-  const objects: Array<[string, string, string[]]> = [
-    ['kernel/a.o', 'kernel/a.c', ['include/lib.h']],
-    ['kernel/b.o', 'kernel/b.c', []],
-    ['arch/x86/entry/e.o', 'arch/x86/entry/e.S', []],
-  ];
-  for (const [object, source, deps] of objects) {
-    const depFile = `${path.dirname(object)}/.${path.basename(object)}.d`;
-    const command = `gcc -Wp,-MMD,${depFile} -I${src}/include -D__KERNEL__ -fmacro-prefix-map=${src}/= -O2 -c -o ${object} ${src}/${source}   ; objcopy --remove-section .comment   ${object}`;
-    execFileSync('sh', ['-c', command], { cwd: build });
-    const cmd = [
-      `cmd_${object} := ${command}`, '', `source_${object} := ${src}/${source}`, '',
-      `deps_${object} := \\`, ...deps.map((d) => `  ${src}/${d} \\`), '    $(wildcard include/config/X) \\', '',
-      `${object}: $(deps_${object})`, '',
-    ].join('\n');
-    await writeFile(path.join(build, path.dirname(object), `.${path.basename(object)}.cmd`), cmd);
-  }
-  return { src, build, tmp };
+  }, [
+    object('kernel/a.o', 'kernel/a.c', ['include/lib.h']),
+    object('kernel/b.o', 'kernel/b.c', []),
+    object('arch/x86/entry/e.o', 'arch/x86/entry/e.S', []),
+  ]);
 }
 
 /** Every file under `root` with size and mtime: any write into the build dir or the tree changes it. */
@@ -78,12 +54,8 @@ describe('orchestrator on a miniature kbuild build dir', () => {
   beforeAll(async () => { mini = await miniBuild(); });
   afterAll(async () => mini.tmp.cleanup());
 
-  async function patchFile(name: string, text: string): Promise<string> {
-    const p = path.join(mini.tmp.path, name);
-    await writeFile(p, text);
-    return p;
-  }
-  const work = async (): Promise<string> => (await dir({ tmpdir: mini.tmp.path })).path;
+  const patchFile = (name: string, text: string): Promise<string> => patchFileIn(mini, name, text);
+  const work = (): Promise<string> => workDirIn(mini);
 
   test('the index maps sources and headers to their objects and classifies assembly', async () => {
     const index = await buildIndex(mini.build);
@@ -151,7 +123,7 @@ describe('orchestrator on a miniature kbuild build dir', () => {
   });
 
   test('a source dir other than the one the build was made from is refused', async () => {
-    const other = (await dir({ tmpdir: mini.tmp.path })).path;
+    const other = await workDirIn(mini);
     await expect(buildPatchedObjects({ sourceDir: other, buildDir: mini.build, patches: [], workDir: await work() }))
       .rejects.toMatchObject({ code: 'ORCH_TREE_MISMATCH' });
   });

@@ -6,6 +6,7 @@ import { buildIndex, buildStamp, deserializeIndex, serializeIndex, storedBuildIn
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
 import { buildPatchedObjects, prepareView } from '../../src/orchestrator/patched-objects.js';
 import { parseDepFile } from '../../src/orchestrator/recompile.js';
+import { type MiniBuild, miniKbuild, patchFileIn, workDirIn, writeTree } from '../helpers/mini-kbuild.js';
 
 /** Every path, type, size, mtime and inode under `root`, without following links: any write shows. */
 async function snapshot(root: string): Promise<string[]> {
@@ -40,10 +41,7 @@ describe('sparse source view', () => {
       'doc/old.txt': 'old\n',
       'drivers/x/y/z.c': 'int z;\n',
     };
-    for (const [rel, text] of Object.entries(files)) {
-      await mkdir(path.dirname(path.join(tree, rel)), { recursive: true });
-      await writeFile(path.join(tree, rel), text);
-    }
+    await writeTree(tree, files);
     await symlink('../kernel', path.join(tree, 'include/kernel-link'));
   });
   afterEach(async () => tmp.cleanup());
@@ -134,47 +132,21 @@ deleted file mode 100644
  * a quote include of a sibling, `../` from the source's directory, and an -I
  * directory holding a symbolic link across the tree.
  */
-interface MiniBuild { src: string; build: string; tmp: DirectoryResult }
-
-async function miniBuild(): Promise<MiniBuild> {
-  const tmp = await dir({ unsafeCleanup: true });
-  const src = path.join(tmp.path, 'linux');
-  const build = path.join(tmp.path, 'build');
-  const files: Record<string, string> = {
-    'Makefile': '',
+function miniBuild(): Promise<MiniBuild> {
+  return miniKbuild({
     'include/lib.h': '#define VALUE 1\n',
     'kernel/common/value.h': '#define COMMON 10\n',
     'kernel/local/local.h': '#define LOCAL 100\n',
     'kernel/local/a.c': '#include "local.h"\n#include "../common/value.h"\n#include <lib.h>\nconst char *a_file = __FILE__;\nint a(void)\n{\n\treturn VALUE + COMMON + LOCAL;\n}\n',
     'kernel/b.c': '#include <link.h>\nint b(void)\n{\n\treturn LINKED;\n}\n',
     'kernel/target/linked.h': '#define LINKED 5\n',
-  };
-  for (const [rel, text] of Object.entries(files)) {
-    await mkdir(path.dirname(path.join(src, rel)), { recursive: true });
-    await writeFile(path.join(src, rel), text);
-  }
-  await mkdir(path.join(src, 'kernel/links'), { recursive: true });
-  await symlink('../target/linked.h', path.join(src, 'kernel/links/link.h'));
-  await mkdir(path.join(build, 'kernel/local'), { recursive: true });
-  await writeFile(path.join(build, 'Makefile'), `include ${src}/Makefile\n`);
-  await symlink(src, path.join(build, 'source'));
-
-  const objects: Array<[string, string, string]> = [
-    ['kernel/local/a.o', 'kernel/local/a.c', `-I${src}/include -I ${src}/kernel/local`],
-    ['kernel/b.o', 'kernel/b.c', `-I${src}/kernel/links`],
-  ];
-  for (const [object, source, includes] of objects) {
-    const depFile = `${path.dirname(object)}/.${path.basename(object)}.d`;
-    const command = `gcc -Wp,-MMD,${depFile} ${includes} -D__KERNEL__ -fmacro-prefix-map=${src}/= -O2 -c -o ${object} ${src}/${source}`;
-    execFileSync('sh', ['-c', command], { cwd: build });
-    const deps = parseDepFile(await readFile(path.join(build, depFile), 'utf8')).filter((d) => d !== `${src}/${source}`);
-    const cmd = [
-      `cmd_${object} := ${command}`, '', `source_${object} := ${src}/${source}`, '',
-      `deps_${object} := \\`, ...deps.map((d) => `  ${d} \\`), '', `${object}: $(deps_${object})`, '',
-    ].join('\n');
-    await writeFile(path.join(build, path.dirname(object), `.${path.basename(object)}.cmd`), cmd);
-  }
-  return { src, build, tmp };
+  }, [
+    { object: 'kernel/local/a.o', source: 'kernel/local/a.c', flags: (src) => `-I${src}/include -I ${src}/kernel/local` },
+    { object: 'kernel/b.o', source: 'kernel/b.c', flags: (src) => `-I${src}/kernel/links` },
+  ], async (src) => {
+    await mkdir(path.join(src, 'kernel/links'), { recursive: true });
+    await symlink('../target/linked.h', path.join(src, 'kernel/links/link.h'));
+  });
 }
 
 describe('recompiling in a sparse view', () => {
@@ -182,12 +154,8 @@ describe('recompiling in a sparse view', () => {
   beforeAll(async () => { mini = await miniBuild(); });
   afterAll(async () => mini.tmp.cleanup());
 
-  async function patchFile(name: string, text: string): Promise<string> {
-    const p = path.join(mini.tmp.path, name);
-    await writeFile(p, text);
-    return p;
-  }
-  const work = async (): Promise<string> => (await dir({ tmpdir: mini.tmp.path })).path;
+  const patchFile = (name: string, text: string): Promise<string> => patchFileIn(mini, name, text);
+  const work = (): Promise<string> => workDirIn(mini);
   /** The same patches built in a sparse view and in a full one: the objects must be byte-identical. */
   async function both(patches: string[]) {
     const [sparse, full] = await Promise.all([work(), work()]);

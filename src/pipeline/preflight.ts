@@ -5,6 +5,7 @@ import { type KernelConfig, readKernelConfig } from '../orchestrator/kconfig.js'
 import { checkKernelRelease, expectedKernelRelease } from '../orchestrator/kernel-release.js';
 import { prepareView, type PreparedView, type Runner } from '../orchestrator/index.js';
 import { readVmlinux } from '../orchestrator/vmlinux-info.js';
+import { settle, unwrap } from '../util/settle.js';
 import { BuildError, type BuildReason } from './errors.js';
 
 export interface PreflightOptions {
@@ -32,13 +33,6 @@ export interface PreflightResult {
   vmlinuxBytes?: Buffer;
   warnings: string[];
 }
-
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-const settle = <T>(p: Promise<T>): Promise<Settled<T>> => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
-const unwrap = <T>(s: Settled<T>): T => {
-  if (!s.ok) throw s.error;
-  return s.value;
-};
 
 /**
  * Everything that can be checked before a compile: the config can carry a

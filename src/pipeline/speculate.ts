@@ -1,4 +1,5 @@
 import { type Original, type OriginalChoice, sameOriginal } from './original.js';
+import { settle } from '../util/settle.js';
 import type { ProgressSink, StageEvent } from './stages.js';
 
 /** Which original build an attempt ran against: the guessed entry, or the one the cache key named. */
@@ -28,9 +29,6 @@ export interface OnOriginalResult<T> {
   /** confirmed: the guess was the key's entry and its attempt is the result; discarded: it was not and the work ran again. */
   speculation: Speculation;
 }
-
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-const settle = <T>(p: Promise<T>): Promise<Settled<T>> => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
 
 /**
  * Runs the patched side against the original build the cache key will most

@@ -1,5 +1,7 @@
-import type { RelocationTable, SectionIndex } from '../elf/index.js';
+import type { RelocationTable, SectionIndex, SymbolIndex } from '../elf/index.js';
 import type { Correlation } from './correlate.js';
+import { canonicalName } from './names.js';
+import { isSpecialStatic, lineFieldOf } from './static-locals.js';
 import { type Extent, type ObjectView, type Target } from './object-view.js';
 
 /** One way two versions of a function or object differ, at an offset from its start. */
@@ -30,6 +32,8 @@ export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target,
     case 'symbol': {
       const q = tp as typeof to;
       if (to.offset !== q.offset) return false;
+      // Special statics are the same when they are alike, whichever number gcc or a macro gave them.
+      if (isSpecialStatic(o, to.sym) && isSpecialStatic(p, q.sym)) return sameSpecialStatic(o, to.sym, p, q.sym, c);
       const twin = c.twinOfOrig.get(to.sym);
       if (twin !== undefined) return twin === q.sym;
       // Uncorrelated: the same undefined global on both sides still is the same thing.
@@ -111,3 +115,31 @@ function describeChange(o: ObjectView, to: Target, p: ObjectView, tp: Target): s
 }
 
 const sign = (n: bigint) => (n < 0n ? `${n}` : `+${n}`);
+
+/**
+ * Two special statics (static-locals.ts) are alike when their names agree
+ * without numbers and their contents agree but for a line-number field.
+ * Memoised in the correlation: every reference to one asks again.
+ */
+export function sameSpecialStatic(o: ObjectView, so: SymbolIndex, p: ObjectView, sp: SymbolIndex, c: Correlation): boolean {
+  const key = `${so}:${sp}`;
+  const known = c.specialSame.get(key);
+  if (known !== undefined) return known;
+  if (canonicalName(o.symbol(so).name) !== canonicalName(p.symbol(sp).name)) { c.specialSame.set(key, false); return false; }
+  const eo = o.extentOf(so);
+  const ep = p.extentOf(sp);
+  if (!eo || !ep) { c.specialSame.set(key, false); return false; }
+  c.specialSame.set(key, true); // a table pointing back at itself is alike unless something else differs
+  const line = lineFieldOf(p, sp);
+  const bo = o.bytesOf(eo);
+  const bp = p.bytesOf(ep);
+  const lineOnly = (d: Difference) => {
+    if (!line || d.kind !== 'bytes' || d.offset < line.offset || (d.to ?? d.offset + 1) > line.offset + 4) return false;
+    if (bo.length < line.offset + 4 || bp.length < line.offset + 4) return false;
+    const read = (b: Buffer) => (p.obj.littleEndian ? b.readUInt32LE(line.offset) : b.readUInt32BE(line.offset));
+    return ((read(bo) ^ read(bp)) & ~line.mask) === 0;
+  };
+  const same = compareExtents(o, eo, p, ep, c).every(lineOnly);
+  c.specialSame.set(key, same);
+  return same;
+}

@@ -1,6 +1,8 @@
 import { type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
 import { canonicalName, isAnonymousLabel, isStaticLocalName } from './names.js';
+import { sameSpecialStatic } from './compare.js';
 import { type ObjectView, sectionSize } from './object-view.js';
+import { isSpecialStatic } from './static-locals.js';
 
 /** Which symbol of the original object is which of the patched one. */
 export interface Correlation {
@@ -12,6 +14,10 @@ export interface Correlation {
   guesses: string[];
   /** Static locals with a same-named candidate on the other side that no reference could tie: never guessed. */
   ambiguousStaticLocals: Array<{ name: string; side: 'original' | 'patched' }>;
+  /** Special statics (patched names) whose contents changed: the new code uses fresh copies. */
+  untiedSpecials: string[];
+  /** Memo of special-static comparisons (`orig:patched` indexes). */
+  specialSame: Map<string, boolean>;
 }
 
 const CORRELATED_TYPES = new Set<number>([STT.FUNC, STT.OBJECT, STT.NOTYPE, STT.TLS, STT.FILE]);
@@ -46,6 +52,7 @@ function groupByKey(v: ObjectView): Map<string, SymbolIndex[]> {
 export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
   const c: Correlation = {
     twinOfOrig: new Map(), twinOfPatched: new Map(), sectionTwinOfPatched: new Map(), guesses: [], ambiguousStaticLocals: [],
+    untiedSpecials: [], specialSame: new Map(),
   };
   const pair = (o: SymbolIndex, p: SymbolIndex) => { c.twinOfOrig.set(o, p); c.twinOfPatched.set(p, o); };
   const go = groupByKey(orig);
@@ -84,6 +91,7 @@ export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
 
   if (pendingStatics.length > 0) tieStaticLocals(orig, patched, c, pendingStatics, pair);
   correlateSections(orig, patched, c);
+  untieChangedSpecials(orig, patched, c);
   return c;
 }
 
@@ -114,10 +122,11 @@ function tieStaticLocals(
           open.delete(o);
           openP.delete(sameP[0]!);
           progress = true;
-        } else if (sameO.length === sameP.length && sameO.every((x) => holdsNothing(orig, x)) && sameP.every((x) => holdsNothing(patched, x))) {
+        } else if (sameO.length === sameP.length && sameO.every((x) => interchangeable(orig, x)) && sameP.every((x) => interchangeable(patched, x))) {
           // Several of one name in one function, all empty (lockdep's `__key` in each mutex_init and
-          // init_waitqueue_head when lockdep is off): no state to carry, so which twin is which cannot
-          // matter. Tied in the order the function first uses them.
+          // init_waitqueue_head when lockdep is off) or all special (each printk_ratelimited's `_rs`, each
+          // WARN_ONCE's flag): no shared state to carry, so which twin is which cannot matter. Tied in
+          // the order the function first uses them.
           sameO.forEach((x, k) => { pair(x, sameP[k]!); open.delete(x); openP.delete(sameP[k]!); });
           progress = true;
         }
@@ -151,10 +160,35 @@ function tieStaticLocals(
     open.delete(os[0]!);
     openP.delete(ps[0]!);
   }
+  // Special statics left over are not ambiguous: the new code gets fresh copies of those it uses.
   const namesO = new Set([...open].map((o) => canonicalName(orig.symbol(o).name)));
   const namesP = new Set([...openP].map((p) => canonicalName(patched.symbol(p).name)));
-  for (const o of open) if (namesP.has(canonicalName(orig.symbol(o).name))) c.ambiguousStaticLocals.push({ name: orig.symbol(o).name, side: 'original' });
-  for (const p of openP) if (namesO.has(canonicalName(patched.symbol(p).name))) c.ambiguousStaticLocals.push({ name: patched.symbol(p).name, side: 'patched' });
+  for (const o of open) {
+    if (namesP.has(canonicalName(orig.symbol(o).name)) && !isSpecialStatic(orig, o)) c.ambiguousStaticLocals.push({ name: orig.symbol(o).name, side: 'original' });
+  }
+  for (const p of openP) {
+    if (namesO.has(canonicalName(patched.symbol(p).name)) && !isSpecialStatic(patched, p)) c.ambiguousStaticLocals.push({ name: patched.symbol(p).name, side: 'patched' });
+  }
+}
+
+/** Twins that may be swapped without changing what the program does: empty objects, special statics. */
+function interchangeable(v: ObjectView, sym: SymbolIndex): boolean {
+  return holdsNothing(v, sym) || isSpecialStatic(v, sym);
+}
+
+/**
+ * A special static whose contents changed (a switch table, a rate limit's
+ * interval) is not the running kernel's any more: untied, the new code gets a
+ * fresh copy and the functions using it compare as changed.
+ */
+function untieChangedSpecials(orig: ObjectView, patched: ObjectView, c: Correlation): void {
+  for (const [o, p] of [...c.twinOfOrig]) {
+    if (!isSpecialStatic(orig, o) || !isSpecialStatic(patched, p)) continue;
+    if (sameSpecialStatic(orig, o, patched, p, c)) continue;
+    c.twinOfOrig.delete(o);
+    c.twinOfPatched.delete(p);
+    c.untiedSpecials.push(patched.symbol(p).name);
+  }
 }
 
 /** A zero-size object in a section of its own that is empty too: nothing at its address. */

@@ -33,6 +33,8 @@ export interface FunctionReport {
   /** Callers in the same object that IPA-RA may have let rely on this function's register use. */
   exposedCallers?: string[];
   forced?: boolean;
+  /** Parts gcc split out of this function (`.cold`): patched with it, never on their own. */
+  parts?: string[];
 }
 
 export type Outcome = 'changed' | 'no-change' | 'unsupported';
@@ -45,6 +47,11 @@ export interface DiffResult {
   lineOnly: string[];
   /** Functions of the original with no twin in the patched object. */
   vanished: string[];
+  /**
+   * New static functions no included code calls: left out of the module
+   * (kpatch includes them; they could never run).
+   */
+  leftOut: string[];
   refusals: Refusal[];
   warnings: string[];
   /** How the differ decided things it was not told (inferred entry sizes, assumptions). */
@@ -59,7 +66,7 @@ export interface DiffResult {
 /** Compares two builds of one object, function by function. Pure: reads the models, writes nothing. */
 export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: DiffOptions = {}): DiffResult {
   const result: DiffResult = {
-    outcome: 'no-change', changed: [], new: [], lineOnly: [], vanished: [], refusals: [], warnings: [], notes: [],
+    outcome: 'no-change', changed: [], new: [], lineOnly: [], vanished: [], leftOut: [], refusals: [], warnings: [], notes: [],
     callbacks: [], included: { functions: [], data: [], sections: [] }, externals: [],
   };
   const arch = archRules(patchedObj.ident.machine);
@@ -168,8 +175,11 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     if (s.type === STT.FUNC && s.shndx !== SHN.UNDEF && !c.twinOfOrig.has(i as SymbolIndex)) result.vanished.push(s.name);
   });
 
-  // What the new code needs.
-  const roots = [...changed.keys(), ...callbackSyms];
+  // What the new code needs. New globals are kept whether or not this object uses them: another
+  // object of the same patch may (references between the patch's objects resolve inside the module).
+  const newGlobals = fresh.filter((f) => p.symbol(f).bind !== STB.LOCAL && classifySection(p.sectionName(p.symbol(f).shndx)) === 'other');
+  newGlobals.push(...newGlobalData(p, c, directives.directiveSections));
+  const roots = [...changed.keys(), ...callbackSyms, ...newGlobals];
   // What the running kernel calls a symbol: its name in the original build (statics are renumbered between builds).
   const kernelName = (sym: SymbolIndex) => {
     const twin = c.twinOfPatched.get(sym);
@@ -181,8 +191,8 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     if (!inclusion.functions.has(sym)) continue;
     result.new.push({ name: s.name, section: p.sectionName(s.shndx), optimizations: explainChange(o, graphO, undefined, p, graphP, sym) });
   }
-  const unusedNew = fresh.filter((f) => !inclusion.functions.has(f)).map((f) => p.symbol(f).name);
-  if (unusedNew.length > 0) result.notes.push(`new functions not called by any changed function, left out: ${unusedNew.join(', ')}`);
+  result.leftOut = fresh.filter((f) => !inclusion.functions.has(f)).map((f) => p.symbol(f).name).sort();
+  if (result.leftOut.length > 0) result.notes.push(`new static functions no changed function calls, left out: ${result.leftOut.join(', ')}`);
   const ignoredFnSections = new Set<SectionIndex>();
   for (const name of directives.ignoredFunctions) {
     for (const k of p.obj.symbolsNamed(name)) {
@@ -223,13 +233,16 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
 
   result.changed = [...changed.values()].sort((a, b) => a.name.localeCompare(b.name));
   result.new.sort((a, b) => a.name.localeCompare(b.name));
+  foldParts(result);
   result.included = {
     functions: [...inclusion.functions].map((k) => p.symbol(k).name).sort(),
     data: [...inclusion.data].map((k) => p.symbol(k).name).sort(),
     sections: [...inclusion.sections].map((k) => p.sectionName(k)).sort(),
   };
   result.externals = [...inclusion.externals.values()].sort((a, b) => a.name.localeCompare(b.name));
-  result.outcome = result.refusals.length > 0 ? 'unsupported' : result.changed.length > 0 ? 'changed' : 'no-change';
+  // New globals and callbacks are something to load even when no function changed (kpatch's callback-only patches).
+  const something = result.changed.length > 0 || newGlobals.length > 0 || result.callbacks.length > 0;
+  result.outcome = result.refusals.length > 0 ? 'unsupported' : something ? 'changed' : 'no-change';
   if (options.output && result.outcome === 'changed') {
     const file = patchedObj.symbols.find((s) => s.type === STT.FILE)?.name;
     const neighbours = [...new Set(origObj.symbols
@@ -245,6 +258,35 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     }, kernelName);
   }
   return result;
+}
+
+/**
+ * Reports list whole functions: a part (`.cold`) goes under its parent's
+ * `parts`, changed or new, and is never reported on its own.
+ */
+function foldParts(result: DiffResult): void {
+  const byName = new Map([...result.changed, ...result.new].map((r) => [r.name, r]));
+  const isPart = (r: FunctionReport) => {
+    const parent = parentOf(r.name);
+    const owner = parent === undefined ? undefined : byName.get(parent);
+    if (!owner) return false;
+    owner.parts = [...(owner.parts ?? []), r.name].sort();
+    return true;
+  };
+  result.changed = result.changed.filter((r) => !isPart(r));
+  result.new = result.new.filter((r) => !isPart(r));
+}
+
+/** New global data objects (not the patch-author directives, not symbol tables of exports): kept for other objects. */
+function newGlobalData(p: ObjectView, c: ReturnType<typeof correlate>, directiveSections: ReadonlySet<SectionIndex>): SymbolIndex[] {
+  const out: SymbolIndex[] = [];
+  p.obj.symbols.forEach((s, i) => {
+    const sym = i as SymbolIndex;
+    if (s.type !== STT.OBJECT || s.bind === STB.LOCAL || s.shndx === SHN.UNDEF || s.reserved !== 0 || c.twinOfPatched.has(sym)) return;
+    if (directiveSections.has(s.shndx) || classifySection(p.sectionName(s.shndx)) !== 'other') return;
+    out.push(sym);
+  });
+  return out;
 }
 
 /** Whether `fn` calls a function not defined in its object, whose register use gcc cannot know. */

@@ -17,7 +17,8 @@ interface SuffixRule {
 
 const RULES: readonly SuffixRule[] = [
   { kind: 'cold', pattern: /\.cold(?:\.\d+)?$/, child: true, describe: 'cold part split out of its function (.cold)' },
-  { kind: 'part', pattern: /\.part\.\d+$/, child: true, describe: 'partial inlining (.part)' },
+  // A .part clone is a function of its own: gcc gives it an ftrace entry, and other callers may call it.
+  { kind: 'part', pattern: /\.part\.\d+$/, child: false, describe: 'partial inlining (.part)' },
   { kind: 'isra', pattern: /\.isra\.\d+$/, child: false, describe: 'IPA-SRA clone (.isra)' },
   { kind: 'constprop', pattern: /\.constprop\.\d+$/, child: false, describe: 'IPA-CP clone (.constprop)' },
   { kind: 'lto_priv', pattern: /\.lto_priv\.\d+$/, child: false, describe: 'LTO private copy (.lto_priv)' },
@@ -31,12 +32,14 @@ const RULES: readonly SuffixRule[] = [
  * Two builds of the same code give the same canonical names.
  */
 export function canonicalName(name: string): string {
+  // gcc's `.N` of a function-scope static goes first: `__UNIQUE_ID_ddebug123.4` is the
+  // macro's number 123 and gcc's 4, and both change with unrelated edits.
   return name
     .replace(/\.(isra|constprop|part|lto_priv)\.\d+/g, '.$1')
     .replace(/\.llvm\.\d+$/, '.llvm')
     .replace(/\.cold\.\d+$/, '.cold')
-    .replace(/^(__UNIQUE_ID_.*?)\d+$/, '$1')
-    .replace(/^([A-Za-z_][\w$]*)\.\d+$/, '$1');
+    .replace(/^([A-Za-z_][\w$]*)\.\d+$/, '$1')
+    .replace(/^(__UNIQUE_ID_.*?)\d+$/, '$1');
 }
 
 /** The suffixes of a name, outermost last: `foo.constprop.0.isra.0` → constprop, isra. */
@@ -57,7 +60,7 @@ export function suffixesOf(name: string): SuffixRule[] {
   return found;
 }
 
-/** The parent of a child (`foo.cold` → `foo`, `foo.part.0` → `foo`), or undefined for anything else. */
+/** The parent of a child (`foo.cold` → `foo`, `foo.part.0.cold` → `foo.part.0`), or undefined for anything else. */
 export function parentOf(name: string): string | undefined {
   for (const rule of RULES) {
     if (!rule.child) continue;

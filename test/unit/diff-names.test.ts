@@ -11,6 +11,8 @@ describe("gcc's (and clang's) naming habits", () => {
     ['seen.12', 'seen'],
     ['__already_done.62', '__already_done'],
     ['__UNIQUE_ID_ddebug282', '__UNIQUE_ID_ddebug'],
+    ['__UNIQUE_ID_ddebug1425.3', '__UNIQUE_ID_ddebug'],
+    ['_rs.17', '_rs'],
     ['foo.lto_priv.0', 'foo.lto_priv'],
     ['helper.llvm.1234567', 'helper.llvm'],
     ['cmdline_proc_show', 'cmdline_proc_show'],
@@ -21,7 +23,8 @@ describe("gcc's (and clang's) naming habits", () => {
 
   it.each([
     ['foo.cold', 'foo'],
-    ['foo.part.0', 'foo'],
+    ['foo.part.0', undefined],
+    ['foo.part.0.cold', 'foo.part.0'],
     ['foo.isra.0.cold', 'foo.isra.0'],
     ['foo.isra.0', undefined],
     ['foo.constprop.1', undefined],

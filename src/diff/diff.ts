@@ -5,7 +5,7 @@ import { correlate } from './correlate.js';
 import { computeInclusion, type ExternalReference } from './inclusion.js';
 import { type Callback, readDirectives } from './kpatch-macros.js';
 import { onlyLineNumbersDiffer } from './line-macros.js';
-import { parentOf } from './names.js';
+import { canonicalName, parentOf } from './names.js';
 import { ObjectView } from './object-view.js';
 import { CallGraph, explainChange, ipaRaEnabled } from './optimizations.js';
 import { refuse, type Refusal } from './refusals.js';
@@ -91,8 +91,10 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   // Statics only a metadata table points at (printk's `_entry`/`_entry_ptr`) need no twin: they are not patched.
   const metaO = metadataSymbols(o);
   const metaP = metadataSymbols(p);
+  // KPATCH_IGNORE_STATIC names a static the author vouches for: its copies need no twin.
+  const ignoredStatic = (name: string) => directives.ignoredStatics.has(canonicalName(name));
   c.ambiguousStaticLocals
-    .filter((s) => !(s.side === 'original' ? metaO : metaP).has(s.name))
+    .filter((s) => !(s.side === 'original' ? metaO : metaP).has(s.name) && !ignoredStatic(s.name))
     .forEach((s) => result.refusals.push(refuse.staticLocalUnmatched(s.name, s.side)));
 
   const ignoredSection = (name: string) => directives.ignoredSections.has(name);
@@ -215,7 +217,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     const twin = c.twinOfPatched.get(sym);
     report.optimizations = explainChange(o, graphO, twin, p, graphP, sym);
     if (twin !== undefined) {
-      for (const lost of lostStaticReferences(o, twin, p, sym, c)) {
+      for (const lost of lostStaticReferences(o, twin, p, sym, c).filter((n) => !ignoredStatic(n))) {
         result.warnings.push(`${report.name} no longer references static local ${lost}, which still exists: check nothing else relies on the state it kept`);
       }
     }

@@ -7,6 +7,12 @@ export interface PatchDirectives {
   ignoredFunctions: Set<string>;
   /** KPATCH_IGNORE_SECTION: changes in these sections are ignored. */
   ignoredSections: Set<string>;
+  /**
+   * KPATCH_IGNORE_STATIC (`.kpatch.ignore.statics`, a pointer to the name): static
+   * locals of these names (as the source spells them, gcc's `.N` removed) may
+   * lose their references or their twin: the patch no longer needs their state.
+   */
+  ignoredStatics: Set<string>;
   /** KPATCH_FORCE_UNSAFE: patch these even where the differ would refuse. */
   forcedFunctions: Set<string>;
   callbacks: Callback[];
@@ -22,7 +28,7 @@ const CALLBACK_KINDS: readonly CallbackKind[] = ['pre_patch', 'post_patch', 'pre
 /** Reads the directive sections of a patched object: each entry is a pointer at its start. */
 export function readDirectives(v: ObjectView): PatchDirectives {
   const d: PatchDirectives = {
-    ignoredFunctions: new Set(), ignoredSections: new Set(), forcedFunctions: new Set(), callbacks: [], directiveSections: new Set(),
+    ignoredFunctions: new Set(), ignoredSections: new Set(), ignoredStatics: new Set(), forcedFunctions: new Set(), callbacks: [], directiveSections: new Set(),
   };
   const pointers = (name: string) => {
     const out: Array<{ sym?: SymbolIndex; text?: string }> = [];
@@ -42,6 +48,7 @@ export function readDirectives(v: ObjectView): PatchDirectives {
   for (const p of pointers('.kpatch.ignore.functions')) if (p.sym !== undefined) d.ignoredFunctions.add(v.symbol(p.sym).name);
   for (const p of pointers('.kpatch.force')) if (p.sym !== undefined) d.forcedFunctions.add(v.symbol(p.sym).name);
   for (const p of pointers('.kpatch.ignore.sections')) if (p.text !== undefined) d.ignoredSections.add(p.text);
+  for (const p of pointers('.kpatch.ignore.statics')) if (p.text !== undefined) d.ignoredStatics.add(p.text);
   for (const kind of CALLBACK_KINDS) {
     // struct { callback; objname; }: only the callback (offset 0 of each entry) names code.
     for (const p of pointers(`.kpatch.callbacks.${kind}`)) {

@@ -9,6 +9,8 @@ import type { ObjectView } from './object-view.js';
  * own: either is correct. So they are matched where their names allow it and
  * otherwise included new, never refused. Anything not listed (`static int
  * count`) keeps the strict rule: state must be shared, or the patch refused.
+ * So do DO_ONCE's `___done`/`___once_key`: a fresh copy would run the once-only
+ * code again (re-seed a hash secret that live tables depend on).
  */
 interface SpecialStaticRule {
   /** The name as the source writes it (gcc's `.N` and the macros' numbers removed), or a prefix of it. */
@@ -32,6 +34,9 @@ const RULES: readonly SpecialStaticRule[] = [
   { name: '__FUNCTION__', why: 'the function name string (older spelling)', constant: true },
   { name: 'symbols', why: 'trace event print table (__print_symbolic): constant', constant: true },
   { name: 'CSWTCH', why: "gcc's switch-conversion table: constant", constant: true },
+  { name: '__msg', why: 'netlink extended-ack message (NL_SET_ERR_MSG): constant', constant: true },
+  { name: '__flags', why: 'trace event print table (__print_flags): constant', constant: true },
+  { name: '___tp_str', why: 'tracepoint_string() record: points at a constant string for the trace buffer' },
   { name: '_entry', why: 'printk index record: metadata' },
   { name: '_entry_ptr', why: 'printk index record pointer: metadata' },
   { name: '__tpstrtab_', prefix: true, why: 'tracepoint name string: constant', constant: true },

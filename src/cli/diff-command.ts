@@ -48,6 +48,8 @@ function toJson(r: DiffResult) {
     notes: r.notes,
     lineOnly: r.lineOnly,
     vanished: r.vanished,
+    // Where klpforge deliberately differs from kpatch: new static functions nothing calls are left out.
+    leftOut: r.leftOut,
     functions: [...r.changed, ...r.new],
     refusals: r.refusals,
     callbacks: r.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),
@@ -60,9 +62,11 @@ function printText(r: DiffResult, out: (line: string) => void): void {
   for (const f of r.changed) {
     const where = f.firstDifference ? ` (at +0x${f.firstDifference.offset.toString(16)}: ${f.firstDifference.what})` : '';
     out(`changed function: ${f.name}${where}`);
+    for (const part of f.parts ?? []) out(`  part: ${part}`);
     for (const o of f.optimizations) out(`  gcc: ${o}`);
   }
-  for (const f of r.new) out(`new function: ${f.name}`);
+  for (const f of r.new) out(`new function: ${f.name}${f.parts ? ` (parts: ${f.parts.join(', ')})` : ''}`);
+  for (const f of r.leftOut) out(`left out: ${f} (new, static, called by no changed function)`);
   for (const f of r.lineOnly) out(`line numbers only: ${f} (not changed)`);
   for (const cb of r.callbacks) out(`callback ${cb.kind}: ${cb.function}`);
   for (const w of r.warnings) out(`warning: ${w}`);

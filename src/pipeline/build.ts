@@ -43,6 +43,8 @@ export interface ObjectReport {
   changed: string[];
   new: string[];
   lineOnly: string[];
+  /** New static functions no changed function calls: not in the module. */
+  leftOut: string[];
   warnings: string[];
 }
 
@@ -92,7 +94,7 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
 
   const objects: ObjectReport[] = diffs.map(({ pair, result, owner }) => ({
     object: pair.object, owner: ownerName(owner), outcome: result.outcome,
-    changed: result.changed.map((f) => f.name), new: result.new.map((f) => f.name), lineOnly: result.lineOnly,
+    changed: result.changed.map((f) => f.name), new: result.new.map((f) => f.name), lineOnly: result.lineOnly, leftOut: result.leftOut,
     warnings: [...result.warnings, ...(pair.diagnostics ? [pair.diagnostics.trim()] : [])],
   }));
   const refused = diffs.flatMap(({ pair, result }) => result.refusals.map((r) => ({ code: r.code, object: pair.object, message: r.message })));

@@ -73,7 +73,7 @@ export async function buildOotLivepatch(o: OotBuildOptions): Promise<LivepatchBu
   })));
   const reports: ObjectReport[] = diffs.map(({ object, result }) => ({
     object, owner: moduleName, outcome: result.outcome, changed: result.changed.map((f) => f.name), new: result.new.map((f) => f.name),
-    lineOnly: result.lineOnly, warnings: result.warnings,
+    lineOnly: result.lineOnly, leftOut: result.leftOut, warnings: result.warnings,
   }));
   const refused = diffs.flatMap(({ object, result }) => result.refusals.map((r) => ({ code: r.code, object, message: r.message })));
   if (refused.length > 0) throw new BuildError('BUILD_REFUSED', 'the patch changes things a livepatch cannot carry:', 2, refused);

@@ -58,8 +58,19 @@ export function specialStaticRule(name: string, section: string, writable: boole
   return undefined;
 }
 
+/** Answers per object: every relocation comparison asks about its target. */
+const answers = new WeakMap<ObjectView, Map<SymbolIndex, boolean>>();
+
 /** Whether a symbol of an object is a special static: local data, listed by name or section. */
 export function isSpecialStatic(v: ObjectView, sym: SymbolIndex): boolean {
+  let known = answers.get(v);
+  if (!known) answers.set(v, (known = new Map()));
+  let answer = known.get(sym);
+  if (answer === undefined) known.set(sym, (answer = classify(v, sym)));
+  return answer;
+}
+
+function classify(v: ObjectView, sym: SymbolIndex): boolean {
   const s = v.symbol(sym);
   if (s.bind !== STB.LOCAL || (s.type !== STT.OBJECT && s.type !== STT.NOTYPE) || s.reserved !== 0 || s.shndx === SHN.UNDEF) return false;
   const writable = ((v.obj.sections[s.shndx]?.flags ?? 0n) & SHF.WRITE) !== 0n;

@@ -21,6 +21,12 @@ export interface FixtureKernel {
   plain: string;
   /** Build directory with -ffunction-sections -fdata-sections objects. */
   fsections: string;
+  /**
+   * Build directory with lockdep on (kernel-fixtures/lockdep-on.config on top),
+   * only prepared: objects are compiled in it on demand, with the
+   * function-sections build's KCFLAGS (see runCase in diff-fixtures.ts).
+   */
+  lockdep: string;
   vmlinux: string;
   bzImage: string;
   /** vmlinux.o of the function-sections build. */

@@ -14,7 +14,10 @@ import { linkRelocatable } from '../helpers/toolchain.js';
  * function-sections build's own command lines, then diffed. The changed and
  * new functions, refusals and line-only functions must be exactly those
  * written in the case's expect.json, and every output object must be one
- * readelf reads without complaint and ld -r accepts.
+ * readelf reads without complaint and ld -r accepts. A case whose expect.json
+ * says `"tree": "lockdep"` runs on the lockdep-on tree instead (its original
+ * objects compiled there first, see runCase); the entry sizes probed on the
+ * function-sections build serve it too.
  */
 describe('differ fixtures on the Linux 6.1 kernel', () => {
   const kernel = fixtureKernel();

@@ -35,8 +35,8 @@ export function buildOutputObject(
   const b = new Builder(p, kernelName);
   for (const sym of [...inc.functions, ...inc.data].sort((x, y) => x - y)) b.addExtent(sym);
   for (const sec of [...inc.sections].sort((x, y) => x - y)) b.addWholeSection(sec);
-  b.relocateAll();
   b.addSpecialEntries(inc.functions, special);
+  b.relocateAll();
   b.addMetadata(meta);
   return b.finish();
 }
@@ -51,7 +51,7 @@ class Builder {
   private defined = new Map<SymbolIndex, ElfSymbol>();
   private undefinedByName = new Map<string, ElfSymbol>();
   private sectionSymbol = new Map<SectionIndex, ElfSymbol>();
-  /** patched section → [output section, base offset] for copied whole sections */
+  /** patched section → its whole copy in the output (strings, constants, code without a symbol) */
   private copied = new Map<SectionIndex, SectionIndex>();
   private pending: Pending[] = [];
   private relocs = new Map<SectionIndex, Array<{ r: Relocation; sym: ElfSymbol }>>();
@@ -113,14 +113,33 @@ class Builder {
       if (d) return { sym: d, addend: t.offset };
       return { sym: this.external(this.kernelName(t.sym)), addend: t.offset };
     }
-    const out = this.copied.get(t.section);
-    if (out !== undefined) return { sym: this.sectionSymbol.get(out)!, addend: raw.value + addend };
-    // Writable anonymous data is refused by the differ; keep a visible reference rather than a silent zero.
-    return { sym: this.external(this.p.sectionName(t.section)), addend: raw.value + addend };
+    // Strings and constants have no name the running kernel could resolve: whatever points at them
+    // (code, a special-section entry, a copied constant) gets its own copy in the module.
+    const out = this.copied.get(t.section) ?? this.copyAnonymous(t.section, src);
+    return { sym: this.sectionSymbol.get(out)!, addend: raw.value + addend };
   }
 
+  /**
+   * Copies a section without symbols that something in the output points at;
+   * its own relocations are queued. Writable data must never get here: a copy
+   * would fork its state, and the differ refuses the code that uses it.
+   */
+  private copyAnonymous(section: SectionIndex, from: SectionIndex): SectionIndex {
+    if ((this.p.obj.sections[section]!.flags & SHF.WRITE) !== 0n) {
+      throw new Error(`${this.p.file}: ${this.p.sectionName(section)} is writable data without a symbol, referenced from ${this.p.sectionName(from)}, `
+        + 'yet the differ did not refuse it: a klpforge bug, please report it');
+    }
+    return this.addWholeSection(section);
+  }
+
+  /** Copies the relocations of everything added, including sections the copying itself pulls in. */
   relocateAll(): void {
-    for (const pend of this.pending.splice(0)) this.copyRelocations(pend.src, pend.start, pend.end, pend.out, pend.start);
+    // An index walk, not shift(): copying may append to the queue, and shift() would make it quadratic.
+    for (let i = 0; i < this.pending.length; i++) {
+      const pend = this.pending[i]!;
+      this.copyRelocations(pend.src, pend.start, pend.end, pend.out, pend.start);
+    }
+    this.pending = [];
   }
 
   private copyRelocations(src: SectionIndex, start: number, end: number, out: SectionIndex, base: number): void {
@@ -146,8 +165,8 @@ class Builder {
       }
     }
     for (const [name, entries] of bySection) {
-      // Code the entries point into without a symbol (.altinstr_replacement) comes whole.
-      for (const e of entries) this.takeAnonymousTargets(e.section, e.start, e.start + e.size);
+      // What the entries point at without a symbol (.altinstr_replacement code, the file name of a
+      // __bug_table entry in a string section no code uses) is copied whole by map().
       const from = this.p.obj.sections[entries[0]!.section]!;
       const out = this.newSection(from, name, Buffer.concat(entries.map((e) => this.slice(e.section, e.start, e.size))));
       let at = 0;
@@ -169,17 +188,6 @@ class Builder {
   private slice(section: SectionIndex, start: number, size: number): Buffer {
     const body = this.p.obj.sections[section]!.body;
     return body.kind === 'bytes' ? body.data.subarray(start, start + size) : Buffer.alloc(size);
-  }
-
-  private takeAnonymousTargets(section: SectionIndex, start: number, end: number): void {
-    const r = this.p.relocationsIn(section, start, end);
-    for (const k of r?.entries ?? []) {
-      const t = this.p.target(r!.table, k, section);
-      if (t.kind !== 'section' || this.copied.has(t.section)) continue;
-      if ((this.p.obj.sections[t.section]!.flags & SHF.WRITE) !== 0n) continue;
-      this.addWholeSection(t.section);
-      this.copyRelocations(t.section, 0, Number.MAX_SAFE_INTEGER, this.copied.get(t.section)!, 0);
-    }
   }
 
   addMetadata(meta: DiffMetadata): void {

@@ -2,7 +2,7 @@ import { KlpforgeError } from '../util/errors.js';
 import type { GeneratorProblem } from './problems.js';
 
 /** Problems that mean "this change can't be a livepatch" rather than "the inputs are wrong". */
-const REFUSALS = new Set(['MODULE_STATIC_KEY', 'MODULE_SPECIAL_RELOCATION', 'UNPATCHABLE_FUNCTION', 'AMBIGUOUS_SYMBOL']);
+const REFUSALS = new Set(['MODULE_STATIC_KEY', 'MODULE_SPECIAL_RELOCATION', 'UNPATCHABLE_FUNCTION', 'AMBIGUOUS_SYMBOL', 'DUPLICATE_GLOBAL']);
 
 /** The generator's verdict: one line per problem, all of them, before any module is built. */
 export class GeneratorError extends KlpforgeError {

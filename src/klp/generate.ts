@@ -7,6 +7,7 @@ import { GeneratorError } from './errors.js';
 import { finalizeModule } from './finalize.js';
 import { hookSource } from './hook-source.js';
 import { kbuildModule } from './kbuild-module.js';
+import { patchGlobals } from './patch-globals.js';
 import { type PatchedFunction, type PreparedObject, prepareObject } from './prepare.js';
 import type { GeneratorProblem } from './problems.js';
 import type { SymbolTarget } from './resolve.js';
@@ -90,16 +91,19 @@ export async function generateModule(o: GenerateOptions): Promise<GenerateResult
 
   const prepared: PreparedObject[] = [];
   const sorted = [...o.objects].sort((a, b) => a.object.localeCompare(b.object));
+  // Read before any object is prepared: prepareObject rewrites the outputs in place.
+  const globals = patchGlobals(sorted);
   for (const [i, input] of sorted.entries()) {
     const module = input.owner.kind === 'module' ? await moduleTarget(input.owner) : undefined;
-    prepared.push(prepareObject(input.output, { exports, vmlinux, ...(module ? { module } : {}) }, {
+    prepared.push(prepareObject(input.output, { exports, vmlinux, patchGlobals: globals.globals, ...(module ? { module } : {}) }, {
       object: input.object, anchorPrefix: `__klpforge_${i}_`, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
     }));
   }
   const hook = hookSource(prepared, { replace: o.replace, description: `livepatch ${o.name} built by klpforge` });
-  const problems: GeneratorProblem[] = [...prepared.flatMap((p) => p.problems), ...hook.problems];
-  if (prepared.every((p) => p.functions.length === 0) && problems.length === 0) {
-    problems.push({ code: 'UNPATCHABLE_FUNCTION', message: 'no function to patch: the differ found changes but none in a function ftrace can redirect' });
+  const problems: GeneratorProblem[] = [...globals.problems, ...prepared.flatMap((p) => p.problems), ...hook.problems];
+  // Callbacks alone make a livepatch (kpatch's callback-only patches): its objects then have empty klp_func arrays.
+  if (prepared.every((p) => p.functions.length === 0 && p.callbacks.length === 0) && problems.length === 0) {
+    problems.push({ code: 'UNPATCHABLE_FUNCTION', message: 'no function to patch: the differ found changes but none in a function ftrace can redirect, and no callback' });
   }
   if (problems.length > 0) throw new GeneratorError(problems);
 

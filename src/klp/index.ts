@@ -6,4 +6,5 @@ export { prepareObject, type PreparedObject, type PatchedFunction } from './prep
 export { finalizeModule } from './finalize.js';
 export { hookSource } from './hook-source.js';
 export { resolveSymbol, klpSymbolName, type ResolveContext, type Resolution } from './resolve.js';
+export { patchGlobals, type PatchGlobals, type PatchGlobalsResult } from './patch-globals.js';
 export { parseSymvers, moduleNameOfPath, type Exports } from './symvers.js';

@@ -48,7 +48,8 @@ const DROPPABLE_KEY = /^(__tracepoint_|__UNIQUE_ID_ddebug|descriptor\.)/;
 /**
  * Turns the differ's output object into one the kernel's kbuild can link into
  * the livepatch: every symbol taken from the running kernel is either left for
- * a normal relocation (exported) or renamed to its `.klp.sym` form; changed
+ * a normal relocation (exported) or renamed to its `.klp.sym` form, and one
+ * another object of the livepatch defines is left for the module's link; changed
  * functions and callbacks get global anchors; the differ's metadata goes.
  */
 export function prepareObject(out: ElfObject, ctx: ResolveContext, options: PrepareOptions): PreparedObject {
@@ -75,6 +76,7 @@ export function prepareObject(out: ElfObject, ctx: ResolveContext, options: Prep
     }
   });
   const namespaces = new Set<string>();
+  // 'patch' resolutions need nothing: the symbol stays undefined here and the module's link defines it.
   for (const [index, r] of resolved) {
     if (r.kind === 'problem') result.problems.push(r.problem);
     if (r.kind === 'link') {

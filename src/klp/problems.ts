@@ -5,6 +5,7 @@
 export type GeneratorProblemCode =
   | 'UNRESOLVED_SYMBOL'
   | 'AMBIGUOUS_SYMBOL'
+  | 'DUPLICATE_GLOBAL'
   | 'MODULE_STATIC_KEY'
   | 'MODULE_SPECIAL_RELOCATION'
   | 'UNPATCHABLE_FUNCTION'
@@ -26,6 +27,10 @@ export const problem = {
   ambiguous: (object: string, symbol: string, where: string, objname: string, candidates: string[]): GeneratorProblem => ({
     code: 'AMBIGUOUS_SYMBOL', object,
     message: `${object}: ${where} needs ${symbol}, which ${objname} has several times in files of the same name (${candidates.join(', ')}): klpforge can't tell which; rename the static or reach it through a function of its own file`,
+  }),
+  duplicateGlobal: (first: string, second: string, symbol: string): GeneratorProblem => ({
+    code: 'DUPLICATE_GLOBAL', object: second,
+    message: `${second}: defines global ${symbol}, which ${first} of the same patch defines too; the livepatch links all its objects into one module, where one name has one definition: make one of them static or rename it, or patch the two objects in separate livepatches`,
   }),
   moduleStaticKey: (object: string, what: string, key: string, where: string, objname: string): GeneratorProblem => ({
     code: 'MODULE_STATIC_KEY', object,

@@ -1,3 +1,4 @@
+import type { PatchGlobals } from './patch-globals.js';
 import type { KallsymsIndex } from './sympos.js';
 import { type GeneratorProblem, problem } from './problems.js';
 import { type Exports, moduleNameOfPath } from './symvers.js';
@@ -15,11 +16,15 @@ export interface ResolveContext {
   vmlinux: SymbolTarget;
   /** The module the patched object belongs to; undefined for vmlinux objects. */
   module?: SymbolTarget;
+  /** Globals the livepatch's own objects define (patchGlobals): found there before the running kernel is asked. */
+  patchGlobals?: PatchGlobals;
 }
 
 export type Resolution =
   /** Exported by vmlinux or another module: a normal relocation modpost can check. */
   | { kind: 'link' }
+  /** Defined by another object of this livepatch (`object`): a plain undefined symbol the module's own link resolves. */
+  | { kind: 'patch'; object: string }
   /** A klp relocation against `.klp.sym.OBJNAME.NAME,SYMPOS`. */
   | { kind: 'klp'; objname: string; name: string; sympos: number }
   | { kind: 'problem'; problem: GeneratorProblem };
@@ -43,13 +48,18 @@ export function klpSymbolName(objname: string, name: string, sympos: number): st
 }
 
 /**
- * Decides how the livepatch reaches a symbol of the running kernel. A
- * module's own symbols always go through klp relocations, exported or not:
+ * Decides how the livepatch reaches a symbol it does not define itself. A
+ * global another object of the same livepatch defines comes first, exported
+ * or not: the module's own link binds a plain reference to that definition
+ * (the new code), where a klp symbol would reach the running kernel's old one.
+ * A module's own symbols always go through klp relocations, exported or not:
  * a normal relocation would make the livepatch depend on the module, and it
  * must load whether or not that module is loaded.
  */
 export function resolveSymbol(need: SymbolNeed, ctx: ResolveContext): Resolution {
   if (!need.local) {
+    const definer = ctx.patchGlobals?.get(need.name);
+    if (definer !== undefined) return { kind: 'patch', object: definer };
     const exp = ctx.exports.get(need.name);
     if (exp && (exp.owner === 'vmlinux' || moduleNameOfPath(exp.owner) !== ctx.module?.objname)) return { kind: 'link' };
   }

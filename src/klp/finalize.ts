@@ -7,6 +7,12 @@ import type { Exports } from './symvers.js';
 
 const KLP_SYM = /^\.klp\.sym\.([^.]+)\.[^,]+,\d+$/;
 
+/**
+ * Section name → the klp object (vmlinux or a module name) whose patched code
+ * it holds; null where objects of several targets share a section name.
+ */
+export type SectionObjects = ReadonlyMap<string, string | null>;
+
 export interface FinalizeResult {
   ko: ElfObject;
   /** klp relocation sections written, by name, with their entry counts. */
@@ -21,7 +27,7 @@ export interface FinalizeResult {
  * into `.klp.rela.OBJNAME.SECTION` ones, and those symbols are marked
  * SHN_LIVEPATCH, as the livepatch core expects (module-elf-format.rst).
  */
-export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: string): FinalizeResult {
+export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: string, sectionObjects: SectionObjects = new Map()): FinalizeResult {
   const problems: GeneratorProblem[] = [];
   const symtabIndex = ko.sections.findIndex((s) => s.type === SHT.SYMTAB);
   const symtab = ko.sections[symtabIndex];
@@ -48,9 +54,16 @@ export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: stri
     if (sec.type !== SHT.RELA || sec.body.kind !== 'relocations' || (sec.flags & SHF.RELA_LIVEPATCH) !== 0n) return;
     const keep: Relocation[] = [];
     const moved = new Map<string, Relocation[]>();
+    const patchedObject = sectionObjects.get(ko.sections[sec.info]!.name);
     for (const r of sec.body.table) {
-      const obj = klpObj.get(r.symbol);
-      if (obj === undefined) { keep.push(r); continue; }
+      const symbolObject = klpObj.get(r.symbol);
+      if (symbolObject === undefined) { keep.push(r); continue; }
+      // The livepatch core applies `.klp.rela.OBJ.*` when OBJ is patched: vmlinux's at once, a module's when
+      // it loads. A module symbol of another module (its export) is looked up when the patched module loads.
+      if (symbolObject !== 'vmlinux' && patchedObject === null) {
+        problems.push({ code: 'POST_LINK', message: `${moduleName}: section ${ko.sections[sec.info]!.name} holds code patched into several objects and a reference to ${symbolObject}'s symbols: rename the function in one of the patched files` });
+      }
+      const obj = symbolObject === 'vmlinux' || patchedObject === undefined || patchedObject === null ? symbolObject : patchedObject;
       const list = moved.get(obj) ?? [];
       list.push(r);
       moved.set(obj, list);
@@ -75,4 +88,17 @@ export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: stri
     }
   });
   return { ko: new ElfObject(ko.ident, [...sections, ...added], ko.shstrndx, ko.programHeaders), klpSections, problems };
+}
+
+/** Which klp object each section of the prepared objects patches, for placing klp relocations (see SectionObjects). */
+export function sectionObjectsOf(prepared: ReadonlyArray<{ elf: ElfObject; objname: string }>): SectionObjects {
+  const owners = new Map<string, string | null>();
+  for (const p of prepared) {
+    for (const s of p.elf.sections) {
+      if (s.type === SHT.RELA || s.type === SHT.SYMTAB || s.type === SHT.STRTAB || s.name === '') continue;
+      const seen = owners.get(s.name);
+      owners.set(s.name, seen === undefined || seen === p.objname ? p.objname : null);
+    }
+  }
+  return owners;
 }

@@ -4,7 +4,7 @@ import { type ElfObject, parseElf, readElfFile, serializeElf } from '../elf/inde
 import type { ObjectOwner } from '../orchestrator/object-owner.js';
 import type { Runner } from '../orchestrator/runner.js';
 import { GeneratorError } from './errors.js';
-import { finalizeModule } from './finalize.js';
+import { finalizeModule, sectionObjectsOf } from './finalize.js';
 import { hookSource } from './hook-source.js';
 import { kbuildModule } from './kbuild-module.js';
 import { patchGlobals } from './patch-globals.js';
@@ -112,7 +112,7 @@ export async function generateModule(o: GenerateOptions): Promise<GenerateResult
     buildDir: o.buildDir, moduleFile, dir: path.join(o.workDir, 'module'), hookSource: hook.source, prepared,
     ...(o.runner ? { runner: o.runner } : {}), ...(o.jobs ? { jobs: o.jobs } : {}),
   });
-  const final = finalizeModule(parseElf(await readFile(built.ko), built.ko), exports, moduleFile);
+  const final = finalizeModule(parseElf(await readFile(built.ko), built.ko), exports, moduleFile, sectionObjectsOf(prepared));
   if (final.problems.length > 0) throw new GeneratorError(final.problems);
 
   await mkdir(o.outputDir, { recursive: true });

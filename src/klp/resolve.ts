@@ -21,7 +21,7 @@ export interface ResolveContext {
 }
 
 export type Resolution =
-  /** Exported by vmlinux or another module: a normal relocation modpost can check. */
+  /** Exported by vmlinux (or, for vmlinux code, by a module): a normal relocation modpost can check. */
   | { kind: 'link' }
   /** Defined by another object of this livepatch (`object`): a plain undefined symbol the module's own link resolves. */
   | { kind: 'patch'; object: string }
@@ -61,7 +61,13 @@ export function resolveSymbol(need: SymbolNeed, ctx: ResolveContext): Resolution
     const definer = ctx.patchGlobals?.get(need.name);
     if (definer !== undefined) return { kind: 'patch', object: definer };
     const exp = ctx.exports.get(need.name);
-    if (exp && (exp.owner === 'vmlinux' || moduleNameOfPath(exp.owner) !== ctx.module?.objname)) return { kind: 'link' };
+    if (exp?.owner === 'vmlinux') return { kind: 'link' };
+    const exporter = exp ? moduleNameOfPath(exp.owner) : undefined;
+    // Patched module code calling another module's export (pcspkr → input_core): a normal relocation
+    // would make the livepatch itself depend on that module. A klp relocation applied when the patched
+    // module loads finds it instead: the patched module depends on its exporter, so it is loaded by then.
+    if (exporter !== undefined && ctx.module && exporter !== ctx.module.objname) return { kind: 'klp', objname: exporter, name: need.name, sympos: 0 };
+    if (exporter !== undefined && !ctx.module) return { kind: 'link' };
   }
   // A local lives in its own file, hence in the patched object's target; a global may be in the module or vmlinux.
   const targets = ctx.module ? (need.local ? [ctx.module] : [ctx.module, ctx.vmlinux]) : [ctx.vmlinux];

@@ -3,7 +3,7 @@ export { generateModule, loadKernelSymbols, type GenerateOptions, type GenerateR
 export { GeneratorError } from './errors.js';
 export type { GeneratorProblem, GeneratorProblemCode } from './problems.js';
 export { prepareObject, type PreparedObject, type PatchedFunction } from './prepare.js';
-export { finalizeModule } from './finalize.js';
+export { finalizeModule, sectionObjectsOf, type SectionObjects } from './finalize.js';
 export { hookSource } from './hook-source.js';
 export { resolveSymbol, klpSymbolName, type ResolveContext, type Resolution } from './resolve.js';
 export { patchGlobals, type PatchGlobals, type PatchGlobalsResult } from './patch-globals.js';

@@ -6,7 +6,7 @@ import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { diffObjects } from '../../src/diff/index.js';
 import { type ElfObject, type ElfSymbol, readElfFile, serializeElf, SHF, SHN, STB, STT } from '../../src/elf/index.js';
 import {
-  finalizeModule, GeneratorError, KallsymsIndex, parseSymvers, patchGlobals, prepareObject, resolveSymbol,
+  finalizeModule, GeneratorError, KallsymsIndex, parseSymvers, patchGlobals, prepareObject, resolveSymbol, sectionObjectsOf,
 } from '../../src/klp/index.js';
 import { KERNEL_FLAGS } from '../helpers/kernel-like-diff.js';
 import { compileC } from '../helpers/toolchain.js';
@@ -192,5 +192,23 @@ describe('references inside one livepatch', () => {
     ]);
     const [orig, patched] = await Promise.all([readElfFile(a), readElfFile(b)]);
     expect(() => diffObjects(orig, patched, { output: true, entrySizes: BUG_SIZES })).toThrow(/\.data\.klpforge_state is writable data without a symbol, referenced from __bug_table/);
+  });
+
+  test("patched module code calling another module's export gets a klp relocation applied with the patched module, not a dependency", async () => {
+    const M = 'extern int input_register_device(int x);\nint target(int x) { return exported_fn(x); }';
+    const M_PATCHED = 'extern int input_register_device(int x);\nint target(int x) { return exported_fn(input_register_device(x)); }';
+    const exports = parseSymvers('0x0\texported_fn\tvmlinux\tEXPORT_SYMBOL\t\n0x0\t__fentry__\tvmlinux\tEXPORT_SYMBOL\t\n0x0\tinput_register_device\tdrivers/input/input-core\tEXPORT_SYMBOL\t\n');
+    const out = await diffOutput('pcspkr', M, M_PATCHED);
+    const module = { objname: 'pcspkr', symbols: await linkedKernel({ pcspkr: M }) };
+    const vmlinux = { objname: 'vmlinux', symbols: await linkedKernel({ core: 'int exported_fn(int x) { return x; }' }) };
+    const p = prepareObject(out, { exports, vmlinux, module }, { object: 'drivers/input/misc/pcspkr.o', anchorPrefix: '__m_' });
+    expect(p.problems).toEqual([]);
+    expect(undefinedNames(p.elf)).toContain('.klp.sym.input_core.input_register_device,0');
+    const linked = await linkTogether([p.elf]);
+    const final = finalizeModule(linked, exports, 'livepatch-x', sectionObjectsOf([p]));
+    expect(final.problems).toEqual([]);
+    // Applied when pcspkr loads (by then input_core, which pcspkr depends on, is loaded too).
+    expect(final.klpSections.map((k) => k.name)).toEqual(expect.arrayContaining(['.klp.rela.pcspkr..text.target']));
+    expect(final.klpSections.some((k) => k.name.startsWith('.klp.rela.input_core.'))).toBe(false);
   });
 });

@@ -107,7 +107,8 @@ function assembleIndex(absBuild: string, recordedSourceDir: string, records: rea
  * entries. `stamp` (buildStamp) says which build it was made from: a stored
  * index whose stamp differs is not used.
  */
-const STORED_INDEX_FORMAT = 1;
+// 2: objects a module builds from another directory (kvm.ko's virt/kvm/*.o) are indexed; format 1 left them out.
+const STORED_INDEX_FORMAT = 2;
 
 interface StoredIndex {
   format: number;

@@ -64,9 +64,12 @@ export function parseKbuildCmd(text: string, expectedObject: string, fileForErro
   let command: string | undefined;
   let source: string | undefined;
   const deps: string[] = [];
-  const cmdPrefix = `cmd_${expectedObject} := `;
-  const sourcePrefix = `source_${expectedObject} := `;
-  const depsHeader = `deps_${expectedObject} := \\`;
+  // A module may build a file of another directory (kvm.ko: `arch/x86/kvm/../../../virt/kvm/kvm_main.o`):
+  // kbuild then records the object under that spelling, which names the same file.
+  const spelled = recordedSpelling(lines[0] ?? '', expectedObject);
+  const cmdPrefix = `cmd_${spelled} := `;
+  const sourcePrefix = `source_${spelled} := `;
+  const depsHeader = `deps_${spelled} := \\`;
 
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
@@ -94,7 +97,21 @@ export function parseKbuildCmd(text: string, expectedObject: string, fileForErro
     throw new OrchestratorError('ORCH_BAD_CMD_FILE',
       `${fileForErrors}: empty source_ line; the build directory looks damaged: rebuild it with make`);
   }
+  // Replayed commands name the object (and its dep and temporary files) as the index does: the spelled
+  // directory is the same directory. Only build-relative paths: the source's own spelling stays, since
+  // it is what __FILE__ expands to (WARN and BUG records name it), and the original object has it.
+  if (spelled !== expectedObject) {
+    const dir = path.posix.dirname(spelled).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    command = command.replace(new RegExp(`(?<![\\w/.-])${dir}/`, 'g'), `${path.posix.dirname(expectedObject)}/`);
+  }
   return { kind: 'compile', record: { object: expectedObject, command, source, deps } };
+}
+
+/** The object's path as the .cmd file's first line spells it, when that spelling normalises to the expected path. */
+function recordedSpelling(firstLine: string, expectedObject: string): string {
+  const m = /^(?:saved)?cmd_(\S+) := /.exec(firstLine);
+  if (!m || m[1] === expectedObject || !m[1]!.includes('..')) return expectedObject;
+  return path.posix.normalize(m[1]!) === expectedObject ? m[1]! : expectedObject;
 }
 
 /**

@@ -29,7 +29,8 @@ export async function objectOwners(buildDir: string): Promise<(object: ObjectPat
     } catch {
       mod = `${base}.o`;
     }
-    for (const obj of mod.split(/\s+/)) if (obj !== '') owners.set(obj, { kind: 'module', name, ko });
+    // kvm.mod lists `arch/x86/kvm/../../../virt/kvm/kvm_main.o`: the index knows it as virt/kvm/kvm_main.o.
+    for (const obj of mod.split(/\s+/)) if (obj !== '') owners.set(path.posix.normalize(obj), { kind: 'module', name, ko });
   }
   return (object) => owners.get(object) ?? { kind: 'vmlinux' };
 }

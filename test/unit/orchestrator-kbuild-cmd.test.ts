@@ -38,6 +38,22 @@ const VMLINUX_O_CMD = `cmd_vmlinux.o := ld -m elf_x86_64 -z noexecstack -r -o vm
 `;
 
 describe('parseKbuildCmd', () => {
+  it("reads an object a module builds from another directory (kvm.ko's virt/kvm files) under its normalised path, and replays it there", () => {
+    const spelled = 'arch/x86/kvm/../../../virt/kvm';
+    const text = CMDLINE_O_CMD.replaceAll('fs/proc/', `${spelled}/`).replaceAll('cmdline', 'kvm_main');
+    const r = parseKbuildCmd(text, 'virt/kvm/kvm_main.o', '/b/virt/kvm/.kvm_main.o.cmd');
+    expect(r.kind).toBe('compile');
+    if (r.kind !== 'compile') return;
+    expect(r.record.object).toBe('virt/kvm/kvm_main.o');
+    expect(r.record.source).toBe(`/src/linux/${spelled}/kvm_main.c`);
+    expect(r.record.deps).toContain('/src/linux/include/linux/fs.h');
+    expect(r.record.command).toContain('-c -o virt/kvm/kvm_main.o ');
+    expect(r.record.command).toContain('-Wp,-MMD,virt/kvm/.kvm_main.o.d ');
+    expect(r.record.command).not.toMatch(/(^|[ ,])arch\/x86\/kvm\/\.\./);
+    // The source keeps its spelling: __FILE__ (in WARN and BUG records) expands to it, as in the original object.
+    expect(r.record.command).toContain(`/src/linux/${spelled}/kvm_main.c`);
+  });
+
   test('reads the object, its exact command (objtool pass included), source and dependencies', () => {
     const parsed = parseKbuildCmd(CMDLINE_O_CMD, 'fs/proc/cmdline.o', 'fs/proc/.cmdline.o.cmd');
     if (parsed.kind !== 'compile') throw new Error('expected a compile');

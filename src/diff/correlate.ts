@@ -14,6 +14,8 @@ export interface Correlation {
   guesses: string[];
   /** Static locals with a same-named candidate on the other side that no reference could tie: never guessed. */
   ambiguousStaticLocals: Array<{ name: string; side: 'original' | 'patched' }>;
+  /** Symbols whose binding the patch changed (a global made static): paired by name. */
+  rebound: string[];
   /** Special statics (patched names) whose contents changed: the new code uses fresh copies. */
   untiedSpecials: string[];
   /** Memo of special-static comparisons (`orig:patched` indexes). */
@@ -52,7 +54,7 @@ function groupByKey(v: ObjectView): Map<string, SymbolIndex[]> {
 export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
   const c: Correlation = {
     twinOfOrig: new Map(), twinOfPatched: new Map(), sectionTwinOfPatched: new Map(), guesses: [], ambiguousStaticLocals: [],
-    untiedSpecials: [], specialSame: new Map(),
+    untiedSpecials: [], specialSame: new Map(), rebound: [],
   };
   const pair = (o: SymbolIndex, p: SymbolIndex) => { c.twinOfOrig.set(o, p); c.twinOfPatched.set(p, o); };
   const go = groupByKey(orig);
@@ -89,10 +91,37 @@ export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
     }
   }
 
+  correlateAcrossBinding(orig, patched, c, pair);
   if (pendingStatics.length > 0) tieStaticLocals(orig, patched, c, pendingStatics, pair);
   correlateSections(orig, patched, c);
   untieChangedSpecials(orig, patched, c);
   return c;
+}
+
+/**
+ * A global the patch makes static (or the reverse) is still the same function
+ * or variable: paired by its exact name when it is the only one of that name
+ * left unpaired on each side. The running kernel knows it by its old binding.
+ */
+function correlateAcrossBinding(orig: ObjectView, patched: ObjectView, c: Correlation, pair: (o: SymbolIndex, p: SymbolIndex) => void): void {
+  const unpaired = (v: ObjectView, twins: ReadonlyMap<SymbolIndex, SymbolIndex>) => {
+    const byName = new Map<string, SymbolIndex[]>();
+    v.obj.symbols.forEach((s, i) => {
+      if ((s.type !== STT.FUNC && s.type !== STT.OBJECT) || s.shndx === SHN.UNDEF || s.reserved !== 0 || s.name === '') return;
+      if (twins.has(i as SymbolIndex) || isStaticLocalName(s.name)) return;
+      byName.set(s.name, [...(byName.get(s.name) ?? []), i as SymbolIndex]);
+    });
+    return byName;
+  };
+  const inPatched = unpaired(patched, c.twinOfPatched);
+  for (const [name, os] of unpaired(orig, c.twinOfOrig)) {
+    const ps = inPatched.get(name);
+    if (os.length !== 1 || ps?.length !== 1) continue;
+    const [so, sp] = [orig.symbol(os[0]!), patched.symbol(ps[0]!)];
+    if (so.type !== sp.type || so.bind === sp.bind) continue;
+    pair(os[0]!, ps[0]!);
+    c.rebound.push(name);
+  }
 }
 
 /** Ties static locals through references from paired functions, until nothing more can be tied. */

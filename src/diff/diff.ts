@@ -88,6 +88,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     result.warnings.push(`entry size of ${name} unknown (give it with --entry-size ${name}=N): its entries were not compared`);
   }
   c.guesses.forEach((g) => result.warnings.push(`correlation guessed: ${g}`));
+  c.rebound.forEach((n) => result.notes.push(`${n}: its binding changed (global ↔ static); matched by name, known to the running kernel by its old binding`));
   // Statics only a metadata table points at (printk's `_entry`/`_entry_ptr`) need no twin: they are not patched.
   const metaO = metadataSymbols(o);
   const metaP = metadataSymbols(p);
@@ -183,11 +184,13 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   newGlobals.push(...newGlobalData(p, c, directives.directiveSections));
   const roots = [...changed.keys(), ...callbackSyms, ...newGlobals];
   // What the running kernel calls a symbol: its name in the original build (statics are renumbered between builds).
-  const kernelName = (sym: SymbolIndex) => {
+  const kernelSymbol = (sym: SymbolIndex) => {
     const twin = c.twinOfPatched.get(sym);
-    return twin !== undefined ? o.symbol(twin).name : p.symbol(sym).name;
+    return twin !== undefined ? o.symbol(twin) : p.symbol(sym);
   };
-  const inclusion = computeInclusion(p, c, roots, new Set(changed.keys()), kernelName);
+  const kernelName = (sym: SymbolIndex) => kernelSymbol(sym).name;
+  const kernelLocal = (sym: SymbolIndex) => kernelSymbol(sym).bind === STB.LOCAL;
+  const inclusion = computeInclusion(p, c, roots, new Set(changed.keys()), { name: kernelName, local: kernelLocal });
   for (const sym of fresh) {
     const s = p.symbol(sym);
     if (!inclusion.functions.has(sym)) continue;
@@ -252,7 +255,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
       .map((s) => s.name))].sort();
     result.output = buildOutputObject(p, inclusion, sp, {
       ...(file ? { file } : {}), neighbours,
-      changed: [...changed.keys()].map((k) => ({ name: p.symbol(k).name, kernelName: kernelName(k), local: p.symbol(k).bind === STB.LOCAL }))
+      changed: [...changed.keys()].map((k) => ({ name: p.symbol(k).name, kernelName: kernelName(k), local: kernelLocal(k) }))
         .sort((a, b) => a.name.localeCompare(b.name)),
       new: result.new.map((f) => f.name),
       callbacks: result.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),

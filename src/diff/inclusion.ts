@@ -11,6 +11,12 @@ export interface ExternalReference {
   kind: 'function' | 'data' | 'unknown';
 }
 
+/** How the running kernel knows a symbol of the patched object: its original name and binding (gcc renumbers statics; a patch may make a global static). */
+export interface KernelNames {
+  name(sym: SymbolIndex): string;
+  local(sym: SymbolIndex): boolean;
+}
+
 export interface Inclusion {
   functions: Set<SymbolIndex>;
   data: Set<SymbolIndex>;
@@ -28,8 +34,7 @@ export interface Inclusion {
  * everything else becomes a reference to the running kernel.
  */
 export function computeInclusion(
-  p: ObjectView, c: Correlation, roots: Iterable<SymbolIndex>, changed: ReadonlySet<SymbolIndex>,
-  kernelName: (sym: SymbolIndex) => string,
+  p: ObjectView, c: Correlation, roots: Iterable<SymbolIndex>, changed: ReadonlySet<SymbolIndex>, kernel: KernelNames,
 ): Inclusion {
   const inc: Inclusion = { functions: new Set(), data: new Set(), sections: new Set(), externals: new Map(), writableAnonymous: new Set() };
   const work: SymbolIndex[] = [];
@@ -62,8 +67,8 @@ export function computeInclusion(
       if (isNew || changed.has(t.sym)) { take(t.sym); continue; }
       if (t.sym === sym) continue;
       const kind = target.type === STT.FUNC ? 'function' : target.type === STT.OBJECT || target.type === STT.TLS ? 'data' : 'unknown';
-      const name = kernelName(t.sym);
-      inc.externals.set(name, { name, local: target.bind === STB.LOCAL, kind });
+      const name = kernel.name(t.sym);
+      inc.externals.set(name, { name, local: kernel.local(t.sym), kind });
     }
   }
   return inc;

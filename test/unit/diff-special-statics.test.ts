@@ -112,4 +112,14 @@ describe('new functions and parts of functions', () => {
     expect(names(r)).toEqual({ changed: ['hot'], new: [] });
     expect(r.changed[0]!.parts).toEqual([expect.stringMatching(/^hot\.cold/)]);
   });
+
+  it('a global the patch makes static is the same function: matched by name, known to the running kernel as global', async () => {
+    const src = `noinline int helper(long x) { return consume(x * 2); }\nint user(long x) { return helper(x) + 1; }\n`;
+    const r = await diff(src, `static ${src.replace('consume(x * 2)', 'consume(x * 3)')}`);
+    // Not a new function (its caller may change too: gcc knows every caller of a static function).
+    expect(names(r).changed).toContain('helper');
+    expect(names(r).new).toEqual([]);
+    expect(r.vanished).toEqual([]);
+    expect(r.notes.some((n) => n.startsWith('helper: its binding changed'))).toBe(true);
+  });
 });

@@ -2,7 +2,7 @@ import { type ElfObject, machineName, type SectionIndex, type SymbolIndex, SHN, 
 import { archRules } from './arch.js';
 import { compareExtents, type Difference } from './compare.js';
 import { correlate } from './correlate.js';
-import { computeInclusion, type ExternalReference } from './inclusion.js';
+import { addSpecialEntryTargets, computeInclusion, type ExternalReference } from './inclusion.js';
 import { type Callback, readDirectives } from './kpatch-macros.js';
 import { onlyLineNumbersDiffer } from './line-macros.js';
 import { canonicalName, parentOf } from './names.js';
@@ -191,6 +191,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   const kernelName = (sym: SymbolIndex) => kernelSymbol(sym).name;
   const kernelLocal = (sym: SymbolIndex) => kernelSymbol(sym).bind === STB.LOCAL;
   const inclusion = computeInclusion(p, c, roots, new Set(changed.keys()), { name: kernelName, local: kernelLocal });
+  addSpecialEntryTargets(p, inclusion, (fn) => sp.byFunction.get(fn) ?? []);
   for (const sym of fresh) {
     const s = p.symbol(sym);
     if (!inclusion.functions.has(sym)) continue;

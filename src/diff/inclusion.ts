@@ -1,6 +1,7 @@
 import { type SectionIndex, type SymbolIndex, SHF, SHN, STB, STT } from '../elf/index.js';
 import type { Correlation } from './correlate.js';
 import type { ObjectView } from './object-view.js';
+import type { SpecialEntry } from './special-entries.js';
 
 /** A symbol the new code uses from the running kernel (or a module): resolved by the generator. */
 export interface ExternalReference {
@@ -72,4 +73,26 @@ export function computeInclusion(
     }
   }
   return inc;
+}
+
+/**
+ * What the special-section entries of the included functions point at besides
+ * their key (a bug entry's file name, an exception entry's fixup constant):
+ * strings and constants go into the module with them; writable data without a
+ * symbol would fork the running kernel's state, so it is marked for refusal.
+ */
+export function addSpecialEntryTargets(p: ObjectView, inc: Inclusion, entriesOf: (fn: SymbolIndex) => readonly SpecialEntry[]): void {
+  for (const fn of inc.functions) {
+    for (const e of entriesOf(fn)) {
+      const r = p.relocationsIn(e.section, e.start, e.start + e.size);
+      for (const k of r?.entries ?? []) {
+        const t = p.target(r!.table, k, e.section);
+        if (t.kind === 'string') inc.sections.add(t.section);
+        else if (t.kind === 'section') {
+          if ((p.obj.sections[t.section]!.flags & SHF.WRITE) !== 0n) inc.writableAnonymous.add(t.section);
+          else inc.sections.add(t.section);
+        }
+      }
+    }
+  }
 }

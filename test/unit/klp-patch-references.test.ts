@@ -183,7 +183,7 @@ describe('references inside one livepatch', () => {
     expect(stringAt(out, name.section, name.at)).toBe('klpforge-name');
   });
 
-  test('writable data without a symbol reached only through a special-section entry is an internal error naming the section, not an undefined symbol', async () => {
+  test('writable data without a symbol reached only through a special-section entry is refused as changed data, naming the section', async () => {
     const [o, p] = [path.join(tmp.path, `orig${n}`), path.join(tmp.path, `patched${n++}`)];
     await Promise.all([mkdir(o), mkdir(p)]);
     const [a, b] = await Promise.all([
@@ -191,7 +191,9 @@ describe('references inside one livepatch', () => {
       compileC(p, 'state', `${PRELUDE}int target(int x) { if (x < 0) ${ENTRY_TO('.data.klpforge_state', 'aw')}; return exported_fn(x); }`, KERNEL_FLAGS),
     ]);
     const [orig, patched] = await Promise.all([readElfFile(a), readElfFile(b)]);
-    expect(() => diffObjects(orig, patched, { output: true, entrySizes: BUG_SIZES })).toThrow(/\.data\.klpforge_state is writable data without a symbol, referenced from __bug_table/);
+    const r = diffObjects(orig, patched, { output: true, entrySizes: BUG_SIZES });
+    expect(r.outcome).toBe('unsupported');
+    expect(r.refusals).toEqual([expect.objectContaining({ code: 'DATA_CHANGED', section: '.data.klpforge_state' })]);
   });
 
   test("patched module code calling another module's export gets a klp relocation applied with the patched module, not a dependency", async () => {

@@ -23,10 +23,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { storedBuildIndex } from '../src/orchestrator/build-index.js';
-import { ORIGINAL_KCFLAGS, ORIGINAL_TARGETS } from '../src/orchestrator/cache-key.js';
-import { adoptBuild } from '../src/orchestrator/original-cache.js';
-import { rewriteCommand, shellQuote } from '../src/orchestrator/recompile.js';
+import { storedBuildIndex } from '../src/orchestrator/kbuild/build-index.js';
+import { ORIGINAL_KCFLAGS, ORIGINAL_TARGETS } from '../src/orchestrator/original/cache-key.js';
+import { adoptBuild } from '../src/orchestrator/original/original-cache.js';
+import { rewriteCommand, shellQuote } from '../src/orchestrator/views/recompile.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 

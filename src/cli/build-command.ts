@@ -13,7 +13,7 @@ import { preflight } from '../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
 import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
 import { type Runner, runnerSeeing } from '../orchestrator/index.js';
-import { tagChildProcesses } from '../orchestrator/orphans.js';
+import { tagChildProcesses } from '../orchestrator/runners/orphans.js';
 import { isKlpforgeError } from '../util/errors.js';
 import { formatReport } from '../verify/report.js';
 import { readCheckFiles, verifyModule } from '../verify/verify.js';

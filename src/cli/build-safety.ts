@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { BuildError } from '../pipeline/errors.js';
-import { isAlive, ownTaggedProcesses, startTicks, stopOrphansIn } from '../orchestrator/orphans.js';
+import { isAlive, ownTaggedProcesses, startTicks, stopOrphansIn } from '../orchestrator/runners/orphans.js';
 import { KlpforgeError } from '../util/errors.js';
 
 /**

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Argv } from 'yargs';
-import { adoptBuild } from '../orchestrator/original-cache.js';
+import { adoptBuild } from '../orchestrator/original/original-cache.js';
 import { EXIT } from './exit-codes.js';
 
 export const CACHE_ADOPT_DESCRIPTION = 'register an existing function-sections build as the cached original build of a source tree and config';

@@ -1,8 +1,8 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type ElfObject, parseElf, readElfFile, serializeElf } from '../elf/index.js';
-import type { ObjectOwner } from '../orchestrator/object-owner.js';
-import type { Runner } from '../orchestrator/runner.js';
+import type { ObjectOwner } from '../orchestrator/kbuild/object-owner.js';
+import type { Runner } from '../orchestrator/runners/runner.js';
 import { GeneratorError } from './errors.js';
 import { finalizeModule, sectionObjectsOf } from './finalize.js';
 import { hookSource } from './hook-source.js';

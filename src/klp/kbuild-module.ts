@@ -1,7 +1,7 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { serializeElf } from '../elf/index.js';
-import { HostRunner, type Runner } from '../orchestrator/runner.js';
+import { HostRunner, type Runner } from '../orchestrator/runners/runner.js';
 import { GeneratorError } from './errors.js';
 import type { PreparedObject } from './prepare.js';
 

@@ -1,10 +1,10 @@
 import { mkdir, readFile, realpath, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readStoredIndex, storedBuildIndex } from '../orchestrator/build-index.js';
-import { cacheLayout, listEntries } from '../orchestrator/cache-entries.js';
-import { configDigest } from '../orchestrator/cache-key.js';
+import { readStoredIndex, storedBuildIndex } from '../orchestrator/kbuild/build-index.js';
+import { cacheLayout, listEntries } from '../orchestrator/original/cache-entries.js';
+import { configDigest } from '../orchestrator/original/cache-key.js';
 import { type BuildIndex, probeStructSizes, readKernelConfig, type Runner, runnerSeeing } from '../orchestrator/index.js';
-import { ensureOriginalBuild } from '../orchestrator/original-cache.js';
+import { ensureOriginalBuild } from '../orchestrator/original/original-cache.js';
 
 export interface OriginalOptions {
   sourceDir: string;

@@ -1,10 +1,10 @@
 import { access } from 'node:fs/promises';
-import { compareCompilers, probeCompiler } from '../orchestrator/compiler-check.js';
-import { checkKernelConfig } from '../orchestrator/config-check.js';
-import { type KernelConfig, readKernelConfig } from '../orchestrator/kconfig.js';
-import { checkKernelRelease, expectedKernelRelease } from '../orchestrator/kernel-release.js';
+import { compareCompilers, probeCompiler } from '../orchestrator/checks/compiler-check.js';
+import { checkKernelConfig } from '../orchestrator/checks/config-check.js';
+import { type KernelConfig, readKernelConfig } from '../orchestrator/kbuild/kconfig.js';
+import { checkKernelRelease, expectedKernelRelease } from '../orchestrator/checks/kernel-release.js';
 import { prepareView, type PreparedView, type Runner } from '../orchestrator/index.js';
-import { readVmlinux } from '../orchestrator/vmlinux-info.js';
+import { readVmlinux } from '../orchestrator/checks/vmlinux-info.js';
 import { settle, unwrap } from '../util/settle.js';
 import { BuildError, type BuildReason } from './errors.js';
 

@@ -4,9 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { readElfFile } from '../../src/elf/index.js';
-import { adoptBuild } from '../../src/orchestrator/original-cache.js';
-import { parsePatchFiles, touchedPaths } from '../../src/orchestrator/patch-files.js';
-import { digestTree } from '../../src/orchestrator/tree-digest.js';
+import { adoptBuild } from '../../src/orchestrator/original/original-cache.js';
+import { parsePatchFiles, touchedPaths } from '../../src/orchestrator/views/patch-files.js';
+import { digestTree } from '../../src/orchestrator/original/tree-digest.js';
 import { REPO_ROOT, type FixtureKernel } from './kernel.js';
 
 /**

@@ -21,7 +21,7 @@
 import { mkdir, readdir, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { digestTree } from '../../src/orchestrator/tree-digest.js';
+import { digestTree } from '../../src/orchestrator/original/tree-digest.js';
 import { CLI, treeState, type TreeState } from './build-runs.js';
 
 interface Input {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
-import { adoptBuild } from '../../src/orchestrator/original-cache.js';
+import { adoptBuild } from '../../src/orchestrator/original/original-cache.js';
 import { fixtureKernel, REPO_ROOT, type FixtureKernel } from './kernel.js';
 
 export const INTEGRATION_DIR = path.join(REPO_ROOT, 'kernel-fixtures/integration');

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { parseDepFile } from '../../src/orchestrator/recompile.js';
+import { parseDepFile } from '../../src/orchestrator/views/recompile.js';
 
 /** Writes each `relative path → text` under `root`, making directories as needed. */
 export async function writeTree(root: string, files: Record<string, string>): Promise<void> {

@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import { readFile, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { ensureRootfs } from '../../src/orchestrator/rootfs.js';
+import { ensureRootfs } from '../../src/orchestrator/runners/rootfs.js';
 import { type BuildRun, privateCache, runBuild } from '../helpers/build-runs.js';
 import { fixtureKernel } from '../helpers/kernel.js';
 

@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { cacheLayout, type CacheEntryRecord, listEntries } from '../../src/orchestrator/cache-entries.js';
+import { cacheLayout, type CacheEntryRecord, listEntries } from '../../src/orchestrator/original/cache-entries.js';
 import { type BuildRun, outcomeLines, privateCache, runBuild } from '../helpers/build-runs.js';
 import { fixtureKernel } from '../helpers/kernel.js';
 

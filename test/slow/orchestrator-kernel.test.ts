@@ -4,10 +4,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { readElfFile, type ElfObject } from '../../src/elf/index.js';
-import { affectedObjects } from '../../src/orchestrator/affected.js';
-import { buildIndex, type BuildIndex } from '../../src/orchestrator/build-index.js';
+import { affectedObjects } from '../../src/orchestrator/kbuild/affected.js';
+import { buildIndex, type BuildIndex } from '../../src/orchestrator/kbuild/build-index.js';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
-import { buildPatchedObjects, type PatchedObjects } from '../../src/orchestrator/patched-objects.js';
+import { buildPatchedObjects, type PatchedObjects } from '../../src/orchestrator/views/patched-objects.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
 
 /**

@@ -4,16 +4,16 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { cacheLayout } from '../../src/orchestrator/cache-entries.js';
-import { computeCacheKey } from '../../src/orchestrator/cache-key.js';
-import { checkCompiler } from '../../src/orchestrator/compiler-check.js';
-import { checkKernelConfig } from '../../src/orchestrator/config-check.js';
-import { readKernelConfig } from '../../src/orchestrator/kconfig.js';
-import { buildKernelRelease, checkKernelRelease, expectedKernelRelease } from '../../src/orchestrator/kernel-release.js';
-import { adoptBuild, ensureOriginalBuild } from '../../src/orchestrator/original-cache.js';
-import { buildPatchedObjects } from '../../src/orchestrator/patched-objects.js';
-import { HostRunner, type Runner } from '../../src/orchestrator/runner.js';
-import { readVmlinuxInfo } from '../../src/orchestrator/vmlinux-info.js';
+import { cacheLayout } from '../../src/orchestrator/original/cache-entries.js';
+import { computeCacheKey } from '../../src/orchestrator/original/cache-key.js';
+import { checkCompiler } from '../../src/orchestrator/checks/compiler-check.js';
+import { checkKernelConfig } from '../../src/orchestrator/checks/config-check.js';
+import { readKernelConfig } from '../../src/orchestrator/kbuild/kconfig.js';
+import { buildKernelRelease, checkKernelRelease, expectedKernelRelease } from '../../src/orchestrator/checks/kernel-release.js';
+import { adoptBuild, ensureOriginalBuild } from '../../src/orchestrator/original/original-cache.js';
+import { buildPatchedObjects } from '../../src/orchestrator/views/patched-objects.js';
+import { HostRunner, type Runner } from '../../src/orchestrator/runners/runner.js';
+import { readVmlinuxInfo } from '../../src/orchestrator/checks/vmlinux-info.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
 
 /**

@@ -2,10 +2,10 @@ import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:f
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { RUN_TAG_VAR } from '../../src/orchestrator/orphans.js';
+import { RUN_TAG_VAR } from '../../src/orchestrator/runners/orphans.js';
 import { diskFullError, isDiskFull, keepNamedLogs, makeWorkDir, removeUntilGone, sweepStaleWorkDirs } from '../../src/cli/build-safety.js';
-import { affectedObjects } from '../../src/orchestrator/affected.js';
-import type { BuildIndex } from '../../src/orchestrator/build-index.js';
+import { affectedObjects } from '../../src/orchestrator/kbuild/affected.js';
+import type { BuildIndex } from '../../src/orchestrator/kbuild/build-index.js';
 import { GeneratorError } from '../../src/klp/index.js';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
 import { BuildError } from '../../src/pipeline/errors.js';

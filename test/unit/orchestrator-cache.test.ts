@@ -3,16 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { cacheLayout, STAMP_FILE, type BuildStamp } from '../../src/orchestrator/cache-entries.js';
-import { cacheKey, computeCacheKey, type CacheKeyInputs } from '../../src/orchestrator/cache-key.js';
-import { acquireLock, processStartTime, tryAcquireLock, type LockHolder } from '../../src/orchestrator/cache-lock.js';
-import { readKernelConfig } from '../../src/orchestrator/kconfig.js';
-import type { BuildProgress } from '../../src/orchestrator/make-progress.js';
-import { adoptBuild, ensureOriginalBuild } from '../../src/orchestrator/original-cache.js';
-import { HostRunner, type Runner } from '../../src/orchestrator/runner.js';
+import { cacheLayout, STAMP_FILE, type BuildStamp } from '../../src/orchestrator/original/cache-entries.js';
+import { cacheKey, computeCacheKey, type CacheKeyInputs } from '../../src/orchestrator/original/cache-key.js';
+import { acquireLock, processStartTime, tryAcquireLock, type LockHolder } from '../../src/orchestrator/original/cache-lock.js';
+import { readKernelConfig } from '../../src/orchestrator/kbuild/kconfig.js';
+import type { BuildProgress } from '../../src/orchestrator/kbuild/make-progress.js';
+import { adoptBuild, ensureOriginalBuild } from '../../src/orchestrator/original/original-cache.js';
+import { HostRunner, type Runner } from '../../src/orchestrator/runners/runner.js';
 import { SetupError } from '../../src/orchestrator/setup-errors.js';
-import { digestTree } from '../../src/orchestrator/tree-digest.js';
-import { RUN_TAG_VAR } from '../../src/orchestrator/orphans.js';
+import { digestTree } from '../../src/orchestrator/original/tree-digest.js';
+import { RUN_TAG_VAR } from '../../src/orchestrator/runners/orphans.js';
 
 /**
  * The original-build cache with a fake `make` (a shell script first on the

@@ -1,6 +1,6 @@
-import { objectForCmdFile, parseKbuildCmd, unescapeMakeCmd } from '../../src/orchestrator/kbuild-cmd.js';
-import { isBuildInput } from '../../src/orchestrator/affected.js';
-import { livepatchability } from '../../src/orchestrator/livepatchable.js';
+import { objectForCmdFile, parseKbuildCmd, unescapeMakeCmd } from '../../src/orchestrator/kbuild/kbuild-cmd.js';
+import { isBuildInput } from '../../src/orchestrator/kbuild/affected.js';
+import { livepatchability } from '../../src/orchestrator/kbuild/livepatchable.js';
 
 // Shortened from real Linux 6.1 .cmd files of an out-of-tree build (srctree /src/linux).
 const CMDLINE_O_CMD = `cmd_fs/proc/cmdline.o := gcc -Wp,-MMD,fs/proc/.cmdline.o.d -nostdinc -I/src/linux/arch/x86/include -I./arch/x86/include/generated -I/src/linux/include -I./include -include /src/linux/include/linux/kconfig.h -D__KERNEL__ -fmacro-prefix-map=/src/linux/= -Wall -Os -pg -mrecord-mcount -mfentry -I /src/linux/fs/proc -I ./fs/proc    -DKBUILD_MODFILE='"fs/proc/proc"' -DKBUILD_BASENAME='"cmdline"' -DKBUILD_MODNAME='"proc"' -D__KBUILD_MODNAME=kmod_proc -c -o fs/proc/cmdline.o /src/linux/fs/proc/cmdline.c   ; ./tools/objtool/objtool --hacks=jump_label --hacks=noinstr --orc --retpoline --rethunk --static-call --uaccess   fs/proc/cmdline.o

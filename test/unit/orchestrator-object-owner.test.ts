@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir as tmpDir } from 'tmp-promise';
-import { objectOwners } from '../../src/orchestrator/object-owner.js';
+import { objectOwners } from '../../src/orchestrator/kbuild/object-owner.js';
 
 describe('objectOwners: what each object of a kernel build is linked into', () => {
   it("gives a module the objects it builds from another directory (kvm.ko's virt/kvm files), by their normalised paths", async () => {

@@ -1,4 +1,4 @@
-import { parsePatchFiles, stripOne, touchedPaths, unquoteGitPath } from '../../src/orchestrator/patch-files.js';
+import { parsePatchFiles, stripOne, touchedPaths, unquoteGitPath } from '../../src/orchestrator/views/patch-files.js';
 
 describe('parsePatchFiles', () => {
   test('a plain diff -u with timestamps: one modified file, -p1 stripped, hunk text kept', () => {

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { affectedObjects } from '../../src/orchestrator/affected.js';
-import { buildIndex } from '../../src/orchestrator/build-index.js';
+import { affectedObjects } from '../../src/orchestrator/kbuild/affected.js';
+import { buildIndex } from '../../src/orchestrator/kbuild/build-index.js';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
-import { buildPatchedObjects } from '../../src/orchestrator/patched-objects.js';
-import { relevantLines, rewriteCommand } from '../../src/orchestrator/recompile.js';
+import { buildPatchedObjects } from '../../src/orchestrator/views/patched-objects.js';
+import { relevantLines, rewriteCommand } from '../../src/orchestrator/views/recompile.js';
 import { type MiniBuild, type MiniObject, miniKbuild, patchFileIn, workDirIn } from '../helpers/mini-kbuild.js';
 
 /**

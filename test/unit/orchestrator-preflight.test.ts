@@ -2,13 +2,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { checkCompiler, compareCompilers, probeCompiler } from '../../src/orchestrator/compiler-check.js';
-import { checkKernelConfig, CONFIG_RULES } from '../../src/orchestrator/config-check.js';
-import { canonicalConfig, configDifferences, configString, parseKernelConfig, readKernelConfig } from '../../src/orchestrator/kconfig.js';
-import { checkKernelRelease, expectedKernelRelease, sourceKernelVersion } from '../../src/orchestrator/kernel-release.js';
-import { HostRunner, type Runner } from '../../src/orchestrator/runner.js';
+import { checkCompiler, compareCompilers, probeCompiler } from '../../src/orchestrator/checks/compiler-check.js';
+import { checkKernelConfig, CONFIG_RULES } from '../../src/orchestrator/checks/config-check.js';
+import { canonicalConfig, configDifferences, configString, parseKernelConfig, readKernelConfig } from '../../src/orchestrator/kbuild/kconfig.js';
+import { checkKernelRelease, expectedKernelRelease, sourceKernelVersion } from '../../src/orchestrator/checks/kernel-release.js';
+import { HostRunner, type Runner } from '../../src/orchestrator/runners/runner.js';
 import { SetupError } from '../../src/orchestrator/setup-errors.js';
-import { readElfIdentity, readVmlinuxInfo } from '../../src/orchestrator/vmlinux-info.js';
+import { readElfIdentity, readVmlinuxInfo } from '../../src/orchestrator/checks/vmlinux-info.js';
 
 /** The options a livepatchable x86 kernel has, as kconfig writes them. */
 const GOOD = `#

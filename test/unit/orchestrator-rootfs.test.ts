@@ -2,10 +2,10 @@ import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { parseDeb822Sources, parseOneLineSources, pickDebianArchive } from '../../src/orchestrator/apt-sources.js';
+import { parseDeb822Sources, parseOneLineSources, pickDebianArchive } from '../../src/orchestrator/runners/apt-sources.js';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
-import { ensureRootfs, parseDpkgStatus, STAMP_FILE } from '../../src/orchestrator/rootfs.js';
-import { rootfsKey, rootfsName, type RootfsSpec } from '../../src/orchestrator/rootfs-spec.js';
+import { ensureRootfs, parseDpkgStatus, STAMP_FILE } from '../../src/orchestrator/runners/rootfs.js';
+import { rootfsKey, rootfsName, type RootfsSpec } from '../../src/orchestrator/runners/rootfs-spec.js';
 
 describe('the Debian archive from apt sources', () => {
   // This machine's /etc/apt/sources.list.d/debian.sources, and a disabled third-party stanza.

@@ -1,5 +1,5 @@
 import { dir } from 'tmp-promise';
-import { HostRunner } from '../../src/orchestrator/runner.js';
+import { HostRunner } from '../../src/orchestrator/runners/runner.js';
 
 describe('HostRunner', () => {
   const runner = new HostRunner();

@@ -2,7 +2,7 @@ import { writeFile, chmod } from 'node:fs/promises';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
-import { HostRunner, type Runner } from '../../src/orchestrator/runner.js';
+import { HostRunner, type Runner } from '../../src/orchestrator/runners/runner.js';
 import { checkContainerEngine } from '../../src/orchestrator/runners/availability.js';
 import { planMounts } from '../../src/orchestrator/runners/binds.js';
 import { BwrapRunner, bwrapArgv, rootfsLayoutArgs, type ListRootfsDir, type RootfsEntry } from '../../src/orchestrator/runners/bwrap.js';

@@ -4,7 +4,7 @@ import { link, lstat, mkdir, readFile, stat, symlink, writeFile } from 'node:fs/
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
-import { applyPatches, createSourceView } from '../../src/orchestrator/source-view.js';
+import { applyPatches, createSourceView } from '../../src/orchestrator/views/source-view.js';
 
 const ORIGINAL_C = 'int f(void)\n{\n\treturn 1;\n}\n';
 const PATCH = `--- a/kernel/f.c

@@ -2,10 +2,10 @@ import { execFileSync } from 'node:child_process';
 import { lstat, mkdir, readFile, readdir, readlink, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { buildIndex, buildStamp, deserializeIndex, serializeIndex, storedBuildIndex } from '../../src/orchestrator/build-index.js';
+import { buildIndex, buildStamp, deserializeIndex, serializeIndex, storedBuildIndex } from '../../src/orchestrator/kbuild/build-index.js';
 import { OrchestratorError } from '../../src/orchestrator/errors.js';
-import { buildPatchedObjects, prepareView } from '../../src/orchestrator/patched-objects.js';
-import { parseDepFile } from '../../src/orchestrator/recompile.js';
+import { buildPatchedObjects, prepareView } from '../../src/orchestrator/views/patched-objects.js';
+import { parseDepFile } from '../../src/orchestrator/views/recompile.js';
 import { type MiniBuild, miniKbuild, patchFileIn, workDirIn, writeTree } from '../helpers/mini-kbuild.js';
 
 /** Every path, type, size, mtime and inode under `root`, without following links: any write shows. */

@@ -1,6 +1,6 @@
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { HostRunner, type Runner, type RunOptions, type RunResult } from '../runner.js';
+import { HostRunner, type Runner, type RunOptions, type RunResult } from './runner.js';
 import { planMounts, type BindPaths, type Mount } from './binds.js';
 import { ROOTFS_BASE_ENV, sandboxEnv } from './sandbox-env.js';
 

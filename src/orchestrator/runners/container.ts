@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { OrchestratorError } from '../errors.js';
-import { HostRunner, type Runner, type RunOptions, type RunResult } from '../runner.js';
+import { HostRunner, type Runner, type RunOptions, type RunResult } from './runner.js';
 import { planMounts, type BindPaths } from './binds.js';
 import { sandboxEnv } from './sandbox-env.js';
 

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { OrchestratorError } from '../errors.js';
-import { ensureRootfs } from '../rootfs.js';
-import { HostRunner, type Runner } from '../runner.js';
+import { ensureRootfs } from './rootfs.js';
+import { HostRunner, type Runner } from './runner.js';
 import { checkBwrap, checkContainerEngine } from './availability.js';
 import { resolveBindPaths, type BindPaths } from './binds.js';
 import { BwrapRunner } from './bwrap.js';

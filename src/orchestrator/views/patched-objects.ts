@@ -1,11 +1,11 @@
 import { access, mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { affectedObjects, type NotLivepatchableObject } from './affected.js';
-import { buildIndex, isSameTree, type BuildIndex, type IndexedObject, type ObjectPath, type SourcePath } from './build-index.js';
-import { OrchestratorError } from './errors.js';
+import { affectedObjects, type NotLivepatchableObject } from '../kbuild/affected.js';
+import { buildIndex, isSameTree, type BuildIndex, type IndexedObject, type ObjectPath, type SourcePath } from '../kbuild/build-index.js';
+import { OrchestratorError } from '../errors.js';
 import { parseDepFile, recompileObject, type RecompiledObject } from './recompile.js';
-import { HostRunner, type Runner } from './runner.js';
+import { HostRunner, type Runner } from '../runners/runner.js';
 import { applyPatches, createSourceView, type AppliedPatch } from './source-view.js';
 import { SparseView } from './sparse-view.js';
 

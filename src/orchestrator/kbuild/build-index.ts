@@ -1,7 +1,7 @@
 import { mkdir, readFile, readdir, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
-import { OrchestratorError } from './errors.js';
+import { OrchestratorError } from '../errors.js';
 import { objectForCmdFile, parseKbuildCmd, type KbuildCompileRecord } from './kbuild-cmd.js';
 import { livepatchability, type Livepatchability } from './livepatchable.js';
 

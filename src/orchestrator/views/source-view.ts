@@ -1,7 +1,7 @@
 import { copyFile, lstat, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { OrchestratorError } from './errors.js';
+import { OrchestratorError } from '../errors.js';
 import { parsePatchFiles, touchedPaths, type PatchFileChange } from './patch-files.js';
 
 /**

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { SetupError } from './setup-errors.js';
+import { SetupError } from '../setup-errors.js';
 
 /**
  * A kernel .config as kconfig writes it:

@@ -3,8 +3,8 @@ import { mkdir, open, readFile, readdir, rename, rm, stat, unlink } from 'node:f
 import path from 'node:path';
 import type { CacheKeyInputs } from './cache-key.js';
 import { tryAcquireLock } from './cache-lock.js';
-import { SetupError } from './setup-errors.js';
-import { stopOrphansIn } from './orphans.js';
+import { SetupError } from '../setup-errors.js';
+import { stopOrphansIn } from '../runners/orphans.js';
 
 /**
  * The on-disk cache of original kernel builds, and the rule that makes it

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
-import { compilerVersionLine } from './compiler-check.js';
-import { canonicalConfig, type KernelConfig } from './kconfig.js';
-import type { Runner } from './runner.js';
-import { SetupError } from './setup-errors.js';
+import { compilerVersionLine } from '../checks/compiler-check.js';
+import { canonicalConfig, type KernelConfig } from '../kbuild/kconfig.js';
+import type { Runner } from '../runners/runner.js';
+import { SetupError } from '../setup-errors.js';
 import { digestTree } from './tree-digest.js';
 
 /**

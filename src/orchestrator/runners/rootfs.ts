@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { OrchestratorError } from './errors.js';
-import { withFileLock } from './file-lock.js';
-import { removeTree } from './remove-tree.js';
+import { OrchestratorError } from '../errors.js';
+import { withFileLock } from '../original/file-lock.js';
+import { removeTree } from '../original/remove-tree.js';
 import {
   defaultRootfsCacheDir, defaultRootfsSpec, packageName, pinnedVersion, ROOTFS_RECIPE, rootfsKey, rootfsName, type RootfsSpec,
 } from './rootfs-spec.js';

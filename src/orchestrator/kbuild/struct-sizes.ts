@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readElfFile } from '../elf/index.js';
-import { OrchestratorError } from './errors.js';
-import { HostRunner, type Runner } from './runner.js';
+import { readElfFile } from '../../elf/index.js';
+import { OrchestratorError } from '../errors.js';
+import { HostRunner, type Runner } from '../runners/runner.js';
 
 /**
  * Entry sizes of the kernel's special sections, as the target kernel itself

@@ -1,6 +1,6 @@
 import { link, lstat, mkdir, readdir, readlink, realpath, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { OrchestratorError } from './errors.js';
+import { OrchestratorError } from '../errors.js';
 import { applyPatches, giveOwnInode, type AppliedPatch } from './source-view.js';
 
 /**

@@ -1,8 +1,8 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { IndexedObject } from './build-index.js';
-import { OrchestratorError } from './errors.js';
-import type { Runner } from './runner.js';
+import type { IndexedObject } from '../kbuild/build-index.js';
+import { OrchestratorError } from '../errors.js';
+import type { Runner } from '../runners/runner.js';
 
 /**
  * Replays kbuild's recorded command for one object against the patched view,

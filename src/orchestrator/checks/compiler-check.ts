@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { relevantLines } from './recompile.js';
-import type { Runner } from './runner.js';
-import { SetupError } from './setup-errors.js';
+import { relevantLines } from '../views/recompile.js';
+import type { Runner } from '../runners/runner.js';
+import { SetupError } from '../setup-errors.js';
 import { readElfIdentity, type ElfIdentity } from './vmlinux-info.js';
 
 /**

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { pickDebianArchive, readAptSources } from './apt-sources.js';
-import { OrchestratorError } from './errors.js';
+import { OrchestratorError } from '../errors.js';
 
 /**
  * What the bwrap runner's rootfs is made of: a Debian release, where to fetch

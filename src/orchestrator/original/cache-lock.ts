@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { link, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SetupError } from './setup-errors.js';
-import { startTicks } from './orphans.js';
+import { SetupError } from '../setup-errors.js';
+import { startTicks } from '../runners/orphans.js';
 
 /**
  * A lock file naming its holder (pid, host, the process's start time), so a

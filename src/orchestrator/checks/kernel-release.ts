@@ -1,7 +1,7 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { configString, type KernelConfig } from './kconfig.js';
-import { SetupError } from './setup-errors.js';
+import { configString, type KernelConfig } from '../kbuild/kconfig.js';
+import { SetupError } from '../setup-errors.js';
 
 /**
  * Does the vmlinux belong to this source tree? The kernel release

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { OrchestratorError } from './errors.js';
+import { OrchestratorError } from '../errors.js';
 
 /**
  * kbuild's per-object record (BUILD/dir/.NAME.o.cmd), written by fixdep:

@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises';
-import { ElfError, ElfPeek, STT } from '../elf/index.js';
-import { SetupError } from './setup-errors.js';
+import { ElfError, ElfPeek, STT } from '../../elf/index.js';
+import { SetupError } from '../setup-errors.js';
 
 /**
  * What the checks need from a linked kernel (or any ELF file): the compiler

@@ -9,12 +9,12 @@ import {
 } from './cache-entries.js';
 import { computeCacheKey, ORIGINAL_KCFLAGS, ORIGINAL_TARGETS, type CacheKeyInputs } from './cache-key.js';
 import { acquireLock, type LockHolder } from './cache-lock.js';
-import { canonicalConfig, configDifferences, readKernelConfig, type KernelConfig } from './kconfig.js';
-import { sourceKernelVersion } from './kernel-release.js';
-import { LogProgress, type BuildProgress } from './make-progress.js';
-import { relevantLines, shellQuote } from './recompile.js';
-import { HostRunner, type Runner } from './runner.js';
-import { SetupError } from './setup-errors.js';
+import { canonicalConfig, configDifferences, readKernelConfig, type KernelConfig } from '../kbuild/kconfig.js';
+import { sourceKernelVersion } from '../checks/kernel-release.js';
+import { LogProgress, type BuildProgress } from '../kbuild/make-progress.js';
+import { relevantLines, shellQuote } from '../views/recompile.js';
+import { HostRunner, type Runner } from '../runners/runner.js';
+import { SetupError } from '../setup-errors.js';
 
 /**
  * The original kernel build, cached: `make O=DIR KCFLAGS="-ffunction-sections

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { SetupError } from './setup-errors.js';
+import { SetupError } from '../setup-errors.js';
 
 /**
  * A fast digest of a source tree, for the original-build cache key: every

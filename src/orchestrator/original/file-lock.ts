@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { open } from 'node:fs/promises';
-import { OrchestratorError } from './errors.js';
+import { OrchestratorError } from '../errors.js';
 
 /**
  * An exclusive flock(2) on LOCKFILE held while `fn` runs. Node has no flock,

@@ -1,4 +1,4 @@
-import { isEnabled, type KernelConfig } from './kconfig.js';
+import { isEnabled, type KernelConfig } from '../kbuild/kconfig.js';
 
 /**
  * What a kernel's configuration must have, and must not have, for a

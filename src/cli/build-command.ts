@@ -8,7 +8,9 @@ import { BuildError } from '../pipeline/errors.js';
 import { buildOotLivepatch } from '../pipeline/oot-module.js';
 import { likelyOriginal, originalBuild } from '../pipeline/original.js';
 import { publishModule } from '../pipeline/publish.js';
-import { onOriginal } from '../pipeline/speculate.js';
+import { onOriginal, type Speculation } from '../pipeline/speculate.js';
+import { lazyOriginal } from '../pipeline/lazy.js';
+import { type BuildTarget, resolveTarget } from './build-target.js';
 import { preflight } from '../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
 import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
@@ -38,7 +40,7 @@ export const BUILD_EPILOGUE = [
 export function buildBuilder(y: Argv) {
   return y
     .positional('patches', { type: 'string', array: true, demandOption: true, describe: 'patch files (patch -p1), combined into one module' })
-    .option('sourcedir', { alias: 's', type: 'string', demandOption: true, describe: 'kernel source tree (never modified)' })
+    .option('sourcedir', { alias: 's', type: 'string', describe: 'kernel source tree (never modified); with --kernel debian:RELEASE, overrides the release\'s source' })
     .option('config', { alias: 'c', type: 'string', describe: 'the running kernel\'s .config (default: SOURCEDIR/.config)' })
     .option('vmlinux', { alias: 'v', type: 'string', describe: 'the running kernel\'s vmlinux (default: the original build\'s)' })
     .option('jobs', { alias: 'j', type: 'number', default: os.cpus().length, describe: 'parallel compiles' })
@@ -58,7 +60,8 @@ export function buildBuilder(y: Argv) {
     .option('cache-dir', { type: 'string', default: path.join(os.homedir(), '.cache/klpforge'), describe: 'cache of original builds and scratch space' })
     .option('json', { type: 'boolean', default: false, describe: 'print a JSON report on stdout (stages, timings, functions, warnings, module)' })
     .option('verify', { type: 'boolean', default: false, describe: 'boot the kernel in QEMU and prove the module loads, works and unloads (klpforge verify)' })
-    .option('kernel', { type: 'string', describe: 'bzImage for --verify (default: next to the vmlinux)' })
+    .option('kernel', { type: 'string', describe: 'debian:RELEASE (e.g. debian:6.1.0-57-amd64): build for that Debian kernel, fetching its source, config and symbols; otherwise the bzImage for --verify (default: next to the vmlinux)' })
+    .option('original', { choices: ['lazy', 'full'] as const, describe: 'how the original side is made: lazy compiles only the objects the patch reaches in a prepared tree (default for --kernel debian:…; needs Module.symvers beside -v), full builds the whole kernel once and caches it (default otherwise)' })
     .option('check', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'shell test for --verify: fails before, holds with the patch, fails after' })
     .option('check-file', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'a file whose text is one shell test for --verify (repeatable)' })
     .epilogue(BUILD_EPILOGUE);
@@ -66,7 +69,7 @@ export function buildBuilder(y: Argv) {
 
 export interface BuildCommandArgs {
   patches: string[];
-  sourcedir: string;
+  sourcedir?: string;
   config?: string;
   vmlinux?: string;
   jobs: number;
@@ -87,6 +90,7 @@ export interface BuildCommandArgs {
   json: boolean;
   verify: boolean;
   kernel?: string;
+  original?: 'lazy' | 'full';
   check: string[];
   checkFile: string[];
 }
@@ -108,8 +112,6 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   const name = moduleName(a.name, a.patches[0]!);
   // Read now: a missing --check-file is said before minutes of building, not after.
   const checkFiles = await readCheckFiles(a.verify ? a.checkFile : []);
-  const sourceDir = path.resolve(a.sourcedir);
-  const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
   const outputDir = path.resolve(a.output);
   const keep = a.debug || a.skipCleanup;
   const events: StageEvent[] = [];
@@ -140,7 +142,11 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   guard.install();
   await tagChildProcesses(); // so a later run can stop what this one leaves running if it is killed
   let report: LivepatchBuildReport | undefined;
+  let target: BuildTarget | undefined;
   try {
+    target = await resolveTarget({ ...a, cacheDir: a.cacheDir }, clock, (line) => err(`klpforge: ${line}`));
+    const { sourceDir, configFile } = target;
+    const t = target;
     workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
     // Inside a sandbox only the work dir and the cache's builds and logs (make O= and its log) are writable:
     // the rest of the cache (the rootfs the sandbox runs on, the entries, the locks) is klpforge's own to write.
@@ -173,13 +179,32 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     const checked = await clock.run('preflight', () => preflight({
       sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(work, 'patched'),
       compilerWorkDir: work, runner, skipCompilerCheck: a.skipCompilerCheck,
-      ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}), ...(a.archversion ? { archversion: a.archversion } : {}),
+      ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(a.archversion ? { archversion: a.archversion } : {}),
+      ...(t.release ? { release: t.release } : {}), ...(t.cc ? { cc: t.cc } : {}),
       outOfTree: oot !== undefined,
     }), (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'));
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
+    const ran = t.original === 'lazy' ? await (async () => {
+      if (oot) throw new BuildError('BUILD_INPUT', '--oot-module needs the full original (--original full): an out-of-tree module builds against a complete kernel tree', 1);
+      const lo = await clock.run('original', () => lazyOriginal({
+        sourceDir, config: configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, makeVars: t.makeVars, ...(t.cc ? { cc: t.cc } : {}),
+        symvers: t.symvers!, workDir: work, onWait: originalOptions.onWait,
+      }), (l) => `lazy tree ${l.tree.hit ? 'cached' : 'prepared'}: ${l.tree.buildDir}`);
+      const scratch = path.join(work, 'lazy');
+      const result = await buildLivepatch({
+        patches: a.patches, sourceDir, originalBuildDir: lo.tree.buildDir, view: checked.view,
+        lazy: { tree: lo.tree, modulesOrder: t.modulesOrder!, cacheDir: a.cacheDir }, makeVars: t.makeVars,
+        ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
+        ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
+        name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs,
+        runner: runnerSeeing(runner, [lo.tree.buildDir]), extraIncludeDirs: [KERNEL_HEADERS], entrySizes: lo.entrySizes, progress: sink,
+      });
+      return { original: { key: lo.tree.key, buildDir: lo.tree.buildDir, hit: lo.tree.hit, warnings: lo.warnings, mode: 'lazy' as const }, result, speculation: 'none' as Speculation };
+    })() : await fullOriginal();
+    async function fullOriginal() {
     const actual = clock.run('original', (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
       (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
-    const ran = await onOriginal({
+    const r = await onOriginal({
       likely, actual, progress: sink,
       work: (original, attempt) => {
         if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing that would write into the work dir being removed
@@ -190,22 +215,27 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
         return oot
           ? buildOotLivepatch({
             patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,
-            vmlinux: path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux')), name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'),
+            vmlinux: t.vmlinux ?? path.join(original.buildDir, 'vmlinux'), name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'),
             workDir: scratch, jobs: a.jobs, runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
           })
           : buildLivepatch({
             patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
-            ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}), ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
+            ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
             name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs, runner,
             extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
           });
       },
     });
+    return { ...r, original: { ...r.original, mode: 'full' as const } };
+    }
     const original = ran.original;
     for (const w of original.warnings) err(`klpforge: warning: ${w}`);
     if (ran.speculation === 'discarded') err(`klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${original.buildDir}`);
     report = { ...ran.result, module: await publishModule(ran.result.module, outputDir) };
-    const originalReport = { key: original.key, buildDir: original.buildDir, hit: original.hit, speculation: ran.speculation };
+    const originalReport = {
+      mode: original.mode, key: original.key, buildDir: original.buildDir, hit: original.hit, speculation: ran.speculation,
+      ...(t.debian ? { kernel: { release: t.debian.release, version: t.debian.version, image: t.debian.imagePackage } } : {}),
+    };
     stages.push(...clock.timings, ...report.stages);
     if (guard.interrupted) return await guard.wait();
     if (!a.json) {
@@ -215,11 +245,11 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     }
     let verified: boolean | undefined;
     if (a.verify) {
-      const kernel = a.kernel ?? path.join(path.dirname(path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux'))), 'arch/x86/boot/bzImage');
+      const kernel = t.bootImage ?? a.kernel ?? path.join(path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')), 'arch/x86/boot/bzImage');
       const vr = await clock.run('verify', () => verifyModule({
-        module: report!.module, kernel, checks: [...a.check, ...checkFiles.map((f) => f.text)],
+        module: report!.module, kernel, ...(t.debian ? { genInitCpio: t.debian.genInitCpio } : {}), checks: [...a.check, ...checkFiles.map((f) => f.text)],
         checkLabels: [...a.check.map(() => undefined), ...checkFiles.map((f) => f.label)],
-        modulesDir: path.dirname(path.resolve(a.vmlinux ?? path.join(original.buildDir, 'vmlinux'))), timeoutSeconds: 120, keep: false, accel: 'auto',
+        ...(t.debian ? {} : { modulesDir: path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')) }), timeoutSeconds: 120, keep: false, accel: 'auto',
       }), (r) => (r.ok ? 'passed' : 'FAILED'));
       stages.push(clock.timings[clock.timings.length - 1]!);
       verified = vr.ok;

@@ -44,13 +44,13 @@ export async function main(argv: string[]): Promise<number> {
             target: a.target.map(String), name: a.name, output: a.output, debug: a.debug, nonReplace: a['non-replace'],
             skipCleanup: a['skip-cleanup'], skipCompilerCheck: a['skip-compiler-check'], ootModule: a['oot-module'],
             ootModuleSrc: a['oot-module-src'], archversion: a.archversion, runner: a.runner, image: a.image, rootfs: a.rootfs,
-            cacheDir: a['cache-dir'], json: a.json, verify: a.verify, kernel: a.kernel, check: a.check.map(String), checkFile: a['check-file'].map(String),
+            cacheDir: a['cache-dir'], json: a.json, verify: a.verify, kernel: a.kernel, original: a.original, check: a.check.map(String), checkFile: a['check-file'].map(String),
           }, out, (l) => process.stderr.write(`${l}\n`));
         })
       .command('cache-adopt <build>', CACHE_ADOPT_DESCRIPTION, cacheAdoptBuilder,
         async (a) => { code = await cacheAdoptCommand({ build: a.build as string, sourcedir: a.sourcedir, config: a.config, cacheDir: a['cache-dir'] }, out); })
       .command('verify <module>', VERIFY_DESCRIPTION, verifyBuilder,
-        async (a) => { code = await verifyCommand({ ...a, module: a.module as string, checkFile: a['check-file'] }, out, (l) => process.stderr.write(`${l}\n`)); })
+        async (a) => { code = await verifyCommand({ ...a, module: a.module as string, checkFile: a['check-file'], cacheDir: a['cache-dir'] }, out, (l) => process.stderr.write(`${l}\n`)); })
       .demandCommand(1, 'name a command')
       .strict()
       .epilogue(EXIT_CODES_HELP)

@@ -2,7 +2,7 @@ import type { StageEvent } from '../pipeline/stages.js';
 
 /** How each stage is named to people. */
 export const STAGE_LABEL: Record<StageEvent['stage'], string> = {
-  preflight: 'checks', original: 'original build', patched: 'patched objects', diff: 'diff', generate: 'module', verify: 'verify',
+  preflight: 'checks', kernel: 'kernel packages', original: 'original build', originals: 'original objects', patched: 'patched objects', match: 'running-kernel match', diff: 'diff', generate: 'module', verify: 'verify',
 };
 
 function seconds(ms: number | undefined): string {

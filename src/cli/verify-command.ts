@@ -1,4 +1,7 @@
+import os from 'node:os';
+import path from 'node:path';
 import type { Argv } from 'yargs';
+import { ensureDebianKernel, parseDebianKernel } from '../orchestrator/acquire/debian-kernel.js';
 import type { AcceleratorChoice } from '../verify/qemu.js';
 import { failureSummary, formatReport, reportJson } from '../verify/report.js';
 import { readCheckFiles, verifyModule } from '../verify/verify.js';
@@ -20,7 +23,8 @@ export const VERIFY_EPILOGUE = [
 export function verifyBuilder(y: Argv) {
   return y
     .positional('module', { type: 'string', demandOption: true, describe: 'livepatch module (.ko) to test' })
-    .option('kernel', { type: 'string', demandOption: true, describe: 'bzImage to boot (from its build directory: BUILD/arch/x86/boot/bzImage)' })
+    .option('kernel', { type: 'string', demandOption: true, describe: 'bzImage to boot (from its build directory: BUILD/arch/x86/boot/bzImage), or debian:RELEASE to boot that Debian kernel\'s own vmlinuz (fetched into the cache if needed)' })
+    .option('cache-dir', { type: 'string', default: path.join(os.homedir(), '.cache/klpforge'), describe: 'where debian:RELEASE kernels are kept' })
     .option('check', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'shell test run in the guest (repeatable)' })
     .option('check-file', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'a file whose text is one shell test, named by its path in the report (repeatable; after the --checks)' })
     .option('modules', { type: 'string', describe: 'kernel build directory whose .ko files the guest gets under /modules' })
@@ -41,13 +45,17 @@ export interface VerifyCommandArgs {
   timeout: number;
   keep: boolean;
   accel: AcceleratorChoice;
+  cacheDir?: string;
 }
 
 /** `klpforge verify MODULE.ko --kernel bzImage`: prints the report; 0 only when every step held. */
 export async function verifyCommand(a: VerifyCommandArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   const files = await readCheckFiles(a.checkFile.map(String));
+  const release = parseDebianKernel(a.kernel);
+  const debian = release === undefined ? undefined
+    : (await ensureDebianKernel(release, path.resolve(a.cacheDir ?? path.join(os.homedir(), '.cache/klpforge')), (l) => err(`klpforge: ${l}`))).kernel;
   const report = await verifyModule({
-    module: a.module, kernel: a.kernel, checks: [...a.check.map(String), ...files.map((f) => f.text)],
+    module: a.module, kernel: debian ? debian.vmlinuz : a.kernel, ...(debian ? { genInitCpio: debian.genInitCpio } : {}), checks: [...a.check.map(String), ...files.map((f) => f.text)],
     checkLabels: [...a.check.map(() => undefined), ...files.map((f) => f.label)], modulesDir: a.modules,
     timeoutSeconds: a.timeout, keep: a.keep, accel: a.accel,
   });

@@ -39,6 +39,8 @@ export interface GenerateOptions {
   entrySizes?: ReadonlyMap<string, number>;
   runner?: Runner;
   jobs?: number;
+  /** make variables for the module build (CC=, KERNELRELEASE=): those the build tree was configured with. */
+  makeVars?: readonly string[];
   /**
    * The build's exports and the running kernel's symbols, already being read
    * (loadKernelSymbols on the same buildDir and vmlinux): reading a vmlinux
@@ -110,7 +112,7 @@ export async function generateModule(o: GenerateOptions): Promise<GenerateResult
   const moduleFile = `livepatch-${o.name}`;
   const built = await kbuildModule({
     buildDir: o.buildDir, moduleFile, dir: path.join(o.workDir, 'module'), hookSource: hook.source, prepared,
-    ...(o.runner ? { runner: o.runner } : {}), ...(o.jobs ? { jobs: o.jobs } : {}),
+    ...(o.runner ? { runner: o.runner } : {}), ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.makeVars ? { makeVars: o.makeVars } : {}),
   });
   const final = finalizeModule(parseElf(await readFile(built.ko), built.ko), exports, moduleFile, sectionObjectsOf(prepared));
   if (final.problems.length > 0) throw new GeneratorError(final.problems);

@@ -16,6 +16,8 @@ export interface KbuildModuleOptions {
   prepared: readonly PreparedObject[];
   runner?: Runner;
   jobs?: number;
+  /** make variables the build tree was configured with (CC=gcc-12, KERNELRELEASE=…). */
+  makeVars?: readonly string[];
 }
 
 export interface KbuildModuleResult { ko: string; log: string; warnings: string[] }
@@ -33,6 +35,9 @@ export async function kbuildModule(o: KbuildModuleOptions): Promise<KbuildModule
   await mkdir(o.dir, { recursive: true });
   const objects = o.prepared.map((_, i) => `klpforge-${i}.o`);
   await Promise.all(o.prepared.map((p, i) => writeFile(path.join(o.dir, objects[i]!), serializeElf(p.elf))));
+  // With MODVERSIONS, modpost reads each object's .cmd file for the versions of what it exports (6.0+):
+  // the prepared objects export nothing, so theirs is empty.
+  await Promise.all(objects.map((obj) => writeFile(path.join(o.dir, `.${obj}.cmd`), '')));
   await writeFile(path.join(o.dir, 'klpforge-hook.c'), o.hookSource);
   await writeFile(path.join(o.dir, 'Kbuild'), [
     `obj-m := ${o.moduleFile}.o`,
@@ -40,7 +45,7 @@ export async function kbuildModule(o: KbuildModuleOptions): Promise<KbuildModule
     '',
   ].join('\n'));
   const runner = o.runner ?? new HostRunner();
-  const argv = ['make', '-C', o.buildDir, `M=${o.dir}`, `-j${o.jobs ?? 2}`, 'KBUILD_MODPOST_WARN=1', 'modules'];
+  const argv = ['make', '-C', o.buildDir, `M=${o.dir}`, `-j${o.jobs ?? 2}`, ...(o.makeVars ?? []), 'KBUILD_MODPOST_WARN=1', 'modules'];
   const r = await runner.run(argv, { cwd: o.buildDir });
   const log = `$ ${argv.join(' ')}\n${r.stdout}${r.stderr}`;
   const logFile = path.join(o.dir, 'build.log');

@@ -29,7 +29,17 @@ export type SetupErrorCode =
   /** make failed while building the original kernel; the message names the log. */
   | 'CACHE_BUILD_FAILED'
   /** Waiting for another process's build of the same key took longer than allowed. */
-  | 'CACHE_LOCK_TIMEOUT';
+  | 'CACHE_LOCK_TIMEOUT'
+  /** `--kernel debian:RELEASE` names a release the archive apt knows has no image for. */
+  | 'KERNEL_UNKNOWN'
+  /** A package the release needs (its -dbg symbols, headers, source) is not in the archive at that version. */
+  | 'KERNEL_PACKAGE_MISSING'
+  /** apt-get download failed: no network to the archive, or the archive refused. */
+  | 'KERNEL_DOWNLOAD_FAILED'
+  /** A downloaded package did not unpack (truncated, or not the expected layout). */
+  | 'KERNEL_UNPACK_FAILED'
+  /** Not enough free space where the kernel's packages and source would go. */
+  | 'DISK_TOO_SMALL';
 
 export class SetupError extends KlpforgeError {
   declare readonly code: SetupErrorCode;

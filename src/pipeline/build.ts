@@ -2,11 +2,14 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
 import { diffObjects, type DiffResult } from '../diff/index.js';
-import { readElfFile } from '../elf/index.js';
+import { parseElf, readElfFile, type ElfObject } from '../elf/index.js';
 import { generateModule, type GenerateResult, loadKernelSymbols } from '../klp/index.js';
 import {
-  type BuildIndex, buildIndex, buildPatchedObjects, objectOwners, type ObjectOwner, type NotLivepatchableReason, type PatchedObjects, type PreparedView, recordedCommandBeside, HostRunner, type Runner,
+  type BuildIndex, buildIndex, buildPatchedObjects, objectOwners, type ObjectOwner, type NotLivepatchableReason, type PatchedObjects, type PreparedView, prepareView, recordedCommandBeside, HostRunner, type Runner,
 } from '../orchestrator/index.js';
+import { firstMismatch, runningSymbols, type RunningSymbols } from '../orchestrator/checks/running-match.js';
+import { recordedObjectOwners } from '../orchestrator/kbuild/object-owner.js';
+import { lazyOriginals, type LazyTree } from '../orchestrator/original/lazy-original.js';
 import { BuildError } from './errors.js';
 import { type ProgressSink, StageClock, type StageTiming } from './stages.js';
 
@@ -34,6 +37,16 @@ export interface LivepatchBuildOptions {
   extraIncludeDirs?: readonly string[];
   entrySizes?: ReadonlyMap<string, number>;
   progress?: ProgressSink;
+  /**
+   * The original is a lazy tree (originalBuildDir is its dir): the objects the
+   * patch reaches are compiled in it first, and module owners come from their
+   * recorded commands and the running kernel's modules.order.
+   */
+  lazy?: { tree: LazyTree; modulesOrder: string; cacheDir: string };
+  /** make variables for modules built against the original tree (CC=, KERNELRELEASE=). */
+  makeVars?: readonly string[];
+  /** Check each original object against the running kernel's symbols before diffing (default true). */
+  matchRunning?: boolean;
 }
 
 export interface ObjectReport {
@@ -64,20 +77,33 @@ export interface LivepatchBuildReport {
  */
 export async function buildLivepatch(o: LivepatchBuildOptions): Promise<LivepatchBuildReport> {
   const clock = new StageClock(o.progress ?? (() => {}));
-  const index = o.index ?? await buildIndex(o.originalBuildDir);
   await mkdir(o.workDir, { recursive: true });
+  const runner = o.runner ?? new HostRunner();
+  let view = o.view;
+  let index: BuildIndex;
+  let owners: Promise<(object: string) => ObjectOwner>;
+  if (o.lazy) {
+    const lazy = o.lazy;
+    const made = view ??= await prepareView(o.sourceDir, path.join(o.workDir, 'patched'), o.patches);
+    const touched = [...new Set(made.patches.flatMap((p) => p.touched))];
+    const originals = await clock.run('originals', () => lazyOriginals(lazy.tree, touched, { runner, jobs: o.jobs, cacheDir: lazy.cacheDir }),
+      (r) => `${r.compiled} compiled, ${r.index.objects.size} in the lazy tree`);
+    index = originals.index;
+    owners = recordedObjectOwners(index, lazy.modulesOrder);
+  } else {
+    index = o.index ?? await buildIndex(o.originalBuildDir);
+    owners = objectOwners(o.originalBuildDir);
+  }
 
   const vmlinux = o.vmlinux ?? path.join(o.originalBuildDir, 'vmlinux');
   const modulesDir = o.modulesDir ?? (o.vmlinux ? path.dirname(o.vmlinux) : o.originalBuildDir);
   // Neither depends on the patch: read them while the compiles run. The symbol index (~0.4 s of this
   // process's time for a vmlinux) is built once the first compile has started, so it does not delay it.
-  const owners = objectOwners(o.originalBuildDir);
   const firstCommand = deferred();
-  const runner = o.runner ?? new HostRunner();
   const patchedRun = clock.run('patched', () => buildPatchedObjects({
     sourceDir: o.sourceDir, buildDir: o.originalBuildDir, patches: o.patches, workDir: path.join(o.workDir, 'patched'), jobs: o.jobs, index,
     runner: { run: (argv, opts) => { const r = runner.run(argv, opts); firstCommand.resolve(); return r; } },
-    ...(o.extraIncludeDirs ? { extraIncludeDirs: o.extraIncludeDirs } : {}), ...(o.view ? { view: o.view } : {}),
+    ...(o.extraIncludeDirs ? { extraIncludeDirs: o.extraIncludeDirs } : {}), ...(view ? { view } : {}),
   }), (p) => `${p.pairs.length} object(s) recompiled`);
   const kernel = Promise.race([firstCommand.promise, patchedRun]).then(() => loadKernelSymbols(o.originalBuildDir, vmlinux, o.vmlinuxBytes));
   for (const p of [owners, kernel]) p.catch(() => {}); // awaited below; a failed compile must not leave them unhandled
@@ -85,6 +111,11 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
   checkReach(patched);
 
   const ownerOf = await owners;
+  if (o.matchRunning !== false) {
+    const bytes = o.vmlinuxBytes;
+    await clock.run('match', () => checkRunningMatch(patched, ownerOf, bytes ? Promise.resolve(parseElf(bytes, vmlinux)) : readElfFile(vmlinux), (ko) => path.join(modulesDir, ko)),
+      (n) => `${n} object(s) match the running kernel`);
+  }
   const limit = pLimit(o.jobs);
   const diffs = await clock.run('diff', () => Promise.all(patched.pairs.map((pair) => limit(async () => {
     const [orig, pat, flags] = await Promise.all([readElfFile(pair.original), readElfFile(pair.patched), recordedCommandBeside(pair.original)]);
@@ -109,7 +140,7 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
     objects: changed.map((d) => ({ object: d.pair.object, owner: d.owner, output: d.result.output! })),
     buildDir: o.originalBuildDir, vmlinux, kernel, moduleFile: (ko) => path.join(modulesDir, ko),
     name: o.name, replace: o.replace, workDir: path.join(o.workDir, 'generate'), outputDir: o.outputDir, jobs: o.jobs,
-    runner, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
+    runner, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}), ...(o.makeVars ? { makeVars: o.makeVars } : {}),
   }), (g) => path.basename(g.ko));
 
   return {
@@ -117,6 +148,33 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
     warnings: [...objects.flatMap((x) => x.warnings.map((w) => `${x.object}: ${w}`)), ...generated.warnings],
     stages: clock.timings,
   };
+}
+
+/**
+ * Every original object against the running kernel (orchestrator/checks/running-match.ts):
+ * the first function that differs stops the build, naming it. Returns how many objects were checked.
+ */
+async function checkRunningMatch(p: PatchedObjects, ownerOf: (object: string) => ObjectOwner, vmlinuxElf: Promise<ElfObject>, moduleFile: (ko: string) => string): Promise<number> {
+  const running = new Map<string, Promise<RunningSymbols>>();
+  const symbolsOf = (owner: ObjectOwner): Promise<RunningSymbols> => {
+    const key = owner.kind === 'vmlinux' ? 'vmlinux' : owner.ko;
+    let r = running.get(key);
+    if (!r) {
+      r = owner.kind === 'vmlinux'
+        ? vmlinuxElf.then((e) => runningSymbols(e, 'vmlinux'))
+        : readElfFile(moduleFile(owner.ko)).then((e) => runningSymbols(e, owner.ko), () => {
+          throw new BuildError('BUILD_INPUT', `${moduleFile(owner.ko)}: the running kernel's ${owner.name} module is not there to check the original objects against: pass the directory of the running kernel's modules`, 1);
+        });
+      running.set(key, r);
+    }
+    return r;
+  };
+  for (const pair of p.pairs) {
+    const [obj, symbols] = await Promise.all([readElfFile(pair.original), symbolsOf(ownerOf(pair.object))]);
+    const problem = firstMismatch(obj, pair.object, symbols);
+    if (problem) throw new BuildError('BUILD_ORIGINAL_MISMATCH', problem.message, 1);
+  }
+  return p.pairs.length;
 }
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {

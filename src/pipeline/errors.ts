@@ -3,6 +3,8 @@ import { KlpforgeError } from '../util/errors.js';
 export type BuildErrorCode = 'BUILD_NO_CHANGE' | 'BUILD_REFUSED' | 'BUILD_NOTHING_BUILT' | 'BUILD_INPUT'
   /** A filesystem klpforge writes to (work dir, output dir, cache) is full. */
   | 'BUILD_DISK_FULL'
+  /** An original object does not match the running kernel (another source, config or compiler). */
+  | 'BUILD_ORIGINAL_MISMATCH'
   /** SIGINT/SIGTERM/SIGHUP: stopped, work dir removed. */
   | 'BUILD_INTERRUPTED';
 

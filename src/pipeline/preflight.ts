@@ -2,7 +2,7 @@ import { access } from 'node:fs/promises';
 import { compareCompilers, probeCompiler } from '../orchestrator/checks/compiler-check.js';
 import { checkKernelConfig } from '../orchestrator/checks/config-check.js';
 import { type KernelConfig, readKernelConfig } from '../orchestrator/kbuild/kconfig.js';
-import { checkKernelRelease, expectedKernelRelease } from '../orchestrator/checks/kernel-release.js';
+import { checkKernelRelease, expectedKernelRelease, type ExpectedRelease } from '../orchestrator/checks/kernel-release.js';
 import { prepareView, type PreparedView, type Runner } from '../orchestrator/index.js';
 import { readVmlinux } from '../orchestrator/checks/vmlinux-info.js';
 import { settle, unwrap } from '../util/settle.js';
@@ -23,6 +23,10 @@ export interface PreflightOptions {
   archversion?: string;
   /** The patches are for an out-of-tree module's source, not the kernel tree: no kernel view is made. */
   outOfTree?: boolean;
+  /** The release the build is made for when it is not the source's own (a distribution kernel's KERNELRELEASE). */
+  release?: ExpectedRelease;
+  /** The compiler kbuild will run (default gcc). */
+  cc?: string;
 }
 
 export interface PreflightResult {
@@ -63,9 +67,9 @@ async function checkInputs(o: PreflightOptions, config: KernelConfig): Promise<{
   const warnings = problems.filter((p) => p.severity === 'warning').map((p) => p.message);
   if (o.vmlinux === undefined && o.archversion === undefined) return { errors, warnings };
 
-  const probe = o.vmlinux !== undefined && !o.skipCompilerCheck ? settle(probeCompiler({ runner: o.runner, workDir: o.compilerWorkDir })) : undefined;
+  const probe = o.vmlinux !== undefined && !o.skipCompilerCheck ? settle(probeCompiler({ runner: o.runner, workDir: o.compilerWorkDir, ...(o.cc ? { cc: o.cc } : {}) })) : undefined;
   const read = o.vmlinux !== undefined ? settle(readVmlinux(o.vmlinux)) : undefined;
-  const expected = await expectedKernelRelease(o.sourceDir, config);
+  const expected = o.release ?? await expectedKernelRelease(o.sourceDir, config);
   if (o.archversion !== undefined) {
     const p = checkKernelRelease({ file: '-a/--archversion', release: o.archversion }, expected);
     if (p) errors.push({ code: p.code, message: p.message });

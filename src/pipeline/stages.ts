@@ -2,7 +2,13 @@
  * Progress of a build as data: the CLI decides how to show it (a live line
  * on a terminal, one line per stage in logs, JSON at the end).
  */
-export type StageName = 'preflight' | 'original' | 'patched' | 'diff' | 'generate' | 'verify';
+/**
+ * kernel: a distribution kernel's packages fetched and unpacked (--kernel debian:…);
+ * original: the full original build from the cache, or the lazy tree prepared;
+ * originals: the lazy original's objects the patch reaches, compiled;
+ * match: the original objects checked against the running kernel's symbols.
+ */
+export type StageName = 'preflight' | 'kernel' | 'original' | 'originals' | 'patched' | 'match' | 'diff' | 'generate' | 'verify';
 
 export interface StageEvent {
   stage: StageName;

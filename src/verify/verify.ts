@@ -23,6 +23,8 @@ export interface VerifyOptions {
   readonly checkLabels?: readonly (string | undefined)[];
   /** A kernel build directory whose .ko files are placed under /modules in the guest. */
   readonly modulesDir?: string;
+  /** The initramfs packer to use; default: usr/gen_init_cpio of the bzImage's (or --modules') build dir. */
+  readonly genInitCpio?: string;
   /** Limit for the whole guest run, boot included. */
   readonly timeoutSeconds: number;
   /** Keep the scratch directory (initramfs, /init, serial log) even when everything passed. */
@@ -89,7 +91,7 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
 
   const busybox = await findStaticBusybox();
   await checkQemu();
-  const genInitCpio = await findGenInitCpio(o.kernel, o.modulesDir);
+  const genInitCpio = o.genInitCpio ?? await findGenInitCpio(o.kernel, o.modulesDir);
 
   const plan = planSteps(moduleName, o.checks, o.checkLabels);
   const nonce = randomBytes(6).toString('hex');

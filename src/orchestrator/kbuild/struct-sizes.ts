@@ -58,12 +58,12 @@ export function probeSource(): string {
 }
 
 /** Compiles the probe in `workDir` against `buildDir` (make -C BUILD M=DIR probe.o) and reads the sizes back. */
-export async function probeStructSizes(buildDir: string, workDir: string, runner: Runner = new HostRunner()): Promise<StructSizes> {
+export async function probeStructSizes(buildDir: string, workDir: string, runner: Runner = new HostRunner(), makeVars: readonly string[] = []): Promise<StructSizes> {
   const dir = path.join(workDir, 'struct-probe');
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'klpforge_probe.c'), probeSource());
   await writeFile(path.join(dir, 'Kbuild'), 'obj-m += klpforge_probe.o\n');
-  const r = await runner.run(['make', '-C', buildDir, `M=${dir}`, 'klpforge_probe.o'], { cwd: dir });
+  const r = await runner.run(['make', '-C', buildDir, `M=${dir}`, ...makeVars, 'klpforge_probe.o'], { cwd: dir });
   if (r.exitCode !== 0) {
     const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 8).join('\n');
     throw new OrchestratorError('ORCH_PROBE_FAILED',

@@ -1,0 +1,87 @@
+import { access } from 'node:fs/promises';
+import path from 'node:path';
+import type { ExpectedRelease } from '../orchestrator/checks/kernel-release.js';
+import { type DebianKernel, ensureDebianKernel, parseDebianKernel } from '../orchestrator/acquire/debian-kernel.js';
+import { BuildError } from '../pipeline/errors.js';
+import type { StageClock } from '../pipeline/stages.js';
+
+/**
+ * The kernel a build is for, and where each of its parts comes from: given
+ * by hand (-s/-c/-v), or a distribution release klpforge fetches
+ * (--kernel debian:RELEASE, with -s/-c/-v overriding its parts).
+ */
+export interface BuildTarget {
+  sourceDir: string;
+  configFile: string;
+  /** The running kernel's vmlinux (for -s/-c/-v builds: given, or the original build's). */
+  vmlinux?: string;
+  /** Where the running kernel's .ko files are, by their build paths. */
+  modulesDir?: string;
+  /** make variables every kbuild run for this kernel gets. */
+  makeVars: string[];
+  cc?: string;
+  /** The release the module is built for, when the source alone does not say it. */
+  release?: ExpectedRelease;
+  /** How the original side is made. */
+  original: 'lazy' | 'full';
+  /** For the lazy original: the running kernel's Module.symvers and modules.order. */
+  symvers?: string;
+  modulesOrder?: string;
+  /** What `--verify` boots. */
+  bootImage?: string;
+  debian?: DebianKernel;
+}
+
+export interface TargetArgs {
+  sourcedir?: string;
+  config?: string;
+  vmlinux?: string;
+  kernel?: string;
+  original?: 'lazy' | 'full';
+  cacheDir: string;
+}
+
+export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (line: string) => void): Promise<BuildTarget> {
+  const release = a.kernel !== undefined ? parseDebianKernel(a.kernel) : undefined;
+  if (release === undefined) return handTarget(a);
+  const { kernel } = await clock.run('kernel', () => ensureDebianKernel(release, path.resolve(a.cacheDir), (l) => note(l)),
+    (k) => `Debian ${k.kernel.release} (${k.kernel.version})${k.timings ? `, fetched in ${((k.timings.download + k.timings.unpack) / 1000).toFixed(0)} s` : ', cached'}`);
+  const original = a.original ?? 'lazy';
+  if (original === 'full') {
+    throw new BuildError('BUILD_INPUT', `--original full is not available for a Debian kernel: building all of ${release}'s ~3,850 modules takes hours on 2 cores, and the lazy original compiles only what the patch reaches`, 1);
+  }
+  return {
+    sourceDir: path.resolve(a.sourcedir ?? kernel.sourceDir),
+    configFile: path.resolve(a.config ?? kernel.config),
+    vmlinux: path.resolve(a.vmlinux ?? kernel.vmlinux),
+    modulesDir: kernel.modulesDir,
+    makeVars: [`CC=${kernel.cc}`, `KERNELRELEASE=${release}`],
+    cc: kernel.cc,
+    release: { release, exact: true, from: `debian:${release}` },
+    original,
+    symvers: kernel.symvers,
+    modulesOrder: path.join(path.dirname(kernel.modulesDir), 'modules.order'),
+    bootImage: kernel.vmlinuz,
+    debian: kernel,
+  };
+}
+
+/** -s/-c/-v: a kernel built by hand. The lazy original needs its Module.symvers beside the vmlinux (a build dir). */
+async function handTarget(a: TargetArgs): Promise<BuildTarget> {
+  if (a.sourcedir === undefined) {
+    throw new BuildError('BUILD_INPUT', 'no kernel source: pass -s/--sourcedir (with -c and -v for the running kernel), or --kernel debian:RELEASE', 1);
+  }
+  const sourceDir = path.resolve(a.sourcedir);
+  const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
+  const base = { sourceDir, configFile, makeVars: [], ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}) };
+  if (a.original !== 'lazy') return { ...base, original: 'full' };
+  if (base.vmlinux === undefined) {
+    throw new BuildError('BUILD_INPUT', '--original lazy needs the running kernel: pass -v/--vmlinux from its build dir (with Module.symvers and modules.order beside it)', 1);
+  }
+  const dir = path.dirname(base.vmlinux);
+  const symvers = path.join(dir, 'Module.symvers');
+  await access(symvers).catch(() => {
+    throw new BuildError('BUILD_INPUT', `--original lazy needs the running kernel's Module.symvers, and ${dir} has none: pass -v from the kernel's build dir, or build the full original (--original full)`, 1);
+  });
+  return { ...base, original: 'lazy', modulesDir: dir, symvers, modulesOrder: path.join(dir, 'modules.order') };
+}

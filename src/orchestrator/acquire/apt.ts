@@ -57,8 +57,9 @@ export async function downloadPackage(p: AptPackage, dir: string): Promise<{ fil
   const r = await execa('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${p.name}=${p.version}`], { cwd: dir, reject: false, stdin: 'ignore' });
   const file = await debIn(dir, p);
   if (r.exitCode !== 0 || file === undefined) {
-    const why = (r.stderr || r.stdout).split('\n').map((l) => l.trim()).find((l) => l.startsWith('E:') || l.startsWith('Err')) ?? `apt-get exited with ${r.exitCode}`;
-    const hint = /resolv|connect|unreachable|network|timed out/i.test(why)
+    const text = `${r.stderr}\n${r.stdout}`;
+    const why = text.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('E:')).pop() ?? `apt-get exited with ${r.exitCode}`;
+    const hint = /resolv|connect|unreachable|network|timed out/i.test(text)
       ? 'no network to the Debian archive: connect, or put the .deb files in that directory yourself'
       : 'check the apt sources (apt-get update), or put the .deb there yourself';
     throw new SetupError('KERNEL_DOWNLOAD_FAILED', `cannot download ${p.name} ${p.version} into ${dir} (${why.replace(/^E:\s*/, '')}): ${hint}`);

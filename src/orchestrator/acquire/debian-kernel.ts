@@ -88,12 +88,10 @@ export async function ensureDebianKernel(release: string, cacheDir: string, onPr
 async function acquire(release: string, cacheDir: string, dir: string, onProgress: (line: string) => void): Promise<{ kernel: DebianKernel; timings: AcquireTimings }> {
   const [, major, minor] = RELEASE.exec(release)!;
   const packages = await resolvePackages(release, `linux-source-${major}.${minor}`);
-  const sourceDir = path.join(cacheDir, 'src', `${packages.source.name}_${packages.version}`);
+  const sourceDir = sourceDirOf(cacheDir, packages.source.name, packages.version);
   const haveSource = await exists(path.join(sourceDir, '.klpforge-unpacked'));
-  const installedTarball = !haveSource && await installedVersion(packages.source.name) === packages.version
-    ? `/usr/src/${packages.source.name}.tar.xz` : undefined;
   const downloads = path.join(cacheDir, 'debian', 'downloads');
-  const needed = [packages.image, packages.dbg, packages.headers, ...(haveSource || installedTarball ? [] : [packages.source])];
+  const needed = [packages.image, packages.dbg, packages.headers];
 
   // Downloads, the image unpacked, the full vmlinux while it is stripped, the source tree.
   const vmlinuxFull = 700 * 2 ** 20;
@@ -102,7 +100,7 @@ async function acquire(release: string, cacheDir: string, dir: string, onProgres
 
   const t0 = Date.now();
   await mkdir(downloads, { recursive: true });
-  onProgress(`downloading ${needed.map((p) => p.name).join(', ')} ${packages.version}`);
+  onProgress(`downloading ${[...needed, ...(haveSource ? [] : [packages.source])].map((p) => p.name).join(', ')} ${packages.version}`);
   const debs = new Map<string, string>();
   for (const p of needed) debs.set(p.name, (await downloadPackage(p, downloads)).file);
   const t1 = Date.now();
@@ -118,9 +116,7 @@ async function acquire(release: string, cacheDir: string, dir: string, onProgres
       await rm(debs.get(packages.dbg.name)!, { force: true }); // 858 MB whose one use is done
     }),
     extractMember(debs.get(packages.headers.name)!, `./usr/src/linux-headers-${release}/Module.symvers`, path.join(dir, 'Module.symvers')),
-    haveSource ? Promise.resolve() : unpackSourceTree(
-      installedTarball ? { tarball: installedTarball } : { deb: debs.get(packages.source.name)!, member: `./usr/src/${packages.source.name}.tar.xz` }, sourceDir,
-    ).then(() => writeFile(path.join(sourceDir, '.klpforge-unpacked'), '')),
+    ensureDebianSource(packages.source.name, packages.version, cacheDir),
   ]);
   const configText = await readFile(path.join(dir, 'image', 'boot', `config-${release}`), 'utf8').catch(() => {
     throw new SetupError('KERNEL_UNPACK_FAILED', `${packages.imagePackage} ${packages.version} has no boot/config-${release}: not a kernel image package`);
@@ -140,6 +136,42 @@ async function acquire(release: string, cacheDir: string, dir: string, onProgres
   };
   await writeFileAtomic(path.join(dir, 'kernel.json'), JSON.stringify({ layout: LAYOUT, ...kernel }, null, 2));
   return { kernel, timings: { download: t1 - t0, unpack: t2 - t1 } };
+}
+
+const sourceDirOf = (cacheDir: string, name: string, version: string): string => path.join(cacheDir, 'src', `${name}_${version}`);
+
+async function installedTarballOf(name: string, version: string): Promise<string | undefined> {
+  return await installedVersion(name) === version ? `/usr/src/${name}.tar.xz` : undefined;
+}
+
+async function unpackSource(from: Parameters<typeof unpackSourceTree>[0], dir: string): Promise<void> {
+  await unpackSourceTree(from, dir);
+  await writeFile(path.join(dir, '.klpforge-unpacked'), '');
+}
+
+/**
+ * A Debian kernel source tree of one version (`linux-source-6.1`, `6.1.192-2`),
+ * unpacked once into CACHE/src: from the installed package when it is that
+ * version, else downloaded. For building against another release's source.
+ */
+export async function ensureDebianSource(name: string, version: string, cacheDir: string): Promise<string> {
+  const dir = sourceDirOf(cacheDir, name, version);
+  if (await exists(path.join(dir, '.klpforge-unpacked'))) return dir;
+  const p = await aptPackage(name, version);
+  if (p === undefined) throw new SetupError('KERNEL_PACKAGE_MISSING', `${name} ${version} is not in the archive apt knows: run apt-get update, or pick a version apt-cache madison ${name} lists`);
+  await mkdir(path.join(cacheDir, 'locks'), { recursive: true });
+  const lock = await acquireLock(path.join(cacheDir, 'locks', `source-${name}_${version}.lock`));
+  try {
+    if (await exists(path.join(dir, '.klpforge-unpacked'))) return dir;
+    await ensureFreeSpace(cacheDir, p.size + 1.6 * 2 ** 30, `${name} ${version}`);
+    const tarball = await installedTarballOf(name, version);
+    const downloads = path.join(cacheDir, 'debian', 'downloads');
+    await mkdir(downloads, { recursive: true });
+    await unpackSource(tarball ? { tarball } : { deb: (await downloadPackage(p, downloads)).file, member: `./usr/src/${name}.tar.xz` }, dir);
+    return dir;
+  } finally {
+    await lock.release();
+  }
 }
 
 interface ReleasePackages {

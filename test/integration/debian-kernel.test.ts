@@ -1,0 +1,144 @@
+import { jest } from '@jest/globals';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { aptNames, aptPackage } from '../../src/orchestrator/acquire/apt.js';
+import { ensureDebianSource, newestDebianRelease } from '../../src/orchestrator/acquire/debian-kernel.js';
+import { explainRun, INTEGRATION_DIR, klpforge } from '../helpers/integration.js';
+
+/**
+ * Issue #12's proof: livepatches for Debian's own newest 6.1 kernel, built
+ * with nothing but `--kernel debian:RELEASE` (source, config and symbols
+ * fetched from the archive, the lazy original) and verified by booting
+ * Debian's own vmlinuz. The release is looked up in the archive at run time:
+ * whatever is newest when CI runs.
+ */
+const CACHE = process.env.KLPFORGE_CACHE ?? path.join(os.homedir(), '.cache/klpforge');
+jest.setTimeout(1_200_000);
+
+let release: string;
+let out: string;
+
+beforeAll(async () => {
+  const newest = await newestDebianRelease('6.1', 'amd64');
+  if (newest === undefined) throw new Error('apt knows no linux-image-6.1.0-*-amd64: run apt-get update');
+  release = newest;
+  out = await mkdtemp(path.join(os.tmpdir(), 'klpforge-debian-'));
+});
+afterAll(async () => { await rm(out, { recursive: true, force: true }); });
+
+interface BuildJson { ok: boolean; module?: string; original?: { mode: string; kernel?: { release: string } }; stages?: Array<{ stage: string; ms: number }>; error?: { code: string; message: string } }
+
+async function buildFor(patch: string, name: string, extra: readonly string[] = [], cacheDir = CACHE): Promise<{ exitCode: number; json: BuildJson; stderr: string; stdout: string }> {
+  const r = await klpforge(['build', patch, '--kernel', `debian:${release}`, '--cache-dir', cacheDir, '-o', out, '-n', name, '-j', '2', '--json', ...extra], 1_200_000);
+  let json: BuildJson = { ok: false };
+  try { json = JSON.parse(r.stdout) as BuildJson; } catch { /* reported by the caller */ }
+  return { ...r, json };
+}
+
+async function verifyOn(ko: string, check: string): Promise<{ exitCode: number; report: { ok: boolean; kernelLog?: { problems?: unknown[] }; taint?: { letters?: string } }; raw: string }> {
+  const r = await klpforge(['verify', ko, '--kernel', `debian:${release}`, '--cache-dir', CACHE, '--check-file', check, '--json', '--timeout', '240'], 600_000);
+  return { exitCode: r.exitCode, report: JSON.parse(r.stdout) as never, raw: `${r.stdout}\n${r.stderr}` };
+}
+
+const CASES = [
+  { dir: '01-cmdline-extra-word', name: 'deb-cmdline' },
+  { dir: '11-shadow-meminfo', name: 'deb-shadow' },
+];
+
+describe.each(CASES)('a livepatch for the newest Debian 6.1 kernel: $dir', ({ dir, name }) => {
+  test('builds from --kernel debian:RELEASE alone with the lazy original, and Debian\'s own vmlinuz proves it before, loaded and after', async () => {
+    const built = await buildFor(path.join(INTEGRATION_DIR, dir, 'fix.patch'), name);
+    expect({ exit: built.exitCode, error: built.json.error }).toEqual({ exit: 0, error: undefined });
+    expect(built.json.original).toMatchObject({ mode: 'lazy', kernel: { release } });
+    expect(built.json.stages?.map((s) => s.stage)).toEqual(expect.arrayContaining(['kernel', 'original', 'originals', 'match', 'diff', 'generate']));
+    const modinfo = await execa('modinfo', ['-F', 'vermagic', built.json.module!]);
+    expect(modinfo.stdout.split(' ')[0]).toBe(release);
+
+    const v = await verifyOn(built.json.module!, path.join(INTEGRATION_DIR, dir, 'check.sh'));
+    if (v.exitCode !== 0) throw new Error(v.raw.slice(-6000));
+    expect(v.report.ok).toBe(true);
+  });
+});
+
+test('an original compiled from a neighbouring release\'s source is refused by the running-kernel check, naming the function', async () => {
+  // The previous release of the same flavour, and a .c file its source has differently from the newest's.
+  const abi = Number(/^\d+\.\d+\.\d+-(\d+)-/.exec(release)![1]);
+  const flavour = release.replace(/^[\d.]+-\d+-/, '');
+  let neighbour: string | undefined;
+  for (let n = abi - 1; n > abi - 6 && neighbour === undefined; n--) {
+    const r = `6.1.0-${n}-${flavour}`;
+    const image = await aptPackage(`linux-image-${r}`) ?? await aptPackage(`linux-image-${r}-unsigned`);
+    if (image && await aptPackage('linux-source-6.1', image.version)) neighbour = image.version;
+  }
+  if (neighbour === undefined) throw new Error(`the archive keeps no linux-source-6.1 of a release before ${release}`);
+  const theirs = await ensureDebianSource('linux-source-6.1', neighbour, CACHE);
+  const ours = JSON.parse(await readFile(path.join(CACHE, 'debian', release, 'kernel.json'), 'utf8')) as { sourceDir: string };
+  const diff = await execa('diff', ['-rq', theirs, ours.sourceDir], { reject: false });
+  const changed = diff.stdout.split('\n').map((l) => /^Files (\S+) and \S+ differ$/.exec(l)?.[1]).filter((f): f is string => f !== undefined && f.endsWith('.c'))
+    .map((f) => path.relative(theirs, f));
+  expect(changed.length).toBeGreaterThan(0);
+  const file = changed[0]!;
+  // Any patch to that file will do: the check runs on the original object, before any diffing.
+  const patchFile = path.join(out, 'neighbour.patch');
+  const lines = (await readFile(path.join(theirs, file), 'utf8')).split('\n');
+  await writeFile(patchFile, [`--- a/${file}`, `+++ b/${file}`, `@@ -1,1 +1,2 @@`, ` ${lines[0]}`, '+/* klpforge: a neighbouring release\'s source */', ''].join('\n'));
+  const r = await buildFor(patchFile, 'deb-neighbour', ['-s', theirs]);
+  expect({ exit: r.exitCode, code: r.json.error?.code }).toEqual({ exit: 1, code: 'BUILD_ORIGINAL_MISMATCH' });
+  expect(r.json.error!.message).toMatch(new RegExp(`^${file.replace(/\.c$/, '.o').replace(/[.]/g, '\\.')}: \\S+ (is \\d+ bytes compiled here but \\d+ bytes|is not) in the running kernel`));
+});
+
+describe('bad inputs: one clear line and exit 1', () => {
+  const oneLine = (r: { exitCode: number; stderr: string }): string => {
+    expect(r.exitCode).toBe(1);
+    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('klpforge: ') && !/^klpforge: (ok|FAILED|\S+: started)/.test(l) && !l.includes(': started'));
+    return lines[lines.length - 1]!;
+  };
+  const patch = path.join(INTEGRATION_DIR, '01-cmdline-extra-word', 'fix.patch');
+
+  test('an unknown release is named, with the newest releases the archive has', async () => {
+    const r = await klpforge(['build', patch, '--kernel', 'debian:6.1.0-999-amd64', '--cache-dir', CACHE, '-o', out]);
+    expect(oneLine(r)).toMatch(/debian:6\.1\.0-999-amd64: the Debian archive apt knows has no linux-image-6\.1\.0-999-amd64; newest it has: 6\.1\.0-\d+-amd64/);
+  });
+
+  test('a release whose -dbg package the archive no longer has is refused before anything is downloaded', async () => {
+    const images = (await aptNames('linux-image-6.1.0-')).filter((n) => /^linux-image-6\.1\.0-\d+-amd64$/.test(n));
+    let bare: string | undefined;
+    for (const n of images) if (!bare && !(await aptPackage(`${n}-dbg`))) bare = n.slice('linux-image-'.length);
+    if (bare === undefined) throw new Error('every 6.1 image in the archive has its -dbg package: no release to test this with');
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'klpforge-nodbg-'));
+    try {
+      const r = await klpforge(['build', patch, '--kernel', `debian:${bare}`, '--cache-dir', cache, '-o', out]);
+      expect(oneLine(r)).toMatch(new RegExp(`linux-image-${bare}-dbg \\S+ is not in the archive apt knows`));
+      expect(await readdir(cache).catch(() => [])).not.toContain('debian');
+    } finally {
+      await rm(cache, { recursive: true, force: true });
+    }
+  });
+
+  test('no network to the archive is said as such', async () => {
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'klpforge-nonet-'));
+    try {
+      // A network namespace of its own: apt-cache still reads the local lists, apt-get download cannot connect.
+      const cli = path.resolve('bin/klpforge.js');
+      const r = await execa('unshare', ['-n', process.execPath, cli, 'build', patch, '--kernel', `debian:${release}`, '--cache-dir', cache, '-o', out], { reject: false, timeout: 300_000 });
+      expect(oneLine({ exitCode: r.exitCode ?? -1, stderr: r.stderr })).toMatch(/cannot download linux-image-\S+ \S+ into .*no network to the Debian archive/);
+    } finally {
+      await rm(cache, { recursive: true, force: true });
+    }
+  });
+
+  test('a disk too small for the packages and source is refused before downloading', async () => {
+    const cache = await mkdtemp(path.join(os.tmpdir(), 'klpforge-small-'));
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', cache]);
+    try {
+      await mkdir(path.join(cache, 'x'), { recursive: true });
+      const r = await klpforge(['build', patch, '--kernel', `debian:${release}`, '--cache-dir', cache, '-o', out]);
+      expect(oneLine(r)).toMatch(/has 0\.\d GiB free, but Debian kernel \S+ \(packages, image, symbols(, source)?\) needs about \d+\.\d GiB: free space there or pass --cache-dir on a larger disk/);
+    } finally {
+      await execa('umount', [cache], { reject: false });
+      await rm(cache, { recursive: true, force: true });
+    }
+  });
+});

@@ -11,6 +11,7 @@ import { publishModule } from '../pipeline/publish.js';
 import { onOriginal, type Speculation } from '../pipeline/speculate.js';
 import { lazyOriginal } from '../pipeline/lazy.js';
 import { type BuildTarget, resolveTarget } from './build-target.js';
+import { modulesWithDependencies } from '../orchestrator/acquire/kernel-modules.js';
 import { preflight } from '../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
 import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
@@ -246,7 +247,10 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     let verified: boolean | undefined;
     if (a.verify) {
       const kernel = t.bootImage ?? a.kernel ?? path.join(path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')), 'arch/x86/boot/bzImage');
-      const vr = await clock.run('verify', () => verifyModule({
+      // A distribution kernel's modules are thousands: the guest gets the ones the livepatch patches.
+      const patchedModules = [...new Set(report.functions.map((f) => f.objname).filter((n) => n !== 'vmlinux'))];
+      const moduleFiles = t.debian && patchedModules.length > 0 ? await modulesWithDependencies(t.debian.modulesDir, patchedModules) : [];
+      const vr = await clock.run('verify', () => verifyModule({ moduleFiles,
         module: report!.module, kernel, ...(t.debian ? { genInitCpio: t.debian.genInitCpio } : {}), checks: [...a.check, ...checkFiles.map((f) => f.text)],
         checkLabels: [...a.check.map(() => undefined), ...checkFiles.map((f) => f.label)],
         ...(t.debian ? {} : { modulesDir: path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')) }), timeoutSeconds: 120, keep: false, accel: 'auto',

@@ -50,7 +50,7 @@ export async function main(argv: string[]): Promise<number> {
       .command('cache-adopt <build>', CACHE_ADOPT_DESCRIPTION, cacheAdoptBuilder,
         async (a) => { code = await cacheAdoptCommand({ build: a.build as string, sourcedir: a.sourcedir, config: a.config, cacheDir: a['cache-dir'] }, out); })
       .command('verify <module>', VERIFY_DESCRIPTION, verifyBuilder,
-        async (a) => { code = await verifyCommand({ ...a, module: a.module as string, checkFile: a['check-file'], cacheDir: a['cache-dir'] }, out, (l) => process.stderr.write(`${l}\n`)); })
+        async (a) => { code = await verifyCommand({ ...a, module: a.module as string, checkFile: a['check-file'], cacheDir: a['cache-dir'], withModule: a['with-module'] }, out, (l) => process.stderr.write(`${l}\n`)); })
       .demandCommand(1, 'name a command')
       .strict()
       .epilogue(EXIT_CODES_HELP)

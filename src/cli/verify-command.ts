@@ -2,6 +2,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { ensureDebianKernel, parseDebianKernel } from '../orchestrator/acquire/debian-kernel.js';
+import { modulesWithDependencies } from '../orchestrator/acquire/kernel-modules.js';
+import { VerifyError } from '../verify/errors.js';
 import type { AcceleratorChoice } from '../verify/qemu.js';
 import { failureSummary, formatReport, reportJson } from '../verify/report.js';
 import { readCheckFiles, verifyModule } from '../verify/verify.js';
@@ -24,6 +26,7 @@ export function verifyBuilder(y: Argv) {
   return y
     .positional('module', { type: 'string', demandOption: true, describe: 'livepatch module (.ko) to test' })
     .option('kernel', { type: 'string', demandOption: true, describe: 'bzImage to boot (from its build directory: BUILD/arch/x86/boot/bzImage), or debian:RELEASE to boot that Debian kernel\'s own vmlinuz (fetched into the cache if needed)' })
+    .option('with-module', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'with --kernel debian:RELEASE: put that kernel\'s module NAME, and the modules it depends on, under /modules (e.g. /modules/fs/binfmt_misc.ko) (repeatable)' })
     .option('cache-dir', { type: 'string', default: path.join(os.homedir(), '.cache/klpforge'), describe: 'where debian:RELEASE kernels are kept' })
     .option('check', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'shell test run in the guest (repeatable)' })
     .option('check-file', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'a file whose text is one shell test, named by its path in the report (repeatable; after the --checks)' })
@@ -46,6 +49,7 @@ export interface VerifyCommandArgs {
   keep: boolean;
   accel: AcceleratorChoice;
   cacheDir?: string;
+  withModule?: readonly string[];
 }
 
 /** `klpforge verify MODULE.ko --kernel bzImage`: prints the report; 0 only when every step held. */
@@ -54,8 +58,11 @@ export async function verifyCommand(a: VerifyCommandArgs, out: (line: string) =>
   const release = parseDebianKernel(a.kernel);
   const debian = release === undefined ? undefined
     : (await ensureDebianKernel(release, path.resolve(a.cacheDir ?? path.join(os.homedir(), '.cache/klpforge')), (l) => err(`klpforge: ${l}`))).kernel;
+  const wanted = (a.withModule ?? []).map(String);
+  if (wanted.length > 0 && !debian) throw new VerifyError('VERIFY_INPUT', '--with-module picks modules of a --kernel debian:RELEASE kernel; for a kernel you built, pass its build dir with --modules');
+  const moduleFiles = debian && wanted.length > 0 ? await modulesWithDependencies(debian.modulesDir, wanted) : [];
   const report = await verifyModule({
-    module: a.module, kernel: debian ? debian.vmlinuz : a.kernel, ...(debian ? { genInitCpio: debian.genInitCpio } : {}), checks: [...a.check.map(String), ...files.map((f) => f.text)],
+    module: a.module, kernel: debian ? debian.vmlinuz : a.kernel, ...(debian ? { genInitCpio: debian.genInitCpio } : {}), moduleFiles, checks: [...a.check.map(String), ...files.map((f) => f.text)],
     checkLabels: [...a.check.map(() => undefined), ...files.map((f) => f.label)], modulesDir: a.modules,
     timeoutSeconds: a.timeout, keep: a.keep, accel: a.accel,
   });

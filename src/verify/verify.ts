@@ -23,6 +23,11 @@ export interface VerifyOptions {
   readonly checkLabels?: readonly (string | undefined)[];
   /** A kernel build directory whose .ko files are placed under /modules in the guest. */
   readonly modulesDir?: string;
+  /**
+   * Single module files placed under /modules too, at `rel` (`fs/binfmt_misc.ko`):
+   * what a check needs of a distribution kernel's thousands of modules.
+   */
+  readonly moduleFiles?: ReadonlyArray<{ rel: string; file: string }>;
   /** The initramfs packer to use; default: usr/gen_init_cpio of the bzImage's (or --modules') build dir. */
   readonly genInitCpio?: string;
   /** Limit for the whole guest run, boot included. */
@@ -114,6 +119,12 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
       }
       files.push({ guestPath, source: { file: path.join(o.modulesDir, rel) }, mode: 0o644 });
     }
+  }
+  for (const m of o.moduleFiles ?? []) {
+    const guestPath = `${GUEST_PATHS.extraModulesDir}/${m.rel}`;
+    if (!isSafeGuestPath(guestPath)) throw new VerifyError('VERIFY_INPUT', `cannot place ${m.file} in the initramfs as ${guestPath} (only letters, digits and _.+@- in paths)`);
+    await requireFile(m.file, 'module');
+    files.push({ guestPath, source: { file: m.file }, mode: 0o644 });
   }
 
   const work = await dir({ prefix: 'klpforge-verify', unsafeCleanup: true });

@@ -83,10 +83,13 @@ test('an original compiled from a neighbouring release\'s source is refused by t
   // Any patch to that file will do: the check runs on the original object, before any diffing.
   const patchFile = path.join(out, 'neighbour.patch');
   const lines = (await readFile(path.join(theirs, file), 'utf8')).split('\n');
-  await writeFile(patchFile, [`--- a/${file}`, `+++ b/${file}`, `@@ -1,1 +1,2 @@`, ` ${lines[0]}`, '+/* klpforge: a neighbouring release\'s source */', ''].join('\n'));
+  await writeFile(patchFile, [`--- a/${file}`, `+++ b/${file}`, `@@ -1,1 +1,2 @@`, '+/* klpforge: a neighbouring release\'s source */', ` ${lines[0]}`, ''].join('\n'));
   const r = await buildFor(patchFile, 'deb-neighbour', ['-s', theirs]);
   expect({ exit: r.exitCode, code: r.json.error?.code }).toEqual({ exit: 1, code: 'BUILD_ORIGINAL_MISMATCH' });
   expect(r.json.error!.message).toMatch(new RegExp(`^${file.replace(/\.c$/, '.o').replace(/[.]/g, '\\.')}: \\S+ (is \\d+ bytes compiled here but \\d+ bytes|is not) in the running kernel`));
+  // The release's own source passes the same check: the patch (a comment) then changes no function.
+  const own = await buildFor(patchFile, 'deb-own');
+  expect({ exit: own.exitCode, code: own.json.error?.code }).toEqual({ exit: 3, code: 'BUILD_NO_CHANGE' });
 });
 
 describe('bad inputs: one clear line and exit 1', () => {

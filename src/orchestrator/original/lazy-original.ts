@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, copyFile, mkdir, readFile, realpath, rm } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, readFile, realpath, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { compilerVersionLine } from '../checks/compiler-check.js';
 import { buildIndex, type BuildIndex, type ObjectPath, type SourcePath } from '../kbuild/build-index.js';
 import { configDifferences, readKernelConfig } from '../kbuild/kconfig.js';
-import { dirMembers, objectMembership, type Membership } from '../kbuild/membership.js';
+import { includeScan, objectsReaching } from '../kbuild/include-scan.js';
+import { objectMembership, type Membership } from '../kbuild/membership.js';
 import { relevantLines, shellQuote } from '../views/recompile.js';
 import type { Runner } from '../runners/runner.js';
 import { SetupError } from '../setup-errors.js';
@@ -61,7 +62,7 @@ export async function ensureLazyTree(o: LazyTreeOptions): Promise<LazyTree> {
   });
   const root = await realpath(o.cacheDir);
   const [config, tree, compiler, symvers] = await Promise.all([
-    readKernelConfig(o.config), digestTree(sourceDir),
+    readKernelConfig(o.config), treeIdentity(sourceDir, root),
     compilerVersionLine({ runner: o.runner, cc: o.cc, cwd: root }), readFile(o.symvers),
   ]);
   const key = createHash('sha256').update(JSON.stringify([
@@ -88,6 +89,17 @@ export async function ensureLazyTree(o: LazyTreeOptions): Promise<LazyTree> {
   } finally {
     await lock.release();
   }
+}
+
+/**
+ * The source tree's part of the key. A tree klpforge unpacked into its own
+ * cache (CACHE/src/…, stamped .klpforge-unpacked) is never edited: its stamp
+ * names it, and the half second a digest of 70,000 files takes is saved on
+ * every build. Any other tree is digested (size, mtime, mode of every file).
+ */
+async function treeIdentity(sourceDir: string, cacheRoot: string): Promise<{ digest: string }> {
+  const stamp = sourceDir.startsWith(`${cacheRoot}/`) ? await stat(path.join(sourceDir, '.klpforge-unpacked')).catch(() => undefined) : undefined;
+  return stamp ? { digest: `unpacked ${stamp.mtimeMs}` } : digestTree(sourceDir);
 }
 
 const lockPath = (root: string, key: string): string => path.join(root, 'locks', `prepared-${key}.lock`);
@@ -119,58 +131,52 @@ export interface LazyOriginals {
  * The original objects the touched files reach, compiled in the lazy tree
  * (what is there already is reused), and an index of the tree's compiles. A
  * touched .c file gives its own object when the configuration builds it; a
- * file in the same directory that is not compiled on its own (a local
- * header, kernel/sched/rt.c inside build_policy.c) gives the built objects
- * of that directory that #include it by name. The index's recorded
+ * header, or a .c file not compiled on its own, gives the configured objects
+ * whose sources #include it (kbuild/include-scan.ts). The index's recorded
  * dependencies then decide exactly which objects are affected.
  */
-export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath[], o: { runner: Runner; jobs: number; cacheDir: string; onWait?: (pid: number) => void }): Promise<LazyOriginals> {
-  const globalHeaders = touched.filter((t) => t.endsWith('.h') && /^(include|arch\/[^/]+\/include)\//.test(t));
-  if (globalHeaders.length > 0) {
-    throw new SetupError('SOURCE_NOT_USABLE',
-      `the patch changes ${globalHeaders.join(', ')}, which objects anywhere in the kernel may include; the lazy original compiles only the objects a patch names `
-      + 'and cannot find every includer without building them all: build with --original full (a full build of this config: hours on 2 cores for a distribution kernel), or move the change into the .c files that need it');
-  }
+export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath[], o: { runner: Runner; jobs: number; cacheDir: string; arch?: string; onWait?: (pid: number) => void }): Promise<LazyOriginals> {
   const membership = { buildDir: tree.buildDir, sourceDir: tree.sourceDir, runner: o.runner, makeVars: tree.makeVars, jobs: o.jobs };
   const own = touched.filter((t) => t.endsWith('.c')).map((t) => t.replace(/\.c$/, '.o'));
   const first = await objectMembership(own, membership);
   const wanted = new Set(first.filter((m) => m.built !== false).map((m) => m.object));
 
-  // Files not compiled on their own: their directory's built objects that include them by name.
-  const strays = touched.filter((t) => !wanted.has(t.replace(/\.c$/, '.o')) && /\.(c|h)$/.test(t));
-  const notBuilt: LazyOriginals['notBuilt'] = [];
-  for (const m of first) if (m.built === false) notBuilt.push(m);
+  // Headers, and .c files not compiled on their own (kernel/sched/rt.c inside build_policy.c): the configured
+  // objects whose sources reach them through #include, from a scan of the tree made once per prepared tree.
+  const strays = touched.filter((t) => /\.(h|c)$/.test(t) && !wanted.has(t.replace(/\.c$/, '.o')));
   if (strays.length > 0) {
-    const dirs = [...new Set(strays.map((s) => path.posix.dirname(s)))];
-    for (const dir of dirs) {
-      const names = strays.filter((s) => path.posix.dirname(s) === dir).map((s) => path.posix.basename(s));
-      for (const obj of await includersInDir(tree, dir, names, membership)) wanted.add(obj);
+    const scan = await includeScan({ ...membership, arch: o.arch ?? 'x86' });
+    const reached = objectsReaching(scan, strays);
+    if (reached.length > MAX_LAZY_OBJECTS) {
+      const minutes = Math.ceil((reached.length * SECONDS_PER_OBJECT * 2) / o.jobs / 60);
+      throw new SetupError('SOURCE_NOT_USABLE',
+        `${strays.join(', ')} ${strays.length === 1 ? 'is' : 'are'} included by ${reached.length} objects of this configuration: compiling each before and after the patch `
+        + `takes about ${minutes} min on ${o.jobs} core(s); the lazy original stops at ${MAX_LAZY_OBJECTS}: build with --original full, or move the change out of the shared header`);
     }
+    for (const obj of reached) wanted.add(obj);
   }
+  const notBuilt = first.filter((m): m is Extract<Membership, { built: false }> => m.built === false && !wanted.has(m.object));
 
   const root = await realpath(o.cacheDir);
   let compiled = 0;
   if (wanted.size > 0) {
     const lock = await acquireLock(lockPath(root, tree.key), { onWait: (h) => o.onWait?.(h.pid) });
     try {
-      const before = await Promise.all([...wanted].map((obj) => readFile(path.join(tree.buildDir, obj)).then(() => 1, () => 0)));
-      compiled = wanted.size - before.reduce<number>((a, b) => a + b, 0);
-      await makeIn(tree, o.runner, root)(['-k', `-j${o.jobs}`, `KCFLAGS=${ORIGINAL_KCFLAGS.join(' ')}`, ...wanted], `compiling the original ${[...wanted].join(', ')}`);
+      // kbuild writes an object's .cmd file after the object: with both there, the compile finished, and the
+      // prepared tree's source never changes, so make has nothing to do (it would still take a second to say so).
+      const present = await Promise.all([...wanted].map((obj) => Promise.all([stat(path.join(tree.buildDir, obj)), stat(cmdFileOf(tree.buildDir, obj))]).then(() => true, () => false)));
+      compiled = present.filter((p) => !p).length;
+      if (compiled > 0) await makeIn(tree, o.runner, root)(['-k', `-j${o.jobs}`, `KCFLAGS=${ORIGINAL_KCFLAGS.join(' ')}`, ...wanted], `compiling the original ${[...wanted].slice(0, 5).join(', ')}${wanted.size > 5 ? ` and ${wanted.size - 5} more` : ''}`);
     } finally {
       await lock.release();
     }
   }
-  return { index: await buildIndex(tree.buildDir), notBuilt: notBuilt.filter((n) => !wanted.has(n.object)), compiled };
+  return { index: await buildIndex(tree.buildDir), notBuilt, compiled };
 }
 
-/** Built objects of `dir` whose source #includes one of `names` ("rt.c", "internal.h"). */
-async function includersInDir(tree: LazyTree, dir: string, names: readonly string[], m: Parameters<typeof objectMembership>[1]): Promise<ObjectPath[]> {
-  const members = await dirMembers(dir, m);
-  const objects = [...members.builtin, ...members.modular].filter((obj) => path.posix.dirname(obj) === dir);
-  const include = new RegExp(`^\\s*#\\s*include\\s*["<]([^">]*/)?(${names.map((n) => n.replace(/[.+]/g, '\\$&')).join('|')})[">]`, 'm');
-  const hits = await Promise.all(objects.map(async (obj) => {
-    const text = await readFile(path.join(tree.sourceDir, obj.replace(/\.o$/, '.c')), 'utf8').catch(() => '');
-    return include.test(text) ? obj : undefined;
-  }));
-  return hits.filter((h): h is ObjectPath => h !== undefined);
-}
+const cmdFileOf = (buildDir: string, obj: ObjectPath): string => path.join(buildDir, path.posix.dirname(obj), `.${path.posix.basename(obj)}.cmd`);
+
+/** Above this many objects reached by a header, compiling them twice costs more than the lazy original is for. */
+const MAX_LAZY_OBJECTS = 400;
+/** A distribution config's object with debug info, on one core (measured: docs/benchmarks.md). */
+const SECONDS_PER_OBJECT = 4;

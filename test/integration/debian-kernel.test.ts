@@ -5,7 +5,13 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { aptNames, aptPackage } from '../../src/orchestrator/acquire/apt.js';
 import { ensureDebianSource, newestDebianRelease } from '../../src/orchestrator/acquire/debian-kernel.js';
-import { explainRun, INTEGRATION_DIR, klpforge } from '../helpers/integration.js';
+import { readElfFile } from '../../src/elf/index.js';
+import { firstMismatch, runningSymbols } from '../../src/orchestrator/checks/running-match.js';
+import { buildIndex } from '../../src/orchestrator/kbuild/build-index.js';
+import { includeScan } from '../../src/orchestrator/kbuild/include-scan.js';
+import { recordedObjectOwners } from '../../src/orchestrator/kbuild/object-owner.js';
+import { HostRunner } from '../../src/orchestrator/runners/runner.js';
+import { INTEGRATION_DIR, klpforge } from '../helpers/integration.js';
 
 /**
  * Issue #12's proof: livepatches for Debian's own newest 6.1 kernel, built
@@ -60,6 +66,34 @@ describe.each(CASES)('a livepatch for the newest Debian 6.1 kernel: $dir', ({ di
     if (v.exitCode !== 0) throw new Error(v.raw.slice(-6000));
     expect(v.report.ok).toBe(true);
   });
+});
+
+test('objects spread over the whole configuration, compiled in the lazy tree, match Debian\'s vmlinux and modules function by function', async () => {
+  const built = await buildFor(path.join(INTEGRATION_DIR, '01-cmdline-extra-word', 'fix.patch'), 'deb-sample');
+  expect(built.exitCode).toBe(0);
+  const tree = (built.json.original as unknown as { buildDir: string }).buildDir;
+  const kernel = JSON.parse(await readFile(path.join(CACHE, 'debian', release, 'kernel.json'), 'utf8')) as { sourceDir: string; vmlinux: string; modulesDir: string; cc: string };
+  const runner = new HostRunner();
+  const scan = await includeScan({ buildDir: tree, sourceDir: kernel.sourceDir, runner, makeVars: [`CC=${kernel.cc}`], arch: 'x86', jobs: 2 });
+  const all = [...scan.objects.keys()].filter((o) => !o.includes('..')).sort();
+  const sample = all.filter((_, i) => i % Math.floor(all.length / 40) === 0).slice(0, 40);
+  await execa('make', ['-C', kernel.sourceDir, `O=${tree}`, `CC=${kernel.cc}`, `KERNELRELEASE=${release}`, '-k', '-j2', 'KCFLAGS=-ffunction-sections -fdata-sections', ...sample], { reject: false });
+  const index = await buildIndex(tree);
+  const owner = await recordedObjectOwners(index, path.join(path.dirname(kernel.modulesDir), 'modules.order'));
+  const vmlinux = runningSymbols(await readElfFile(kernel.vmlinux), 'vmlinux');
+  const problems: string[] = [];
+  let checked = 0;
+  for (const object of sample) {
+    const record = index.objects.get(object);
+    if (!record?.livepatch.livepatchable || !record.source.endsWith('.c')) continue;
+    const o = owner(object);
+    const running = o.kind === 'vmlinux' ? vmlinux : runningSymbols(await readElfFile(path.join(kernel.modulesDir, o.ko)), o.ko);
+    const p = firstMismatch(await readElfFile(path.join(tree, object)), object, running);
+    if (p) problems.push(p.message);
+    checked++;
+  }
+  expect(checked).toBeGreaterThanOrEqual(25);
+  expect(problems).toEqual([]);
 });
 
 test('an original compiled from a neighbouring release\'s source is refused by the running-kernel check, naming the function', async () => {

@@ -21,7 +21,7 @@ async function runPassingCase(c: IntegrationCase): Promise<void> {
   const built = await buildCase(kernel, fx.cacheDir, [path.join(c.dir, 'fix.patch')], c.name, out, ['--json']);
   if (built.exitCode !== 0) throw new Error(explain('klpforge build', built));
   const report = JSON.parse(built.stdout) as { module: string; stages: Array<{ stage: string; state: string }> };
-  expect(report.stages.map((s) => s.stage)).toEqual(['preflight', 'original', 'patched', 'diff', 'generate']);
+  expect(report.stages.map((s) => s.stage)).toEqual(['preflight', 'original', 'patched', 'match', 'diff', 'generate']);
   const modules = await guestModules(kernel, path.join(out, 'modules'), !!c.modules, extra);
   const v = await verifyCase(kernel, report.module, [checkFile(c)], modules);
   if (!v.ok) throw new Error(explain('klpforge verify', v.run));

@@ -71,7 +71,7 @@ describe('klpforge build on the likely original build', () => {
     expect(outcomeLines(r.stderr)).toContain(
       `klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${kernel.fsections}`);
     // The discarded attempt reported nothing: each stage is in the report once.
-    expect(third.stages.map((s) => s.stage).sort()).toEqual(['diff', 'generate', 'original', 'patched', 'preflight']);
+    expect(third.stages.map((s) => s.stage).sort()).toEqual(['diff', 'generate', 'match', 'original', 'patched', 'preflight']);
     expect((await readFile(third.module)).equals(await readFile(confirmed.module))).toBe(true);
 
     // Nor on the progress lines of a plain run: each stage starts and ends once.

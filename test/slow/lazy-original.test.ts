@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
@@ -99,6 +99,31 @@ describe('firstMismatch: original objects against the running kernel', () => {
 });
 
 describe('klpforge build --original lazy on the fixture kernel', () => {
+  test('a header, and a .c file compiled only inside another, reach exactly the objects the full build\'s dependency records name', async () => {
+    const cache = await dir({ prefix: 'klpforge-lazy-hdr-', unsafeCleanup: true });
+    const out = await dir({ prefix: 'klpforge-lazy-hdr-out-', unsafeCleanup: true });
+    try {
+      const full = await buildIndex(kernel.fsections);
+      for (const file of ['include/linux/tsacct_kern.h', 'kernel/sched/rt.c']) {
+        // A comment: every object that includes the file is compiled on both sides and none changes.
+        const first = (await readFile(path.join(kernel.source, file), 'utf8')).split('\n')[0];
+        const patch = path.join(out.path, 'comment.patch');
+        await writeFile(patch, [`--- a/${file}`, `+++ b/${file}`, '@@ -1,1 +1,2 @@', '+/* klpforge */', ` ${first}`, ''].join('\n'));
+        const r = await klpforge(['build', patch, '-s', kernel.source, '-c', path.join(kernel.fsections, '.config'), '-v', kernel.vmlinux,
+          '--original', 'lazy', '--cache-dir', cache.path, '-o', out.path, '-n', 'hdr', '-j', '2']);
+        expect(r.exitCode).toBe(3);
+        const named = /no function changed in (.*): nothing to livepatch/.exec(r.stderr)?.[1]?.split(', ').sort();
+        const expected = [...(full.byDependency.get(file) ?? []), ...(full.bySource.get(file) ?? [])]
+          .filter((o) => full.objects.get(o)!.livepatch.livepatchable).sort();
+        expect(expected.length).toBeGreaterThan(0);
+        expect(named).toEqual(expected);
+      }
+    } finally {
+      await cache.cleanup();
+      await out.cleanup();
+    }
+  });
+
   test('a vmlinux patch and a module patch build against a prepared tree with only their objects compiled', async () => {
     const cache = await dir({ prefix: 'klpforge-lazy-', unsafeCleanup: true });
     const out = await dir({ prefix: 'klpforge-lazy-out-', unsafeCleanup: true });

@@ -11,8 +11,14 @@ import { type ElfObject, type ElfSymbol, STB, STT } from '../../elf/index.js';
  * file is resolved by the assembler, which makes it short when the target is
  * near (jmp rel8: 2 bytes instead of 5; jcc rel8: 2 instead of 6). With one
  * section per function the same jump needs a relocation and stays long. So a
- * function may be up to 3 bytes per such jmp (4 per jcc) larger here; any
- * other difference is a mismatch.
+ * function may be up to 3 bytes per such jmp (4 per jcc) larger here.
+ * Second, code gcc aligns beyond the function's own 16 bytes (loops aligned
+ * to 32 in -O3 code such as lib/zstd): its section is aligned to match, but
+ * in the running kernel the function starts wherever the previous one
+ * ended, 16-aligned, so each aligned spot's padding may differ by up to the
+ * alignment. Such a function (section alignment above 16) may differ by up
+ * to four times that alignment either way. Any other difference is a
+ * mismatch.
  *
  * Local functions are looked up in the running kernel's STT_FILE block of
  * the object's source file (the namesake from the same file: `show_stat` of
@@ -72,7 +78,9 @@ export function firstMismatch(obj: ElfObject, object: string, running: RunningSy
     const table = running.files.size === 0 ? running.all : f.bind === STB.LOCAL ? block : running.globals;
     const sizes = table?.get(f.name);
     const slack = sizes === undefined || sizes.includes(f.size) ? 0n : relaxableBytes(obj, f);
-    if (sizes !== undefined && sizes.some((n) => n <= f.size && n >= f.size - slack)) continue;
+    const align = obj.sections[f.shndx]?.addralign ?? 0n;
+    const padding = align > FUNCTION_ALIGN ? 4n * align : 0n;
+    if (sizes !== undefined && sizes.some((n) => n <= f.size + padding && n >= f.size - slack - padding)) continue;
     const there = sizes?.[0];
     const what = there === undefined
       ? `${f.name} is not in the running kernel (${running.label}${f.bind === STB.LOCAL && sourceFile ? `, among ${sourceFile}'s functions` : ''})`
@@ -85,6 +93,9 @@ export function firstMismatch(obj: ElfObject, object: string, running: RunningSy
   }
   return undefined;
 }
+
+/** x86-64 functions start 16-byte aligned (-falign-functions' default at -O2). */
+const FUNCTION_ALIGN = 16n;
 
 // x86-64: R_X86_64_PC32, R_X86_64_PLT32; jmp rel32 (E9), jcc rel32 (0F 80..8F).
 const BRANCH_RELOCS = new Set([2, 4]);

@@ -149,11 +149,11 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     const { sourceDir, configFile } = target;
     const t = target;
     workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
-    // Inside a sandbox only the work dir and the cache's builds and logs (make O= and its log) are writable:
+    // Inside a sandbox only the work dir and the cache's builds, prepared (lazy) trees and logs (make O= and its log) are writable:
     // the rest of the cache (the rootfs the sandbox runs on, the entries, the locks) is klpforge's own to write.
     // The cache is used by its real path (make O= names it so); bound as given too, where the work dir is.
     const cacheDirs = a.runner === 'host' ? [] : [...new Set([a.cacheDir, await mkdir(a.cacheDir, { recursive: true }).then(() => realpath(a.cacheDir))])];
-    const cacheWritable = cacheDirs.length === 0 ? [] : ['builds', 'logs'].map((d) => path.join(cacheDirs[cacheDirs.length - 1]!, d));
+    const cacheWritable = cacheDirs.length === 0 ? [] : ['builds', 'logs', 'prepared'].map((d) => path.join(cacheDirs[cacheDirs.length - 1]!, d));
     await Promise.all(cacheWritable.map((d) => mkdir(d, { recursive: true })));
     const inner = await createRunner({
       kind: a.runner, ...(a.image ? { image: a.image } : {}), ...(a.rootfs ? { rootfs: a.rootfs } : {}),

@@ -1,6 +1,7 @@
 import type { RelocationTable, SectionIndex, SymbolIndex } from '../elf/index.js';
 import type { Correlation } from './correlate.js';
 import { canonicalName } from './names.js';
+import { sameButForLineNumbers } from './line-macros.js';
 import { isSpecialStatic, lineFieldOf } from './static-locals.js';
 import { type Extent, type ObjectView, type Target } from './object-view.js';
 
@@ -28,7 +29,7 @@ export function describeTarget(v: ObjectView, t: Target): string {
 export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target, c: Correlation): boolean {
   if (to.kind !== tp.kind) return false;
   switch (to.kind) {
-    case 'string': return to.text === (tp as typeof to).text;
+    case 'string': return to.text === (tp as typeof to).text || sameButForLineNumbers(to.text, (tp as typeof to).text);
     case 'symbol': {
       const q = tp as typeof to;
       if (to.offset !== q.offset) return false;

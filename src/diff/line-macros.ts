@@ -86,3 +86,17 @@ function isCallSite(p: ObjectView, e: Extent, offset: number): boolean {
   const body = p.obj.sections[e.section]!.body;
   return body.kind === 'bytes' && offset >= 1 && p.arch.callOpcodes.includes(body.data[offset - 1]!);
 }
+
+/**
+ * A source position spelled into a string: fortify's field-spanning memcpy
+ * check (include/linux/fortify-string.h, FORTIFY_SOURCE as distributions
+ * build) passes `"field \"" #p "\" at " __FILE__ ":" __stringify(__LINE__)`
+ * to its WARN_ONCE, so a patch that only moves such a memcpy up or down
+ * changes the digits after `FILE.c:` and nothing else. Two strings are the
+ * same when they agree with those digits left out.
+ */
+const FILE_LINE = /(\.[chS]):\d+/g;
+
+export function sameButForLineNumbers(a: string, b: string): boolean {
+  return a !== b && a.replace(FILE_LINE, '$1:#') === b.replace(FILE_LINE, '$1:#');
+}

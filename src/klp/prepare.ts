@@ -44,6 +44,14 @@ export interface PrepareOptions {
 
 /** Keys whose sites the kernel leaves alone in livepatch modules: the site just stays off (a disabled trace or debug print). */
 const DROPPABLE_KEY = /^(__tracepoint_|__UNIQUE_ID_ddebug|descriptor\.)/;
+/**
+ * A static call site only lets the kernel turn `call trampoline` into a direct
+ * call; the trampoline itself is always rewritten to the current target. Without
+ * its site entry, the patched code calls through the trampoline: the same
+ * target, one jump more. So module-keyed static call sites (tracepoints in a
+ * module: __SCK__tp_func_*) are dropped, never refused.
+ */
+const TRAMPOLINE_SECTION = '.static_call_sites';
 
 /**
  * Turns the differ's output object into one the kernel's kbuild can link into
@@ -123,7 +131,8 @@ function ownersOfSections(obj: ElfObject, symbols: readonly ElfSymbol[]): (secti
 /**
  * Module symbols are resolved only when that module loads, long after the
  * kernel has read the livepatch's own special sections: such references are
- * refused, except tracepoint and dynamic-debug keys, whose sites are dropped.
+ * refused, except tracepoint and dynamic-debug keys, whose sites are dropped,
+ * and static call sites, whose calls then go through the trampoline.
  */
 function checkModuleReferences(out: ElfObject, resolved: ReadonlyMap<number, Resolution>, options: PrepareOptions, result: PreparedObject): ElfObject {
   const special = specialSectionNames(out.ident.machine);
@@ -144,11 +153,13 @@ function checkModuleReferences(out: ElfObject, resolved: ReadonlyMap<number, Res
       const offset = Number(t.offsets[k]!);
       if (def?.keyField && offset % size === def.keyField.offset) {
         const entry = Math.floor(offset / size);
-        if (DROPPABLE_KEY.test(r.name)) {
+        const trampoline = target.name === TRAMPOLINE_SECTION;
+        if (trampoline || DROPPABLE_KEY.test(r.name)) {
           const d = drops.get(sec.info as SectionIndex) ?? { size, entries: new Set<number>() };
           d.entries.add(entry);
           drops.set(sec.info as SectionIndex, d);
-          result.warnings.push(`${options.object}: dropped a ${target.name} site keyed by ${r.name} of module ${r.objname}: in the patched code it stays disabled`);
+          result.warnings.push(`${options.object}: dropped a ${target.name} site keyed by ${r.name} of module ${r.objname}: `
+            + (trampoline ? 'the patched code calls through its trampoline (the same target, not inlined)' : 'in the patched code it stays disabled'));
           continue;
         }
         const site = siteOwner(out, symbols, i as SectionIndex, entry * size);

@@ -50,6 +50,20 @@ int other(long x) { return consume(x + 1); }
     expect(r.lineOnly.sort()).toEqual(['after', 'sleepy']);
   });
 
+  it('treats a source position spelled into a string (fortify memcpy\'s "field at FILE:LINE") as no change when lines only moved, and a changed message as a change', async () => {
+    const src = [
+      'extern int warn_str(const char *s);',
+      '#define STR2(x) #x',
+      '#define STR(x) STR2(x)',
+      'int copier(long x) { return warn_str("field \\"&conn->cb_saddr\\" at " "fs/nfsd/nfs4state.c" ":" STR(__LINE__)) + consume(x); }',
+      '',
+    ].join('\n');
+    const moved = await diff(src, `\n\n${src}`);
+    expect(moved.outcome).toBe('no-change');
+    const reworded = await diff(src, src.replace('&conn->cb_saddr', '&conn->cb_daddr'));
+    expect(names(reworded).changed).toEqual(['copier']);
+  });
+
   it('sees a changed constant passed to another call before a __might_sleep, even when nothing else moved', async () => {
     const src = `extern int consume2(long x, int n);\nint caller(long x) { int r = consume2(x, 17); __might_sleep("f.c", 40); return r + consume(x); }\n`;
     const r = await diff(src, src.replace('consume2(x, 17)', 'consume2(x, 18)'));

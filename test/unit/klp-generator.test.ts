@@ -135,6 +135,22 @@ int target(int x) { return helper(x) + exported_fn(x); }`;
     }
   });
 
+  test('a static call site keyed in the patched module (a module tracepoint) is dropped: the call keeps going through the trampoline, with a klp relocation', async () => {
+    const call = 'asm volatile("1: call __SCT__tp_func_my_event\\n .pushsection .static_call_sites, \\"a\\"\\n .long 1b - .\\n .long __SCK__tp_func_my_event - .\\n .popsection");';
+    const orig = `extern void __SCT__tp_func_my_event(void);\nint target(int x) { ${call} return exported_fn(x); }`;
+    const out = await diffOutput(orig, orig.replace('exported_fn(x)', 'exported_fn(x + 3)'));
+    const moduleSymbols = await linkedKernel({ file: `struct static_call_key { long f; } __SCK__tp_func_my_event; void __SCT__tp_func_my_event(void) {}\n${orig}` });
+    const vmlinux = await linkedKernel({ core: 'int hidden_global;' });
+    const p = prepareObject(out, {
+      exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux }, module: { objname: 'mymod', symbols: moduleSymbols },
+    }, { object: 'drivers/mymod.o', anchorPrefix: '__a_', entrySizes: new Map([['.static_call_sites', 8]]) });
+    expect(p.problems).toEqual([]);
+    expect(p.warnings.join('\n')).toMatch(/dropped a \.static_call_sites site keyed by __SCK__tp_func_my_event of module mymod: the patched code calls through its trampoline/);
+    const sites = p.elf.findSection('.static_call_sites');
+    expect(sites === undefined || p.elf.sections[sites]!.body.kind !== 'bytes' || (p.elf.sections[sites]!.body as { data: Buffer }).data.length === 0).toBe(true);
+    expect(p.elf.symbols.map((s) => s.name)).toContain('.klp.sym.mymod.__SCT__tp_func_my_event,0');
+  });
+
   test('post-link: relocations against .klp.sym symbols move to .klp.rela.OBJ.SECTION, the symbols become SHN_LIVEPATCH', async () => {
     const src = `
 extern int old_value asm("\\".klp.sym.vmlinux.old_value,2\\"");

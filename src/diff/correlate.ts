@@ -2,7 +2,7 @@ import { type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index
 import { canonicalName, isAnonymousLabel, isStaticLocalName } from './names.js';
 import { sameSpecialStatic } from './compare.js';
 import { type ObjectView, sectionSize } from './object-view.js';
-import { isSpecialStatic } from './static-locals.js';
+import { isConstantSpecialStatic, isSpecialStatic } from './static-locals.js';
 
 /** Which symbol of the original object is which of the patched one. */
 export interface Correlation {
@@ -208,11 +208,18 @@ function interchangeable(v: ObjectView, sym: SymbolIndex): boolean {
 /**
  * A special static whose contents changed (a switch table, a rate limit's
  * interval) is not the running kernel's any more: untied, the new code gets a
- * fresh copy and the functions using it compare as changed.
+ * fresh copy and the functions using it compare as changed. Constant ones are
+ * untied whatever their contents: the new code always carries its own.
  */
 function untieChangedSpecials(orig: ObjectView, patched: ObjectView, c: Correlation): void {
   for (const [o, p] of [...c.twinOfOrig]) {
     if (!isSpecialStatic(orig, o) || !isSpecialStatic(patched, p)) continue;
+    if (isConstantSpecialStatic(patched, p)) {
+      // Constant: the new code carries its own copy whether or not it changed (static-locals.ts).
+      c.twinOfOrig.delete(o);
+      c.twinOfPatched.delete(p);
+      continue;
+    }
     if (sameSpecialStatic(orig, o, patched, p, c)) continue;
     c.twinOfOrig.delete(o);
     c.twinOfPatched.delete(p);

@@ -77,6 +77,21 @@ function classify(v: ObjectView, sym: SymbolIndex): boolean {
   return specialStaticRule(s.name, v.sectionName(s.shndx), writable) !== undefined;
 }
 
+/**
+ * A read-only special static (`__func__`, `CSWTCH`, `__msg`…): its contents
+ * are all there is to it, so the new code always gets its own copy rather
+ * than a reference to the running kernel's. The running kernel's may not be
+ * findable by name at all: gcc numbers them per object (`__func__.13`), and
+ * a distribution's modules are stripped of the STT_FILE symbols that would
+ * tell one object's numbering from another's.
+ */
+export function isConstantSpecialStatic(v: ObjectView, sym: SymbolIndex): boolean {
+  if (!isSpecialStatic(v, sym)) return false;
+  const s = v.symbol(sym);
+  const writable = ((v.obj.sections[s.shndx]?.flags ?? 0n) & SHF.WRITE) !== 0n;
+  return !writable && specialStaticRule(s.name, v.sectionName(s.shndx), writable)?.constant === true;
+}
+
 /** The list, for documentation and `klpforge diff --json` notes. */
 export function specialStaticRules(): readonly SpecialStaticRule[] {
   return RULES;

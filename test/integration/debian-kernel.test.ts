@@ -11,6 +11,7 @@ import { buildIndex } from '../../src/orchestrator/kbuild/build-index.js';
 import { includeScan } from '../../src/orchestrator/kbuild/include-scan.js';
 import { recordedObjectOwners } from '../../src/orchestrator/kbuild/object-owner.js';
 import { HostRunner } from '../../src/orchestrator/runners/runner.js';
+import { modulesWithDependencies } from '../../src/orchestrator/acquire/kernel-modules.js';
 import { INTEGRATION_DIR, klpforge } from '../helpers/integration.js';
 
 /**
@@ -97,21 +98,8 @@ test('objects spread over the whole configuration, compiled in the lazy tree, ma
 });
 
 test('an original compiled from a neighbouring release\'s source is refused by the running-kernel check, naming the function', async () => {
-  // The previous release of the same flavour, and a .c file its source has differently from the newest's.
-  const abi = Number(/^\d+\.\d+\.\d+-(\d+)-/.exec(release)![1]);
-  const flavour = release.replace(/^[\d.]+-\d+-/, '');
-  let neighbour: string | undefined;
-  for (let n = abi - 1; n > abi - 6 && neighbour === undefined; n--) {
-    const r = `6.1.0-${n}-${flavour}`;
-    const image = await aptPackage(`linux-image-${r}`) ?? await aptPackage(`linux-image-${r}-unsigned`);
-    if (image && await aptPackage('linux-source-6.1', image.version)) neighbour = image.version;
-  }
-  if (neighbour === undefined) throw new Error(`the archive keeps no linux-source-6.1 of a release before ${release}`);
-  const theirs = await ensureDebianSource('linux-source-6.1', neighbour, CACHE);
-  const ours = JSON.parse(await readFile(path.join(CACHE, 'debian', release, 'kernel.json'), 'utf8')) as { sourceDir: string };
-  const diff = await execa('diff', ['-rq', theirs, ours.sourceDir], { reject: false });
-  const changed = diff.stdout.split('\n').map((l) => /^Files (\S+) and \S+ differ$/.exec(l)?.[1]).filter((f): f is string => f !== undefined && f.endsWith('.c'))
-    .map((f) => path.relative(theirs, f));
+  // The previous release, and a .c file its source has differently from the newest's.
+  const { theirs, changed } = await previousSource();
   expect(changed.length).toBeGreaterThan(0);
   const file = changed[0]!;
   // Any patch to that file will do: the check runs on the original object, before any diffing.
@@ -124,6 +112,54 @@ test('an original compiled from a neighbouring release\'s source is refused by t
   // The release's own source passes the same check: the patch (a comment) then changes no function.
   const own = await buildFor(patchFile, 'deb-own');
   expect({ exit: own.exitCode, code: own.json.error?.code }).toEqual({ exit: 3, code: 'BUILD_NO_CHANGE' });
+});
+
+/** The release before the newest (same flavour) whose packages the archive still has, all of them. */
+async function previousRelease(): Promise<{ release: string; version: string }> {
+  const abi = Number(/^\d+\.\d+\.\d+-(\d+)-/.exec(release)![1]);
+  const flavour = release.replace(/^[\d.]+-\d+-/, '');
+  for (let n = abi - 1; n > abi - 6; n--) {
+    const r = `6.1.0-${n}-${flavour}`;
+    const image = await aptPackage(`linux-image-${r}`) ?? await aptPackage(`linux-image-${r}-unsigned`);
+    if (!image) continue;
+    const parts = await Promise.all([`linux-image-${r}-dbg`, `linux-headers-${r}`, 'linux-source-6.1'].map((n2) => aptPackage(n2, image.version)));
+    if (parts.every((x) => x !== undefined)) return { release: r, version: image.version };
+  }
+  throw new Error(`the archive keeps no whole release of 6.1 before ${release}`);
+}
+
+/** The previous release's source and the .c files the newest release changed in it. */
+async function previousSource(): Promise<{ previous: { release: string; version: string }; theirs: string; ours: string; changed: string[] }> {
+  const previous = await previousRelease();
+  const theirs = await ensureDebianSource('linux-source-6.1', previous.version, CACHE);
+  const ours = (JSON.parse(await readFile(path.join(CACHE, 'debian', release, 'kernel.json'), 'utf8')) as { sourceDir: string }).sourceDir;
+  const diff = await execa('diff', ['-rq', '-x', '.klpforge-unpacked', theirs, ours], { reject: false });
+  const changed = diff.stdout.split('\n').map((l) => /^Files (\S+) and \S+ differ$/.exec(l)?.[1]).filter((f): f is string => f !== undefined && f.endsWith('.c'))
+    .map((f) => path.relative(theirs, f)).sort();
+  return { previous, theirs, ours, changed };
+}
+
+test('the fix Debian shipped in the newest release, built for the previous release from their difference, patches that running kernel live', async () => {
+  const { previous, theirs, ours, changed } = await previousSource();
+  expect(changed.length).toBeGreaterThan(0);
+  const patchFile = path.join(out, 'debian-update.patch');
+  const parts = await Promise.all(changed.map(async (f) => (await execa('diff', ['-u', '--label', `a/${f}`, '--label', `b/${f}`, path.join(theirs, f), path.join(ours, f)], { reject: false })).stdout));
+  await writeFile(patchFile, `${parts.join('\n')}\n`);
+  const r = await klpforge(['build', patchFile, '--kernel', `debian:${previous.release}`, '--cache-dir', CACHE, '-o', out, '-n', 'deb-update', '-j', '2', '--json'], 1_200_000);
+  const report = JSON.parse(r.stdout) as BuildJson & { functions: Array<{ objname: string; functions: unknown[] }> };
+  if (r.exitCode !== 0) throw new Error(`${changed.join(', ')}: ${report.error?.message ?? r.stderr.slice(-3000)}`);
+
+  // Each patched object is live while the patch is enabled; a patched module is loaded (with what it needs) first.
+  const kernel = JSON.parse(await readFile(path.join(CACHE, 'debian', previous.release, 'kernel.json'), 'utf8')) as { modulesDir: string };
+  const objects = [...new Set(report.functions.map((f) => f.objname))];
+  const modules = objects.filter((o) => o !== 'vmlinux');
+  const files = modules.length > 0 ? await modulesWithDependencies(kernel.modulesDir, modules) : [];
+  const load = files.map((f) => `grep -q '^${path.basename(f.rel, '.ko').replace(/-/g, '_')} ' /proc/modules || insmod /modules/${f.rel} || exit 2`);
+  const check = path.join(out, 'update-check.sh');
+  await writeFile(check, ['#!/bin/sh', ...load, ...objects.map((o) => `cat /sys/kernel/livepatch/livepatch_deb_update/${o}/patched 2>/dev/null | grep -qx 1 || { echo "${o} not patched"; exit 1; }`), 'echo patched', ''].join('\n'));
+  const v = await klpforge(['verify', report.module!, '--kernel', `debian:${previous.release}`, '--cache-dir', CACHE, ...modules.flatMap((m) => ['--with-module', m]),
+    '--check-file', check, '--json', '--timeout', '240'], 600_000);
+  if (v.exitCode !== 0) throw new Error(`${v.stdout.slice(-4000)}\n${v.stderr.slice(-2000)}`);
 });
 
 describe('bad inputs: one clear line and exit 1', () => {

@@ -178,5 +178,5 @@ const cmdFileOf = (buildDir: string, obj: ObjectPath): string => path.join(build
 
 /** Above this many objects reached by a header, compiling them twice costs more than the lazy original is for. */
 const MAX_LAZY_OBJECTS = 400;
-/** A distribution config's object with debug info, on one core (measured: docs/benchmarks.md). */
-const SECONDS_PER_OBJECT = 4;
+/** A distribution config's object with debug info, on one core: 0.6 s of wall time each at -j2 (docs/benchmarks.md). */
+const SECONDS_PER_OBJECT = 1.2;

@@ -2,7 +2,7 @@
 /*
  * klpforge's implementation of kpatch's patch-author API, so patches written
  * for kpatch-build build unchanged: klpforge puts this directory on the
- * include path of the patched build. The differ (src/diff/kpatch-macros.ts)
+ * include path of the patched build. The differ (src/diff/rules/kpatch-macros.ts)
  * reads the sections these macros emit; none of them ends up in the
  * livepatch module as data. Every entry of those sections is one pointer at
  * offset 0 (callbacks: { fn, objname }, the objname left NULL: the generator

@@ -145,7 +145,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   let report: LivepatchBuildReport | undefined;
   let target: BuildTarget | undefined;
   try {
-    target = await resolveTarget({ ...a, cacheDir: a.cacheDir }, clock, (line) => err(`klpforge: ${line}`));
+    target = await resolveTarget({ ...a, cacheDir: a.cacheDir, outOfTree: oot !== undefined }, clock, (line) => err(`klpforge: ${line}`));
     const { sourceDir, configFile } = target;
     const t = target;
     workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
@@ -185,7 +185,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       outOfTree: oot !== undefined,
     }), (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'));
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
-    const ran = t.original === 'lazy' ? await (async () => {
+    const lazyRun = async () => {
       if (oot) throw new BuildError('BUILD_INPUT', '--oot-module needs the full original (--original full): an out-of-tree module builds against a complete kernel tree', 1);
       const lo = await clock.run('original', () => lazyOriginal({
         sourceDir, config: configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, makeVars: t.makeVars, ...(t.cc ? { cc: t.cc } : {}),
@@ -201,7 +201,13 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
         runner: runnerSeeing(runner, [lo.tree.buildDir]), extraIncludeDirs: [KERNEL_HEADERS], entrySizes: lo.entrySizes, progress: sink,
       });
       return { original: { key: lo.tree.key, buildDir: lo.tree.buildDir, hit: lo.tree.hit, warnings: lo.warnings, mode: 'lazy' as const }, result, speculation: 'none' as Speculation };
-    })() : await fullOriginal();
+    };
+    const ran = t.original === 'full' ? await fullOriginal() : await lazyRun().catch(async (e: unknown) => {
+      // klpforge chose the lazy original; a header it cannot serve is the full original's job (said, with why and how long).
+      if (!t.chosen || !isKlpforgeError(e) || e.code !== 'LAZY_TOO_MANY_OBJECTS') throw e;
+      err(`klpforge: note: ${e.message.replace(/ is the way: --original full, or .*$/, '')}: building the full original instead`);
+      return fullOriginal();
+    });
     async function fullOriginal() {
     const actual = clock.run('original', (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
       (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));

@@ -24,6 +24,8 @@ export interface BuildTarget {
   release?: ExpectedRelease;
   /** How the original side is made. */
   original: 'lazy' | 'full';
+  /** Chosen by klpforge (no --original): a lazy original that cannot serve the patch falls back to the full one. */
+  chosen: boolean;
   /** For the lazy original: the running kernel's Module.symvers and modules.order. */
   symvers?: string;
   modulesOrder?: string;
@@ -39,6 +41,8 @@ export interface TargetArgs {
   kernel?: string;
   original?: 'lazy' | 'full';
   cacheDir: string;
+  /** --oot-module: the module builds against a complete kernel tree, so the original is the full one. */
+  outOfTree?: boolean;
 }
 
 export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (line: string) => void): Promise<BuildTarget> {
@@ -59,6 +63,7 @@ export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (lin
     cc: kernel.cc,
     release: { release, exact: true, from: `debian:${release}` },
     original,
+    chosen: false, // the full original is refused here: nothing to fall back to
     symvers: kernel.symvers,
     modulesOrder: path.join(path.dirname(kernel.modulesDir), 'modules.order'),
     bootImage: kernel.vmlinuz,
@@ -66,15 +71,24 @@ export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (lin
   };
 }
 
-/** -s/-c/-v: a kernel built by hand. The lazy original needs its Module.symvers beside the vmlinux (a build dir). */
+/**
+ * -s/-c/-v: a kernel built by hand. The lazy original is sound when the
+ * running kernel's build dir is at hand (-v's vmlinux with Module.symvers and
+ * modules.order beside it): then it is the default, else the full original.
+ */
 async function handTarget(a: TargetArgs): Promise<BuildTarget> {
   if (a.sourcedir === undefined) {
     throw new BuildError('BUILD_INPUT', 'no kernel source: pass -s/--sourcedir (with -c and -v for the running kernel), or --kernel debian:RELEASE', 1);
   }
   const sourceDir = path.resolve(a.sourcedir);
   const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
-  const base = { sourceDir, configFile, makeVars: [], ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}) };
-  if (a.original !== 'lazy') return { ...base, original: 'full' };
+  const base = { sourceDir, configFile, makeVars: [], chosen: a.original === undefined, ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}) };
+  if (a.original === 'full' || a.outOfTree) return { ...base, original: 'full' };
+  if (a.original === undefined) {
+    const dir = base.vmlinux ? path.dirname(base.vmlinux) : undefined;
+    const beside = dir ? await Promise.all(['Module.symvers', 'modules.order'].map((f) => access(path.join(dir, f)).then(() => true, () => false))) : [false];
+    if (!beside.every(Boolean)) return { ...base, original: 'full' };
+  }
   if (base.vmlinux === undefined) {
     throw new BuildError('BUILD_INPUT', '--original lazy needs the running kernel: pass -v/--vmlinux from its build dir (with Module.symvers and modules.order beside it)', 1);
   }

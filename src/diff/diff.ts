@@ -1,18 +1,18 @@
 import { type ElfObject, machineName, type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
 import { archRules } from './arch.js';
-import { compareExtents, type Difference } from './compare.js';
-import { correlate } from './correlate.js';
-import { addSpecialEntryTargets, computeInclusion, type ExternalReference } from './inclusion.js';
-import { type Callback, readDirectives } from './kpatch-macros.js';
-import { onlyLineNumbersDiffer } from './line-macros.js';
-import { canonicalName, parentOf } from './names.js';
-import { ObjectView } from './object-view.js';
-import { CallGraph, explainChange, ipaRaEnabled } from './optimizations.js';
+import { compareExtents, type Difference } from './correlate/compare.js';
+import { correlate } from './correlate/correlate.js';
+import { addSpecialEntryTargets, computeInclusion, type ExternalReference } from './output/inclusion.js';
+import { type Callback, readDirectives } from './rules/kpatch-macros.js';
+import { onlyLineNumbersDiffer } from './rules/line-macros.js';
+import { canonicalName, parentOf } from './model/names.js';
+import { ObjectView } from './model/object-view.js';
+import { CallGraph, explainChange, ipaRaEnabled } from './rules/optimizations.js';
 import { refuse, type Refusal } from './refusals.js';
-import { type EntrySizes, indexSpecialEntries, specialEntriesDiffer } from './special-entries.js';
-import { checkData, checkUnusedChangedSections, lostStaticReferences, metadataSymbols } from './data-changes.js';
-import { buildOutputObject } from './output.js';
-import { classifySection } from './section-kinds.js';
+import { type EntrySizes, indexSpecialEntries, specialEntriesDiffer } from './rules/special-entries.js';
+import { checkData, checkUnusedChangedSections, lostStaticReferences, metadataSymbols } from './output/data-changes.js';
+import { buildOutputObject } from './output/output.js';
+import { classifySection } from './model/section-kinds.js';
 
 export interface DiffOptions {
   /** Special-section entry sizes given by the user (section name → bytes). */

@@ -2,9 +2,9 @@ import {
   ElfObject, type ElfSymbol, RelocationTable, SHN, SHT, STB, STT, type SectionIndex, removeSections,
 } from '../elf/index.js';
 import { archRules } from '../diff/arch.js';
-import { suffixesOf } from '../diff/names.js';
-import type { DiffMetadata } from '../diff/output.js';
-import { specialSections, specialSectionNames } from '../diff/special-sections.js';
+import { suffixesOf } from '../diff/model/names.js';
+import type { DiffMetadata } from '../diff/output/output.js';
+import { specialSections, specialSectionNames } from '../diff/rules/special-sections.js';
 import { type GeneratorProblem, problem } from './problems.js';
 import { klpSymbolName, type ResolveContext, type Resolution, resolveSymbol } from './resolve.js';
 import { dropEntries } from './table-entries.js';

@@ -39,7 +39,9 @@ export type SetupErrorCode =
   /** A downloaded package did not unpack (truncated, or not the expected layout). */
   | 'KERNEL_UNPACK_FAILED'
   /** Not enough free space where the kernel's packages and source would go. */
-  | 'DISK_TOO_SMALL';
+  | 'DISK_TOO_SMALL'
+  /** A header patch reaches more objects than the lazy original compiles (the full original is the way). */
+  | 'LAZY_TOO_MANY_OBJECTS';
 
 export class SetupError extends KlpforgeError {
   declare readonly code: SetupErrorCode;

@@ -78,7 +78,8 @@ export interface BuildArgs {
 export function buildArgv(kernel: FixtureKernel, cacheDir: string, outDir: string, o: BuildArgs = {}): string[] {
   const config = o.config === undefined ? path.join(kernel.fsections, '.config') : o.config;
   return [CLI, 'build', ...(o.patches ?? [FIXTURE_PATCH]), '-s', kernel.source, ...(config === null ? [] : ['-c', config]),
-    '-v', o.vmlinux ?? kernel.vmlinux, '--cache-dir', cacheDir, '-o', outDir, '-j', '2', ...(o.extra ?? [])];
+    // These runs are about the full original's cache (entries, locks, speculation): klpforge would pick the lazy one.
+    '-v', o.vmlinux ?? kernel.vmlinux, '--cache-dir', cacheDir, '-o', outDir, '-j', '2', '--original', 'full', ...(o.extra ?? [])];
 }
 
 export function startBuild(kernel: FixtureKernel, cacheDir: string, outDir: string, o: BuildArgs = {}): ResultPromise<{ reject: false; stdin: 'ignore'; timeout: number }> {

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { archRules } from '../../src/diff/arch.js';
-import { readDirectives } from '../../src/diff/kpatch-macros.js';
-import { ObjectView } from '../../src/diff/object-view.js';
+import { readDirectives } from '../../src/diff/rules/kpatch-macros.js';
+import { ObjectView } from '../../src/diff/model/object-view.js';
 import { EM, readElfFile } from '../../src/elf/index.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
 

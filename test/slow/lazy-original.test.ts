@@ -1,5 +1,6 @@
 import { jest } from '@jest/globals';
-import { readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
@@ -10,7 +11,7 @@ import { objectMembership } from '../../src/orchestrator/kbuild/membership.js';
 import { objectOwners } from '../../src/orchestrator/kbuild/object-owner.js';
 import { HostRunner } from '../../src/orchestrator/runners/runner.js';
 import { buildPatchedObjects } from '../../src/orchestrator/views/patched-objects.js';
-import { explainRun, klpforge } from '../helpers/integration.js';
+import { explainRun, fixtureCache, klpforge } from '../helpers/integration.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
 
 /**
@@ -120,6 +121,38 @@ describe('klpforge build --original lazy on the fixture kernel', () => {
       }
     } finally {
       await cache.cleanup();
+      await out.cleanup();
+    }
+  });
+
+  test('without --original, klpforge picks the lazy original only with the running kernel\'s build dir at hand, and falls back to the full one for a header that reaches too many objects, saying so', async () => {
+    const cacheDir = await fixtureCache(kernel); // the full original: the fixture's function-sections build, adopted
+    const out = await dir({ prefix: 'klpforge-auto-', unsafeCleanup: true });
+    try {
+      const run = (args: string[], env: Record<string, string> = {}) => execa(process.execPath, [path.join(REPO_ROOT, 'bin/klpforge.js'), 'build', ...args,
+        '-s', kernel.source, '-c', path.join(kernel.fsections, '.config'), '--cache-dir', cacheDir, '-o', out.path, '-j', '2', '--json'],
+      { reject: false, env: { ...process.env, ...env } });
+      const cmdline = path.join(REPO_ROOT, 'kernel-fixtures/integration/01-cmdline-extra-word/fix.patch');
+      // A vmlinux alone (no Module.symvers beside it): the full original.
+      await copyFile(kernel.vmlinux, path.join(out.path, 'vmlinux'));
+      const alone = await run([cmdline, '-v', path.join(out.path, 'vmlinux')]);
+      expect({ exit: alone.exitCode, mode: (JSON.parse(alone.stdout) as { original: { mode: string } }).original.mode }).toEqual({ exit: 0, mode: 'full' });
+      // The build dir's vmlinux: lazy.
+      const lazy = await run([cmdline, '-v', kernel.vmlinux]);
+      expect({ exit: lazy.exitCode, mode: (JSON.parse(lazy.stdout) as { original: { mode: string } }).original.mode }).toEqual({ exit: 0, mode: 'lazy' });
+      // A header past the limit: the full original, with the reason and the cost on stderr.
+      const file = 'include/linux/tsacct_kern.h';
+      const first = (await readFile(path.join(kernel.source, file), 'utf8')).split('\n')[0];
+      const patch = path.join(out.path, 'header.patch');
+      await writeFile(patch, [`--- a/${file}`, `+++ b/${file}`, '@@ -1,1 +1,2 @@', '+/* klpforge */', ` ${first}`, ''].join('\n'));
+      const header = await run([patch, '-v', kernel.vmlinux], { KLPFORGE_LAZY_MAX_OBJECTS: '2' });
+      expect(header.exitCode).toBe(3);
+      expect(header.stderr).toMatch(/klpforge: note: include\/linux\/tsacct_kern\.h is included by 4 objects of this configuration: compiling each before and after the patch takes about \d+ min on 2 core\(s\), and the lazy original stops at 2; the full original \(all \d+ objects, about \d+ min of compiles, cached for later patches\): building the full original instead/);
+      expect((JSON.parse(header.stdout) as { error: { message: string } }).error.message).toMatch(/no function changed in fs\/exec\.o, kernel\/exit\.o, kernel\/fork\.o, kernel\/sched\/build_policy\.o/);
+      // With --original lazy asked for, the same is an error, not a fallback.
+      const asked = await run([patch, '-v', kernel.vmlinux, '--original', 'lazy'], { KLPFORGE_LAZY_MAX_OBJECTS: '2' });
+      expect({ exit: asked.exitCode, code: (JSON.parse(asked.stdout) as { error: { code: string } }).error.code }).toEqual({ exit: 1, code: 'LAZY_TOO_MANY_OBJECTS' });
+    } finally {
       await out.cleanup();
     }
   });

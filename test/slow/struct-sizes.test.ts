@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { archRules } from '../../src/diff/arch.js';
-import { ObjectView } from '../../src/diff/object-view.js';
-import { indexSpecialEntries } from '../../src/diff/special-entries.js';
+import { ObjectView } from '../../src/diff/model/object-view.js';
+import { indexSpecialEntries } from '../../src/diff/rules/special-entries.js';
 import { EM, readElfFile } from '../../src/elf/index.js';
 import { probeStructSizes } from '../../src/orchestrator/index.js';
 import { fixtureKernel } from '../helpers/kernel.js';

@@ -147,11 +147,14 @@ export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath
   if (strays.length > 0) {
     const scan = await includeScan({ ...membership, arch: o.arch ?? 'x86' });
     const reached = objectsReaching(scan, strays);
-    if (reached.length > MAX_LAZY_OBJECTS) {
+    const limit = maxLazyObjects();
+    if (reached.length > limit) {
       const minutes = Math.ceil((reached.length * SECONDS_PER_OBJECT * 2) / o.jobs / 60);
-      throw new SetupError('SOURCE_NOT_USABLE',
+      const full = Math.ceil((scan.objects.size * SECONDS_PER_OBJECT) / o.jobs / 60);
+      throw new SetupError('LAZY_TOO_MANY_OBJECTS',
         `${strays.join(', ')} ${strays.length === 1 ? 'is' : 'are'} included by ${reached.length} objects of this configuration: compiling each before and after the patch `
-        + `takes about ${minutes} min on ${o.jobs} core(s); the lazy original stops at ${MAX_LAZY_OBJECTS}: build with --original full, or move the change out of the shared header`);
+        + `takes about ${minutes} min on ${o.jobs} core(s), and the lazy original stops at ${limit}; the full original (all ${scan.objects.size} objects, about ${full} min of compiles, `
+        + 'cached for later patches) is the way: --original full, or move the change out of the shared header');
     }
     for (const obj of reached) wanted.add(obj);
   }
@@ -176,7 +179,14 @@ export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath
 
 const cmdFileOf = (buildDir: string, obj: ObjectPath): string => path.join(buildDir, path.posix.dirname(obj), `.${path.posix.basename(obj)}.cmd`);
 
-/** Above this many objects reached by a header, compiling them twice costs more than the lazy original is for. */
+/**
+ * Above this many objects reached by a header, compiling them twice costs more than the lazy original is for.
+ * KLPFORGE_LAZY_MAX_OBJECTS sets another limit (a pipeline that keeps a full original per kernel may want 0).
+ */
 const MAX_LAZY_OBJECTS = 400;
+function maxLazyObjects(): number {
+  const v = Number(process.env.KLPFORGE_LAZY_MAX_OBJECTS);
+  return Number.isInteger(v) && v >= 0 && process.env.KLPFORGE_LAZY_MAX_OBJECTS !== '' ? v : MAX_LAZY_OBJECTS;
+}
 /** A distribution config's object with debug info, on one core: 0.6 s of wall time each at -j2 (docs/benchmarks.md). */
 const SECONDS_PER_OBJECT = 1.2;

@@ -1,8 +1,8 @@
-import { type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
-import { canonicalName, isAnonymousLabel, isStaticLocalName } from './names.js';
+import { type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../../elf/index.js';
+import { canonicalName, isAnonymousLabel, isStaticLocalName } from '../model/names.js';
 import { sameSpecialStatic } from './compare.js';
-import { type ObjectView, sectionSize } from './object-view.js';
-import { isConstantSpecialStatic, isSpecialStatic } from './static-locals.js';
+import { type ObjectView, sectionSize } from '../model/object-view.js';
+import { isConstantSpecialStatic, isSpecialStatic } from '../rules/static-locals.js';
 
 /** Which symbol of the original object is which of the patched one. */
 export interface Correlation {

@@ -1,6 +1,6 @@
-import { type SymbolIndex, SHF, SHN, STB, STT } from '../elf/index.js';
-import { canonicalName } from './names.js';
-import type { ObjectView } from './object-view.js';
+import { type SymbolIndex, SHF, SHN, STB, STT } from '../../elf/index.js';
+import { canonicalName } from '../model/names.js';
+import type { ObjectView } from '../model/object-view.js';
 
 /**
  * Static locals the kernel's macros and gcc create in nearly every file, that

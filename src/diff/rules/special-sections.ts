@@ -1,4 +1,4 @@
-import { EM } from '../elf/index.js';
+import { EM } from '../../elf/index.js';
 
 /**
  * The kernel's per-call-site tables, as data (in the spirit of objtool's

@@ -1,6 +1,6 @@
-import { type SymbolIndex, STT } from '../elf/index.js';
-import { describeSuffixes } from './names.js';
-import type { ObjectView } from './object-view.js';
+import { type SymbolIndex, STT } from '../../elf/index.js';
+import { describeSuffixes } from '../model/names.js';
+import type { ObjectView } from '../model/object-view.js';
 
 /** Direct calls and references between functions of one object, both ways. */
 export class CallGraph {

@@ -1,10 +1,10 @@
 import {
   ElfObject, type ElfSymbol, type Relocation, RelocationTable, type Section, type SectionIndex, type SymbolIndex,
   SHF, SHT, STB, STT, StringTable, sectionIndex, symbolIndex,
-} from '../elf/index.js';
+} from '../../elf/index.js';
 import type { Inclusion } from './inclusion.js';
-import type { ObjectView } from './object-view.js';
-import type { SpecialEntry, SpecialIndex } from './special-entries.js';
+import type { ObjectView } from '../model/object-view.js';
+import type { SpecialEntry, SpecialIndex } from '../rules/special-entries.js';
 
 /** Metadata the generator reads from the output object's `.klpforge.diff` section. */
 export interface DiffMetadata {

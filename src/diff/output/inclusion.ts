@@ -1,7 +1,7 @@
-import { type SectionIndex, type SymbolIndex, SHF, SHN, STB, STT } from '../elf/index.js';
-import type { Correlation } from './correlate.js';
-import type { ObjectView } from './object-view.js';
-import type { SpecialEntry } from './special-entries.js';
+import { type SectionIndex, type SymbolIndex, SHF, SHN, STB, STT } from '../../elf/index.js';
+import type { Correlation } from '../correlate/correlate.js';
+import type { ObjectView } from '../model/object-view.js';
+import type { SpecialEntry } from '../rules/special-entries.js';
 
 /** A symbol the new code uses from the running kernel (or a module): resolved by the generator. */
 export interface ExternalReference {

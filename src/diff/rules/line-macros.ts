@@ -1,5 +1,5 @@
-import type { Difference } from './compare.js';
-import type { Extent, ObjectView } from './object-view.js';
+import type { Difference } from '../correlate/compare.js';
+import type { Extent, ObjectView } from '../model/object-view.js';
 
 /**
  * Functions that take `__LINE__` as an argument (directly or through the

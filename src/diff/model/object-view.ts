@@ -1,8 +1,8 @@
 import {
   type ElfObject, type ElfSymbol, type RelocationTable, type SectionIndex, type SymbolIndex,
   SHF, SHN, SHT, STT,
-} from '../elf/index.js';
-import type { ArchRules } from './arch.js';
+} from '../../elf/index.js';
+import type { ArchRules } from '../arch.js';
 import { isAnonymousLabel } from './names.js';
 
 /** Where a relocation points, in terms that survive a rebuild (names and contents, not indexes). */

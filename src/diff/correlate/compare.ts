@@ -1,9 +1,9 @@
-import type { RelocationTable, SectionIndex, SymbolIndex } from '../elf/index.js';
+import type { RelocationTable, SectionIndex, SymbolIndex } from '../../elf/index.js';
 import type { Correlation } from './correlate.js';
-import { canonicalName } from './names.js';
-import { sameButForLineNumbers } from './line-macros.js';
-import { isSpecialStatic, lineFieldOf } from './static-locals.js';
-import { type Extent, type ObjectView, type Target } from './object-view.js';
+import { canonicalName } from '../model/names.js';
+import { sameButForLineNumbers } from '../rules/line-macros.js';
+import { isSpecialStatic, lineFieldOf } from '../rules/static-locals.js';
+import { type Extent, type ObjectView, type Target } from '../model/object-view.js';
 
 /** One way two versions of a function or object differ, at an offset from its start. */
 export interface Difference {

@@ -1,5 +1,5 @@
-import { type SectionIndex, type SymbolIndex } from '../elf/index.js';
-import type { ObjectView } from './object-view.js';
+import { type SectionIndex, type SymbolIndex } from '../../elf/index.js';
+import type { ObjectView } from '../model/object-view.js';
 
 /** kpatch's patch-author API (kpatch-macros.h), as found in a patched object. */
 export interface PatchDirectives {

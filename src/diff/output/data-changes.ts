@@ -1,11 +1,11 @@
-import { type SectionIndex, type SymbolIndex, SHF, SHN, STT } from '../elf/index.js';
-import { compareExtents } from './compare.js';
-import type { Correlation } from './correlate.js';
-import type { DiffResult } from './diff.js';
-import type { ObjectView } from './object-view.js';
-import { refuse } from './refusals.js';
-import { classifySection } from './section-kinds.js';
-import { specialSectionNames, specialSections } from './special-sections.js';
+import { type SectionIndex, type SymbolIndex, SHF, SHN, STT } from '../../elf/index.js';
+import { compareExtents } from '../correlate/compare.js';
+import type { Correlation } from '../correlate/correlate.js';
+import type { DiffResult } from '../diff.js';
+import type { ObjectView } from '../model/object-view.js';
+import { refuse } from '../refusals.js';
+import { classifySection } from '../model/section-kinds.js';
+import { specialSectionNames, specialSections } from '../rules/special-sections.js';
 
 /**
  * Refuses changes to data the running kernel already holds. Exempt: data

@@ -1,7 +1,7 @@
-import type { SectionIndex, SymbolIndex } from '../elf/index.js';
-import { sameTarget } from './compare.js';
-import type { Correlation } from './correlate.js';
-import { type ObjectView, sectionSize } from './object-view.js';
+import type { SectionIndex, SymbolIndex } from '../../elf/index.js';
+import { sameTarget } from '../correlate/compare.js';
+import type { Correlation } from '../correlate/correlate.js';
+import { type ObjectView, sectionSize } from '../model/object-view.js';
 import { inferEntrySize, type SpecialSection, specialSections } from './special-sections.js';
 
 /** Entry sizes given by the user: option name or kpatch environment name → bytes. */

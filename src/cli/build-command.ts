@@ -176,7 +176,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       onWait: (pid: number) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
     };
     // Read while the checks run (it only reads the cache). An out-of-tree module's build waits for the real entry (it is quick anyway).
-    const likely = oot ? Promise.resolve(undefined) : likelyOriginal(originalOptions);
+    const likely = oot || (t.original === 'lazy' && !t.chosen) ? Promise.resolve(undefined) : likelyOriginal(originalOptions);
     const checked = await clock.run('preflight', () => preflight({
       sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(work, 'patched'),
       compilerWorkDir: work, runner, skipCompilerCheck: a.skipCompilerCheck,
@@ -185,6 +185,33 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       outOfTree: oot !== undefined,
     }), (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'));
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
+    const fullOriginal = async () => {
+      const actual = clock.run('original', (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
+        (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
+      const r = await onOriginal({
+        likely, actual, progress: sink,
+        work: (original, attempt) => {
+          if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing that would write into the work dir being removed
+          // Each attempt builds in its own scratch dir; only the one that counts is published to the output dir.
+          const scratch = path.join(work, attempt.name);
+          // A sandbox must see the original build, wherever the cache entry points (an adopted build is outside the cache).
+          const runner = runnerSeeing(watched(inner), [original.buildDir]);
+          return oot
+            ? buildOotLivepatch({
+              patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,
+              vmlinux: t.vmlinux ?? path.join(original.buildDir, 'vmlinux'), name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'),
+              workDir: scratch, jobs: a.jobs, runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
+            })
+            : buildLivepatch({
+              patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
+              ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
+              name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs, runner,
+              extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
+            });
+        },
+      });
+      return { ...r, original: { ...r.original, mode: 'full' as const } };
+    };
     const lazyRun = async () => {
       if (oot) throw new BuildError('BUILD_INPUT', '--oot-module needs the full original (--original full): an out-of-tree module builds against a complete kernel tree', 1);
       const lo = await clock.run('original', () => lazyOriginal({
@@ -208,33 +235,6 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       err(`klpforge: note: ${e.message.replace(/ is the way: --original full, or .*$/, '')}: building the full original instead`);
       return fullOriginal();
     });
-    async function fullOriginal() {
-    const actual = clock.run('original', (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
-      (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
-    const r = await onOriginal({
-      likely, actual, progress: sink,
-      work: (original, attempt) => {
-        if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing that would write into the work dir being removed
-        // Each attempt builds in its own scratch dir; only the one that counts is published to the output dir.
-        const scratch = path.join(work, attempt.name);
-        // A sandbox must see the original build, wherever the cache entry points (an adopted build is outside the cache).
-        const runner = runnerSeeing(watched(inner), [original.buildDir]);
-        return oot
-          ? buildOotLivepatch({
-            patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,
-            vmlinux: t.vmlinux ?? path.join(original.buildDir, 'vmlinux'), name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'),
-            workDir: scratch, jobs: a.jobs, runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
-          })
-          : buildLivepatch({
-            patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
-            ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
-            name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs, runner,
-            extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
-          });
-      },
-    });
-    return { ...r, original: { ...r.original, mode: 'full' as const } };
-    }
     const original = ran.original;
     for (const w of original.warnings) err(`klpforge: warning: ${w}`);
     if (ran.speculation === 'discarded') err(`klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${original.buildDir}`);

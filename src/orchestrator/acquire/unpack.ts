@@ -1,4 +1,4 @@
-import { access, mkdir, rename, rm, statfs } from 'node:fs/promises';
+import { access, mkdir, readdir, rename, rm, statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { SetupError } from '../setup-errors.js';
@@ -68,7 +68,6 @@ export async function unpackSourceTree(from: { deb: string; member: string } | {
 }
 
 async function singleTopDir(dir: string): Promise<string | undefined> {
-  const { readdir } = await import('node:fs/promises');
   const names = await readdir(dir);
   return names.length === 1 ? names[0] : undefined;
 }

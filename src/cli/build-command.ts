@@ -218,6 +218,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
         sourceDir, config: configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, makeVars: t.makeVars, ...(t.cc ? { cc: t.cc } : {}),
         symvers: t.symvers!, workDir: work, onWait: originalOptions.onWait,
       }), (l) => `lazy tree ${l.tree.hit ? 'cached' : 'prepared'}: ${l.tree.buildDir}`);
+      // The prepared tree is under CACHE/prepared, writable in a sandbox (its original objects are compiled in it).
       const scratch = path.join(work, 'lazy');
       const result = await buildLivepatch({
         patches: a.patches, sourceDir, originalBuildDir: lo.tree.buildDir, view: checked.view,
@@ -225,7 +226,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
         ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
         ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
         name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs,
-        runner: runnerSeeing(runner, [lo.tree.buildDir]), extraIncludeDirs: [KERNEL_HEADERS], entrySizes: lo.entrySizes, progress: sink,
+        runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: lo.entrySizes, progress: sink,
       });
       return { original: { key: lo.tree.key, buildDir: lo.tree.buildDir, hit: lo.tree.hit, warnings: lo.warnings, mode: 'lazy' as const }, result, speculation: 'none' as Speculation };
     };

@@ -89,7 +89,8 @@ async function main(): Promise<void> {
     const before = await treeState(o.source, o.touched);
     const measuredFreeKiB = await freeKiB(parent);
     const r = await execa(process.execPath, [CLI, 'build', o.patch, '-s', o.source, '-c', o.config, '-v', o.vmlinux,
-      '--cache-dir', o.cacheDir, '-o', o.outDir, '-j', '2'], { reject: false, stdin: 'ignore', timeout: 300_000 });
+      // The full original (adopted, outside the full filesystem): the scenario is about the work dir's disk, and the cache must not change.
+      '--cache-dir', o.cacheDir, '-o', o.outDir, '-j', '2', '--original', 'full'], { reject: false, stdin: 'ignore', timeout: 300_000 });
     const after = await treeState(o.source, o.touched);
     const leftovers = await readdir(work).catch(() => [] as string[]);
     result.levels.push({

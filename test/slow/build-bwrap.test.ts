@@ -60,3 +60,12 @@ test('sandboxed builds of an adopted original (outside the cache dir, the cache 
   expect((await readFile(first.module)).equals(bytes)).toBe(true);
   expect((await readFile(second.module)).equals(bytes)).toBe(true);
 });
+
+test('the lazy original in the sandbox: the tree is prepared and its original objects compiled inside it, and the module is the host\'s, byte for byte', async () => {
+  const lazy = (runner: string[], out: string) => runBuild(kernel, link, path.join(tmp.path, out), { extra: ['--json', '--original', 'lazy', ...runner] });
+  // The sandbox prepares the tree (a fresh cache: nothing prepared yet) and compiles fs/proc/cmdline.o in it.
+  const sandboxed = report(await lazy(['--runner', 'bwrap', '--rootfs', rootfs], 'lazy-bwrap'));
+  expect(sandboxed.original.buildDir.startsWith(path.join(await import('node:fs/promises').then((fs) => fs.realpath(cache.dir)), 'prepared'))).toBe(true);
+  const onHost = report(await lazy([], 'lazy-host'));
+  expect((await readFile(sandboxed.module)).equals(await readFile(onHost.module))).toBe(true);
+});

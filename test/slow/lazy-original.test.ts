@@ -1,5 +1,5 @@
 import { jest } from '@jest/globals';
-import { copyFile, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import os from 'node:os';
 import path from 'node:path';
@@ -100,12 +100,12 @@ describe('firstMismatch: original objects against the running kernel', () => {
 });
 
 describe('klpforge build --original lazy on the fixture kernel', () => {
-  test('a header, and a .c file compiled only inside another, reach exactly the objects the full build\'s dependency records name', async () => {
+  test('a header, a .c file compiled only inside another, and one a Makefile builds from another directory (kvm.ko\'s virt/kvm), reach exactly the objects the full build\'s dependency records name', async () => {
     const cache = await dir({ prefix: 'klpforge-lazy-hdr-', unsafeCleanup: true });
     const out = await dir({ prefix: 'klpforge-lazy-hdr-out-', unsafeCleanup: true });
     try {
       const full = await buildIndex(kernel.fsections);
-      for (const file of ['include/linux/tsacct_kern.h', 'kernel/sched/rt.c']) {
+      for (const file of ['include/linux/tsacct_kern.h', 'kernel/sched/rt.c', 'virt/kvm/kvm_main.c']) {
         // A comment: every object that includes the file is compiled on both sides and none changes.
         const first = (await readFile(path.join(kernel.source, file), 'utf8')).split('\n')[0];
         const patch = path.join(out.path, 'comment.patch');
@@ -119,6 +119,9 @@ describe('klpforge build --original lazy on the fixture kernel', () => {
         expect(expected.length).toBeGreaterThan(0);
         expect(named).toEqual(expected);
       }
+      // kvm_main.o was compiled as arch/x86/kvm/../../../virt/kvm/kvm_main.o: with kvm.ko's flags.
+      const tree = path.join(cache.path, 'prepared', (await readdir(path.join(cache.path, 'prepared')))[0]!);
+      expect((await buildIndex(tree)).objects.get('virt/kvm/kvm_main.o')?.command).toMatch(/-DMODULE .*-DKBUILD_MODNAME='"kvm"'/);
     } finally {
       await cache.cleanup();
       await out.cleanup();

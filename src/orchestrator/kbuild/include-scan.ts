@@ -21,6 +21,8 @@ import { dirMembers } from './membership.js';
 export interface IncludeScan {
   /** Configured objects → their source. */
   objects: Map<ObjectPath, SourcePath>;
+  /** The make target of objects a Makefile builds from another directory (membership.ts `spelled`). */
+  targets: Map<ObjectPath, string>;
   /** File → the files whose #include lines resolve to it (sources and headers, tree-relative; build-dir files as `@build/…`). */
   includers: Map<string, string[]>;
 }
@@ -37,35 +39,37 @@ export interface IncludeScanOptions {
 
 /** Where kbuild looks for the top-level directories' objects (the top Makefile's core-y, drivers-y, libs-y …). */
 const TOP_DIRS = ['init', 'usr', 'kernel', 'certs', 'mm', 'fs', 'ipc', 'security', 'crypto', 'block', 'io_uring', 'drivers', 'sound', 'net', 'lib', 'virt', 'samples'];
-const SCAN_FORMAT = 1;
+const SCAN_FORMAT = 2;
 const INCLUDE = /^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]/gm;
 
 export async function includeScan(o: IncludeScanOptions): Promise<IncludeScan> {
   const file = path.join(o.buildDir, '.klpforge-include-scan.json');
-  const stored = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { format: number; objects: [string, string][]; includers: [string, string[]][] }, () => undefined);
-  if (stored?.format === SCAN_FORMAT) return { objects: new Map(stored.objects), includers: new Map(stored.includers) };
-  const objects = await configuredObjects(o);
+  const stored = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { format: number; objects: [string, string][]; targets: [string, string][]; includers: [string, string[]][] }, () => undefined);
+  if (stored?.format === SCAN_FORMAT) return { objects: new Map(stored.objects), targets: new Map(stored.targets), includers: new Map(stored.includers) };
+  const { objects, targets } = await configuredObjects(o);
   const includers = await includeGraph([...new Set(objects.values())], o);
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(`${file}.${process.pid}`, JSON.stringify({ format: SCAN_FORMAT, objects: [...objects], includers: [...includers] }));
+  await writeFile(`${file}.${process.pid}`, JSON.stringify({ format: SCAN_FORMAT, objects: [...objects], targets: [...targets], includers: [...includers] }));
   await rename(`${file}.${process.pid}`, file);
-  return { objects, includers };
+  return { objects, targets, includers };
 }
 
 /** Every object the configuration builds, from each directory's Makefile (membership.ts), with the .c or .S it is made from. */
-async function configuredObjects(o: IncludeScanOptions): Promise<Map<ObjectPath, SourcePath>> {
+async function configuredObjects(o: IncludeScanOptions): Promise<{ objects: Map<ObjectPath, SourcePath>; targets: Map<ObjectPath, string> }> {
   const limit = pLimit(Math.max(2, o.jobs ?? 2) * 2);
   const out = new Map<ObjectPath, SourcePath>();
+  const targets = new Map<ObjectPath, string>();
   const seen = new Set<string>();
   const visit = async (dir: string): Promise<void> => {
     if (seen.has(dir)) return;
     seen.add(dir);
     const m = await limit(() => dirMembers(dir, o));
     for (const obj of [...m.builtin, ...m.modular]) out.set(obj, obj.replace(/\.o$/, '.c'));
+    for (const [obj, target] of m.spelled) targets.set(obj, target);
     await Promise.all([...m.subdirs].map(visit));
   };
   await Promise.all([...TOP_DIRS, `arch/${o.arch}`].map(visit));
-  return out;
+  return { objects: out, targets };
 }
 
 async function includeGraph(sources: readonly SourcePath[], o: IncludeScanOptions): Promise<Map<string, string[]>> {

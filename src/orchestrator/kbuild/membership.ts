@@ -20,6 +20,12 @@ export interface DirMembers {
   modular: Set<ObjectPath>;
   /** Subdirectories kbuild descends into. */
   subdirs: Set<string>;
+  /**
+   * How kbuild spells the objects a Makefile builds from another directory
+   * (kvm.ko's `arch/x86/kvm/../../../virt/kvm/kvm_main.o`): the make target
+   * that compiles them with their module's flags. Keyed by the normalised path.
+   */
+  spelled: Map<ObjectPath, string>;
 }
 
 export interface MembershipOptions {
@@ -36,13 +42,18 @@ export async function dirMembers(dir: string, o: MembershipOptions): Promise<Dir
   const argv = ['make', '-s', '--no-print-directory', '-f', path.join(o.sourceDir, 'scripts/Makefile.build'),
     `obj=${dir}`, `srctree=${o.sourceDir}`, 'KBUILD_BUILTIN=1', 'KBUILD_MODULES=1', ...(o.makeVars ?? []), `--eval=${PRINT}`, 'klpforge-members'];
   const r = await o.runner.run(argv, { cwd: o.buildDir });
+  const spelled = new Map<ObjectPath, string>();
   const field = (k: string): string[] => {
     const line = r.stdout.split('\n').find((l) => l.startsWith(`${k}: `));
-    return (line ?? '').slice(k.length + 2).split(/\s+/).filter((w) => w !== '').map((w) => path.posix.normalize(w));
+    return (line ?? '').slice(k.length + 2).split(/\s+/).filter((w) => w !== '').map((w) => {
+      const normal = path.posix.normalize(w);
+      if (normal !== w) spelled.set(normal, w);
+      return normal;
+    });
   };
   // A directory without a Makefile (or one make cannot read) builds nothing.
-  if (r.exitCode !== 0) return { dir, builtin: new Set(), modular: new Set(), subdirs: new Set() };
-  return { dir, builtin: new Set(field('y')), modular: new Set(field('m')), subdirs: new Set(field('d')) };
+  if (r.exitCode !== 0) return { dir, builtin: new Set(), modular: new Set(), subdirs: new Set(), spelled };
+  return { dir, builtin: new Set(field('y')), modular: new Set(field('m')), subdirs: new Set(field('d')), spelled };
 }
 
 export type Membership = { object: ObjectPath; built: 'vmlinux' | 'module' } | { object: ObjectPath; built: false; why: string };

@@ -144,8 +144,11 @@ export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath
   // Headers, and .c files not compiled on their own (kernel/sched/rt.c inside build_policy.c): the configured
   // objects whose sources reach them through #include, from a scan of the tree made once per prepared tree.
   const strays = touched.filter((t) => /\.(h|c)$/.test(t) && !wanted.has(t.replace(/\.c$/, '.o')));
+  // kbuild's own spelling of an object a Makefile builds from another directory: compiled through it, with its module's flags.
+  const targets = new Map<ObjectPath, string>();
   if (strays.length > 0) {
     const scan = await includeScan({ ...membership, arch: o.arch ?? 'x86' });
+    for (const [obj, target] of scan.targets) targets.set(obj, target);
     const reached = objectsReaching(scan, strays);
     const limit = maxLazyObjects();
     if (reached.length > limit) {
@@ -169,7 +172,7 @@ export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath
       // prepared tree's source never changes, so make has nothing to do (it would still take a second to say so).
       const present = await Promise.all([...wanted].map((obj) => Promise.all([stat(path.join(tree.buildDir, obj)), stat(cmdFileOf(tree.buildDir, obj))]).then(() => true, () => false)));
       compiled = present.filter((p) => !p).length;
-      if (compiled > 0) await makeIn(tree, o.runner, root)(['-k', `-j${o.jobs}`, `KCFLAGS=${ORIGINAL_KCFLAGS.join(' ')}`, ...wanted], `compiling the original ${[...wanted].slice(0, 5).join(', ')}${wanted.size > 5 ? ` and ${wanted.size - 5} more` : ''}`);
+      if (compiled > 0) await makeIn(tree, o.runner, root)(['-k', `-j${o.jobs}`, `KCFLAGS=${ORIGINAL_KCFLAGS.join(' ')}`, ...[...wanted].map((w) => targets.get(w) ?? w)], `compiling the original ${[...wanted].slice(0, 5).join(', ')}${wanted.size > 5 ? ` and ${wanted.size - 5} more` : ''}`);
     } finally {
       await lock.release();
     }

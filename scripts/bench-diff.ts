@@ -32,7 +32,7 @@ function scale(obj: ElfObject, copies: number): ElfObject {
   const isDefined = (s: ElfSymbol) => s.reserved === 0 && s.shndx !== SHN.UNDEF;
   const newSyms: ElfSymbol[] = [...locals];
   const map: number[][] = [syms.map((_s, i) => i)];
-  for (let k = 1; k < copies; k++) map.push(new Array(syms.length));
+  for (let k = 1; k < copies; k++) map.push(new Array<number>(syms.length));
   for (let k = 1; k < copies; k++) locals.forEach((s, i) => { if (i > 0 && isDefined(s)) { map[k]![syms.indexOf(s)] = newSyms.length; newSyms.push(dup(s, k)); } });
   const globalStart = newSyms.length;
   globals.forEach((s) => { map[0]![syms.indexOf(s)] = newSyms.length; newSyms.push(s); });

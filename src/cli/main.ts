@@ -40,7 +40,7 @@ export async function main(argv: string[]): Promise<number> {
       .command('build <patches..>', BUILD_DESCRIPTION, buildBuilder,
         async (a) => {
           code = await buildCommand({
-            patches: (a.patches as string[]).map(String), sourcedir: a.sourcedir, config: a.config, vmlinux: a.vmlinux, jobs: a.jobs,
+            patches: (a.patches).map(String), sourcedir: a.sourcedir, config: a.config, vmlinux: a.vmlinux, jobs: a.jobs,
             target: a.target.map(String), name: a.name, output: a.output, debug: a.debug, nonReplace: a['non-replace'],
             skipCleanup: a['skip-cleanup'], skipCompilerCheck: a['skip-compiler-check'], ootModule: a['oot-module'],
             ootModuleSrc: a['oot-module-src'], archversion: a.archversion, runner: a.runner, image: a.image, rootfs: a.rootfs,
@@ -48,9 +48,9 @@ export async function main(argv: string[]): Promise<number> {
           }, out, (l) => process.stderr.write(`${l}\n`));
         })
       .command('cache-adopt <build>', CACHE_ADOPT_DESCRIPTION, cacheAdoptBuilder,
-        async (a) => { code = await cacheAdoptCommand({ build: a.build as string, sourcedir: a.sourcedir, config: a.config, cacheDir: a['cache-dir'] }, out); })
+        async (a) => { code = await cacheAdoptCommand({ build: a.build, sourcedir: a.sourcedir, config: a.config, cacheDir: a['cache-dir'] }, out); })
       .command('verify <module>', VERIFY_DESCRIPTION, verifyBuilder,
-        async (a) => { code = await verifyCommand({ ...a, module: a.module as string, checkFile: a['check-file'], cacheDir: a['cache-dir'], withModule: a['with-module'] }, out, (l) => process.stderr.write(`${l}\n`)); })
+        async (a) => { code = await verifyCommand({ ...a, module: a.module, checkFile: a['check-file'], cacheDir: a['cache-dir'], withModule: a['with-module'] }, out, (l) => process.stderr.write(`${l}\n`)); })
       .demandCommand(1, 'name a command')
       .strict()
       .epilogue(EXIT_CODES_HELP)

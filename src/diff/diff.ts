@@ -129,7 +129,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   });
 
   // A changed child (.cold, .part) is a change to its parent, and parent and children travel together.
-  for (const [sym, report] of [...changed]) {
+  for (const [, report] of [...changed]) {
     const parent = parentOf(report.name);
     const ps = parent === undefined ? undefined : p.obj.symbolsNamed(parent).find((k) => p.symbol(k).type === STT.FUNC);
     if (ps !== undefined && !changed.has(ps)) {

@@ -107,7 +107,7 @@ export function parseElf(buf: Buffer, file: string): ElfObject {
     return {
       name, nameOffset: h.nameOffset, type: h.type, flags: h.flags, addr: h.addr,
       addralign: h.addralign, entsize: h.entsize, link: h.link, info: h.info, fileOffset: h.offset,
-      body: { kind: 'bytes', data: Buffer.alloc(0) } as SectionBody,
+      body: { kind: 'bytes', data: Buffer.alloc(0) },
     };
   });
   sections.forEach((s, i) => { s.body = ctx.body(i); });

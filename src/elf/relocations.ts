@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter } from './bytes.js';
+import { type ByteReader, ByteWriter } from './bytes.js';
 import { REL64_SIZE, RELA64_SIZE, type SymbolIndex } from './constants.js';
 import { ElfError } from './errors.js';
 

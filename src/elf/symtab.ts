@@ -1,4 +1,4 @@
-import { ByteReader, ByteWriter } from './bytes.js';
+import { type ByteReader, ByteWriter } from './bytes.js';
 import { type SectionIndex, SHN, SYM64_SIZE } from './constants.js';
 import { ElfError, hex } from './errors.js';
 import type { ElfSymbol } from './model.js';

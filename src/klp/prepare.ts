@@ -1,5 +1,5 @@
 import {
-  ElfObject, type ElfSymbol, RelocationTable, SHN, SHT, STB, STT, type SectionIndex, removeSections,
+  type ElfObject, type ElfSymbol, type RelocationTable, SHN, SHT, STB, STT, type SectionIndex, removeSections,
 } from '../elf/index.js';
 import { archRules } from '../diff/arch.js';
 import { suffixesOf } from '../diff/model/names.js';
@@ -70,7 +70,7 @@ export function prepareObject(out: ElfObject, ctx: ResolveContext, options: Prep
 
   // Resolve every undefined symbol a relocation uses, once.
   const resolved = new Map<number, Resolution>();
-  out.sections.forEach((sec, i) => {
+  out.sections.forEach((sec) => {
     if (sec.body.kind !== 'relocations') return;
     const t = sec.body.table;
     for (let k = 0; k < t.length; k++) {

@@ -111,7 +111,8 @@ export function evaluate(input: EvaluateInput): VerifyReport {
   const { plan, console: parsed, run } = input;
   const failures: string[] = [];
 
-  let lastBegun: string | null = null;
+  // Set inside the map callback below: typed so the compiler does not narrow it to its initial null.
+  let lastBegun = null as string | null;
   const steps: StepResult[] = plan.steps.map((p) => {
     const seen = parsed.steps.get(p.id);
     // Built in one place so JSON keys read in a stable, useful order: what, verdict, why, evidence.

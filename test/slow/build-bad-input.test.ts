@@ -1,10 +1,10 @@
 import { jest } from '@jest/globals';
-import { copyFile, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
-  type BuildArgs, buildArgv, type BuildRun, cacheState, CLI, FIXTURE_PATCH, outcomeLines, privateCache, runBuild, touchedBy, treeState, vmlinuxWithRelease, workDirs,
+  type BuildArgs, buildArgv, type BuildRun, cacheState, FIXTURE_PATCH, outcomeLines, privateCache, runBuild, touchedBy, treeState, vmlinuxWithRelease, workDirs,
 } from '../helpers/build-runs.js';
 import type { ScenarioResult } from '../helpers/full-disk-scenario.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';

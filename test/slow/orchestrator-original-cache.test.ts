@@ -152,7 +152,7 @@ describe('a kbuild O= dir does not survive a move', () => {
       try { process.kill(-make.pid!, 'SIGKILL'); } catch { /* already gone */ }
     };
     const guard = setTimeout(stop, 150_000);
-    for await (const line of createInterface({ input: make.all! })) {
+    for await (const line of createInterface({ input: make.all })) {
       if (/^ {2}CC /.test(line)) seen.push(line);
       if (/^ {2}CC +(init|kernel|fs|mm|arch)\//.test(line)) { stop(); break; }
     }

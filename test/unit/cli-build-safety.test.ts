@@ -80,8 +80,8 @@ test('removeUntilGone: a work dir that code still unwinding brings back is remov
   const work = path.join(tmp, 'work');
   await mkdir(path.join(work, 'likely/generate'), { recursive: true });
   // What an attempt stopped mid-way may still do on its way out: create its scratch dir again, a moment later.
-  const late = new Promise<void>((resolve) => {
-    setTimeout(() => { mkdir(path.join(work, 'likely/generate/module'), { recursive: true }).then(() => resolve()); }, 30);
+  const late = new Promise<void>((resolve, reject) => {
+    setTimeout(() => { mkdir(path.join(work, 'likely/generate/module'), { recursive: true }).then(() => resolve(), reject); }, 30);
   });
   await removeUntilGone(work, 60);
   await late;

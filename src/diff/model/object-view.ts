@@ -50,7 +50,7 @@ export class ObjectView {
     for (const list of this.symbolsBySection.values()) {
       list.sort((a, b) => Number(obj.symbols[a]!.value - obj.symbols[b]!.value) || a - b);
     }
-    obj.sections.forEach((s, i) => {
+    obj.sections.forEach((s) => {
       if (s.body.kind !== 'relocations' || s.info === 0) return;
       const table = s.body.table;
       const order = new Uint32Array(table.length).map((_v, k) => k);

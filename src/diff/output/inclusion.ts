@@ -1,4 +1,4 @@
-import { type SectionIndex, type SymbolIndex, SHF, SHN, STB, STT } from '../../elf/index.js';
+import { type SectionIndex, type SymbolIndex, SHF, SHN, STT } from '../../elf/index.js';
 import type { Correlation } from '../correlate/correlate.js';
 import type { ObjectView } from '../model/object-view.js';
 import type { SpecialEntry } from '../rules/special-entries.js';

@@ -64,7 +64,7 @@ const answers = new WeakMap<ObjectView, Map<SymbolIndex, boolean>>();
 /** Whether a symbol of an object is a special static: local data, listed by name or section. */
 export function isSpecialStatic(v: ObjectView, sym: SymbolIndex): boolean {
   let known = answers.get(v);
-  if (!known) answers.set(v, (known = new Map()));
+  if (!known) answers.set(v, (known = new Map<SymbolIndex, boolean>()));
   let answer = known.get(sym);
   if (answer === undefined) known.set(sym, (answer = classify(v, sym)));
   return answer;

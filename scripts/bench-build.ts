@@ -30,11 +30,26 @@ import { rewriteCommand, shellQuote } from '../src/orchestrator/views/recompile.
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-interface Kernel { source: string; fsections: string; vmlinux: string }
-interface Options { runs: number; patch: string; klpforge: string; fullMakeSeconds?: number; measureFullMake: boolean }
+interface Kernel {
+  source: string;
+  fsections: string;
+  vmlinux: string;
+}
+interface Options {
+  runs: number;
+  patch: string;
+  klpforge: string;
+  fullMakeSeconds?: number;
+  measureFullMake: boolean;
+}
 
 function options(argv: string[]): Options {
-  const o: Options = { runs: 5, patch: path.join(repo, 'kernel-fixtures/examples/cmdline.patch'), klpforge: path.join(repo, 'bin/klpforge.js'), measureFullMake: false };
+  const o: Options = {
+    runs: 5,
+    patch: path.join(repo, 'kernel-fixtures/examples/cmdline.patch'),
+    klpforge: path.join(repo, 'bin/klpforge.js'),
+    measureFullMake: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--runs') o.runs = Number(argv[++i]);
@@ -54,15 +69,20 @@ const median = (xs: readonly number[]): number => {
 };
 const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 const spread = (xs: readonly number[]): string => `${sec(Math.min(...xs))}–${sec(Math.max(...xs))}`;
-const show = (argv: readonly string[], cwd?: string): string => `${cwd ? `(cd ${cwd} && ` : ''}${argv.map(shellQuote).join(' ')}${cwd ? ')' : ''}`;
+const show = (argv: readonly string[], cwd?: string): string =>
+  `${cwd ? `(cd ${cwd} && ` : ''}${argv.map(shellQuote).join(' ')}${cwd ? ')' : ''}`;
 
 /** Runs argv, printing it first; throws on failure. Returns the wall time in ms. */
-async function timed(argv: readonly string[], opts: { cwd?: string; quiet?: boolean } = {}): Promise<{ ms: number; stdout: string; stderr: string }> {
+async function timed(
+  argv: readonly string[],
+  opts: { cwd?: string; quiet?: boolean } = {},
+): Promise<{ ms: number; stdout: string; stderr: string }> {
   if (!opts.quiet) console.log(`$ ${show(argv, opts.cwd)}`);
   const t0 = performance.now();
   const r = await execa(argv[0]!, argv.slice(1), { cwd: opts.cwd, reject: false, stdin: 'ignore', maxBuffer: 1 << 28 });
   const ms = performance.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`${show(argv, opts.cwd)} failed (exit ${r.exitCode}):\n${r.stderr.split('\n').slice(-20).join('\n')}`);
+  if (r.exitCode !== 0)
+    throw new Error(`${show(argv, opts.cwd)} failed (exit ${r.exitCode}):\n${r.stderr.split('\n').slice(-20).join('\n')}`);
   return { ms, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -73,10 +93,33 @@ async function main(): Promise<void> {
   const cacheDir = path.join(os.homedir(), '.cache/klpforge/bench-cache');
   await adoptBuild({ sourceDir: kernel.source, config, cacheDir, buildDir: kernel.fsections });
   const scratch = await mkdtemp(path.join(cacheDir, 'bench-'));
-  console.log(`# ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; scratch ${scratch}`);
+  console.log(
+    `# ${os.cpus().length} CPUs, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; scratch ${scratch}`,
+  );
 
-  const klpforge = (out: string, extra: string[] = []): string[] => [process.execPath, o.klpforge, 'build', o.patch,
-    '-s', kernel.source, '-c', config, '-v', kernel.vmlinux, '--cache-dir', cacheDir, '-o', out, '-j', '2', '--json', ...extra];
+  const klpforge = (out: string, extra: string[] = []): string[] => [
+    process.execPath,
+    o.klpforge,
+    'build',
+    o.patch,
+    '-s',
+    kernel.source,
+    '-c',
+    config,
+    '-v',
+    kernel.vmlinux,
+    '--cache-dir',
+    cacheDir,
+    '-o',
+    out,
+    '-j',
+    '2',
+    '--json',
+    ...extra,
+  ];
   let keptWorkDir: string | undefined;
   try {
     // Warm-up (untimed): fills the cache's index and struct sizes, and keeps its work dir for the floor's inputs.
@@ -91,10 +134,16 @@ async function main(): Promise<void> {
     const touched = /^\+\+\+ b\/(\S+)/m.exec(await readFile(o.patch, 'utf8'))?.[1];
     const object = touched ? index.bySource.get(touched)?.[0] : undefined;
     if (!object) throw new Error(`${o.patch}: the bench needs a patch to one compiled .c file`);
-    const compile = ['sh', '-c', rewriteCommand(index.objects.get(object)!, {
-      recordedSourceDir: index.recordedSourceDir, viewRoot: path.join(kept, 'patched/source'), outDir: path.join(scratch, 'floor-obj'),
-      extraIncludeDirs: [path.join(repo, 'kernel-headers')],
-    })];
+    const compile = [
+      'sh',
+      '-c',
+      rewriteCommand(index.objects.get(object)!, {
+        recordedSourceDir: index.recordedSourceDir,
+        viewRoot: path.join(kept, 'patched/source'),
+        outDir: path.join(scratch, 'floor-obj'),
+        extraIncludeDirs: [path.join(repo, 'kernel-headers')],
+      }),
+    ];
     await mkdir(path.dirname(path.join(scratch, 'floor-obj', object)), { recursive: true });
     // The warm run's attempt: 'likely' when it ran against the guessed cache entry, 'actual' otherwise (older klpforge: neither).
     const speculation = (JSON.parse(warm.stdout) as { original?: { speculation: string } }).original?.speculation;
@@ -135,8 +184,11 @@ async function main(): Promise<void> {
     console.log(`| floor: make M= modules | ${sec(median(floorModule))} | ${spread(floorModule)} |`);
     console.log(`| floor, total | ${sec(floor)} | ${spread(floors)} |`);
     const ratios = builds.map((b, i) => b / floors[i]!);
-    console.log(`| klpforge / floor | ${(build / floor).toFixed(2)}× | per run ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}× |`);
-    if (fullMake !== undefined) console.log(`| full make after the patch (kpatch-build's way)${o.measureFullMake ? '' : ', given'} | ${sec(fullMake)} | |`);
+    console.log(
+      `| klpforge / floor | ${(build / floor).toFixed(2)}× | per run ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}× |`,
+    );
+    if (fullMake !== undefined)
+      console.log(`| full make after the patch (kpatch-build's way)${o.measureFullMake ? '' : ', given'} | ${sec(fullMake)} | |`);
   } finally {
     for (const dir of [scratch, ...(keptWorkDir ? [keptWorkDir] : [])]) {
       console.log(`$ rm -rf ${dir}`);
@@ -158,21 +210,33 @@ async function measureFullMake(kernel: Kernel, patch: string, scratch: string): 
   const build = path.join(scratch, 'full-build');
   await timed(['cp', '-a', kernel.source, src]);
   await timed(['cp', '-a', kernel.fsections, build]);
-  const rewrite = `grep -rlIZF -e ${shellQuote(kernel.source)} -e ${shellQuote(kernel.fsections)} . | `
-    + `while IFS= read -r -d '' f; do t=$(mktemp); cp -p "$f" "$t"; `
-    + `sed -i -e ${shellQuote(`s|${kernel.fsections}|${build}|g`)} -e ${shellQuote(`s|${kernel.source}|${src}|g`)} "$f"; touch -r "$t" "$f"; rm -f "$t"; done`;
+  const rewrite =
+    `grep -rlIZF -e ${shellQuote(kernel.source)} -e ${shellQuote(kernel.fsections)} . | ` +
+    `while IFS= read -r -d '' f; do t=$(mktemp); cp -p "$f" "$t"; ` +
+    `sed -i -e ${shellQuote(`s|${kernel.fsections}|${build}|g`)} -e ${shellQuote(`s|${kernel.source}|${src}|g`)} "$f"; touch -r "$t" "$f"; rm -f "$t"; done`;
   await timed(['bash', '-c', rewrite], { cwd: build });
   await timed(['ln', '-sfn', src, path.join(build, 'source')]);
   const make = ['make', '-C', src, `O=${build}`, `KCFLAGS=${ORIGINAL_KCFLAGS.join(' ')}`, '-j2', ...ORIGINAL_TARGETS];
   // make -n lists a few generated files as pending even in an up-to-date build (their FORCE'd
   // generators "would run"); a build make does not see as its own would list every object (~1,000).
   const dry = await timed([...make.slice(0, -ORIGINAL_TARGETS.length), '-n', ...ORIGINAL_TARGETS]);
-  const pending = [...new Set(dry.stdout.split('\n').filter((l) => /\s-c\s.*\s-o\s/.test(l)).map((l) => /\s-o\s+(\S+)/.exec(l)?.[1]))];
+  const pending = [
+    ...new Set(
+      dry.stdout
+        .split('\n')
+        .filter((l) => /\s-c\s.*\s-o\s/.test(l))
+        .map((l) => /\s-o\s+(\S+)/.exec(l)?.[1]),
+    ),
+  ];
   console.log(`  dry run before the patch: ${pending.length} compile(s) listed (${pending.join(' ')})`);
-  if (pending.length > 50) throw new Error(`the copied build is not up to date for make (${pending.length} compiles pending): not timing a full rebuild`);
+  if (pending.length > 50)
+    throw new Error(`the copied build is not up to date for make (${pending.length} compiles pending): not timing a full rebuild`);
   await timed(['patch', '-p1', '--batch', '-d', src, '-i', patch]);
   const r = await timed(make);
-  const steps = r.stdout.split('\n').filter((l) => /^\s+[A-Z][A-Z0-9]+(\s|$)/.test(l)).map((l) => l.trim().replace(/\s+/, ' '));
+  const steps = r.stdout
+    .split('\n')
+    .filter((l) => /^\s+[A-Z][A-Z0-9]+(\s|$)/.test(l))
+    .map((l) => l.trim().replace(/\s+/, ' '));
   console.log(`  full make: ${sec(r.ms)}; its ${steps.length} steps: ${steps.join(', ')}`);
   return r.ms;
 }

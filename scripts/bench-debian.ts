@@ -31,11 +31,35 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1]! : fallback;
 }
 
-interface Report { ok: boolean; stages: Array<{ stage: string; ms: number }>; original: { buildDir: string }; error?: unknown }
+interface Report {
+  ok: boolean;
+  stages: Array<{ stage: string; ms: number }>;
+  original: { buildDir: string };
+  error?: unknown;
+}
 
 async function build(release: string, patch: string, cacheDir: string, out: string): Promise<{ wall: number; report: Report }> {
   const t0 = performance.now();
-  const r = await execa(process.execPath, [path.join(repo, 'bin/klpforge.js'), 'build', patch, '--kernel', `debian:${release}`, '--cache-dir', cacheDir, '-o', out, '-n', 'bench', '-j', '2', '--json'], { reject: false });
+  const r = await execa(
+    process.execPath,
+    [
+      path.join(repo, 'bin/klpforge.js'),
+      'build',
+      patch,
+      '--kernel',
+      `debian:${release}`,
+      '--cache-dir',
+      cacheDir,
+      '-o',
+      out,
+      '-n',
+      'bench',
+      '-j',
+      '2',
+      '--json',
+    ],
+    { reject: false },
+  );
   const wall = performance.now() - t0;
   const report = JSON.parse(r.stdout) as Report;
   if (r.exitCode !== 0) throw new Error(`klpforge build failed: ${r.stdout}\n${r.stderr}`);
@@ -46,12 +70,14 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 const stages = (r: Report): string => r.stages.map((x) => `${x.stage} ${s(x.ms)}`).join(', ');
 
 async function main(): Promise<void> {
-  const release = arg('--release', '') || await newestDebianRelease('6.1', 'amd64');
+  const release = arg('--release', '') || (await newestDebianRelease('6.1', 'amd64'));
   if (!release) throw new Error('no linux-image-6.1.0-*-amd64 known to apt');
   const patch = path.resolve(arg('--patch', path.join(repo, 'kernel-fixtures/integration/01-cmdline-extra-word/fix.patch')));
-  const image = await aptPackage(`linux-image-${release}`) ?? await aptPackage(`linux-image-${release}-unsigned`);
+  const image = (await aptPackage(`linux-image-${release}`)) ?? (await aptPackage(`linux-image-${release}-unsigned`));
   const version = image!.version;
-  const packages = await Promise.all([image!.name, `linux-image-${release}-dbg`, `linux-headers-${release}`, 'linux-source-6.1'].map((n) => aptPackage(n, version)));
+  const packages = await Promise.all(
+    [image!.name, `linux-image-${release}-dbg`, `linux-headers-${release}`, 'linux-source-6.1'].map((n) => aptPackage(n, version)),
+  );
 
   const downloads = path.join(cache, 'bench-downloads');
   await mkdir(downloads, { recursive: true });
@@ -74,7 +100,9 @@ async function main(): Promise<void> {
 
     // The floor: the patched file's compile in the prepared tree, and a module build against it.
     const tree = c.report.original.buildDir;
-    const kernel = JSON.parse(await import('node:fs/promises').then((fs) => fs.readFile(path.join(cold, 'debian', release, 'kernel.json'), 'utf8'))) as { sourceDir: string; cc: string };
+    const kernel = JSON.parse(
+      await import('node:fs/promises').then((fs) => fs.readFile(path.join(cold, 'debian', release, 'kernel.json'), 'utf8')),
+    ) as { sourceDir: string; cc: string };
     const object = 'fs/proc/cmdline.o';
     await rm(path.join(tree, object), { force: true });
     const make = ['-C', kernel.sourceDir, `O=${tree}`, `CC=${kernel.cc}`, `KERNELRELEASE=${release}`];
@@ -82,22 +110,47 @@ async function main(): Promise<void> {
     await execa('make', [...make, 'KCFLAGS=-ffunction-sections -fdata-sections', object]);
     const compile = performance.now() - t1;
     const mod = await mkdtemp(path.join(os.tmpdir(), 'klpforge-floor-'));
-    await execa('sh', ['-c', `printf 'obj-m := floor.o\\n' > ${mod}/Kbuild; printf '#include <linux/module.h>\\nMODULE_LICENSE("GPL");\\n' > ${mod}/floor.c`]);
+    await execa('sh', [
+      '-c',
+      `printf 'obj-m := floor.o\\n' > ${mod}/Kbuild; printf '#include <linux/module.h>\\nMODULE_LICENSE("GPL");\\n' > ${mod}/floor.c`,
+    ]);
     const t2 = performance.now();
     await execa('make', ['-C', tree, `M=${mod}`, `CC=${kernel.cc}`, `KERNELRELEASE=${release}`, 'modules']);
     const module = performance.now() - t2;
     await rm(mod, { recursive: true, force: true });
-    console.log(`floor: ${s(compile + module)} (compile ${object} ${s(compile)} + module ${s(module)}); warm is ${(w[1]!.wall / (compile + module)).toFixed(2)}x the floor`);
+    console.log(
+      `floor: ${s(compile + module)} (compile ${object} ${s(compile)} + module ${s(module)}); warm is ${(w[1]!.wall / (compile + module)).toFixed(2)}x the floor`,
+    );
 
     // A full build, estimated: every configured object, at the mean compile time of a sample.
     const runner = new HostRunner();
-    const top = ['init', 'usr', 'arch/x86', 'kernel', 'certs', 'mm', 'fs', 'ipc', 'security', 'crypto', 'block', 'io_uring', 'drivers', 'sound', 'net', 'lib', 'virt'];
+    const top = [
+      'init',
+      'usr',
+      'arch/x86',
+      'kernel',
+      'certs',
+      'mm',
+      'fs',
+      'ipc',
+      'security',
+      'crypto',
+      'block',
+      'io_uring',
+      'drivers',
+      'sound',
+      'net',
+      'lib',
+      'virt',
+    ];
     const objects: string[] = [];
     const queue = [...top];
     const tw = performance.now();
     while (queue.length > 0) {
       const batch = queue.splice(0, 8);
-      const found = await Promise.all(batch.map((d) => dirMembers(d, { buildDir: tree, sourceDir: kernel.sourceDir, runner, makeVars: [`CC=${kernel.cc}`] })));
+      const found = await Promise.all(
+        batch.map((d) => dirMembers(d, { buildDir: tree, sourceDir: kernel.sourceDir, runner, makeVars: [`CC=${kernel.cc}`] })),
+      );
       for (const m of found) {
         objects.push(...m.builtin, ...m.modular);
         queue.push(...m.subdirs);
@@ -113,10 +166,25 @@ async function main(): Promise<void> {
     const r = await execa('make', [...make, '-k', '-j2', 'KCFLAGS=-ffunction-sections -fdata-sections', ...sample], { reject: false });
     const wall = performance.now() - ts;
     // Objects kbuild cannot make alone (generated sources, parts of composites) fail fast: count the ones made.
-    const made = (await Promise.all(sample.map((o) => import('node:fs/promises').then((fs) => fs.stat(path.join(tree, o)).then(() => 1, () => 0))))).reduce<number>((a, b) => a + b, 0);
+    const made = (
+      await Promise.all(
+        sample.map((o) =>
+          import('node:fs/promises').then((fs) =>
+            fs.stat(path.join(tree, o)).then(
+              () => 1,
+              () => 0,
+            ),
+          ),
+        ),
+      )
+    ).reduce<number>((a, b) => a + b, 0);
     const perObject = wall / Math.max(1, made); // at -j2: wall time per object on the 2 cores
-    console.log(`sample: ${made} of ${sample.length} objects made at -j2 in ${s(wall)} (make exit ${r.exitCode}): ${s(perObject)} of wall time per object on 2 cores`);
-    console.log(`full build estimate: ${unique.length} objects x ${s(perObject)} = ${((unique.length * perObject) / 3_600_000).toFixed(1)} h on 2 cores, compiles only (links, BTF and modpost on top)`);
+    console.log(
+      `sample: ${made} of ${sample.length} objects made at -j2 in ${s(wall)} (make exit ${r.exitCode}): ${s(perObject)} of wall time per object on 2 cores`,
+    );
+    console.log(
+      `full build estimate: ${unique.length} objects x ${s(perObject)} = ${((unique.length * perObject) / 3_600_000).toFixed(1)} h on 2 cores, compiles only (links, BTF and modpost on top)`,
+    );
   } finally {
     await rm(cold, { recursive: true, force: true });
     await rm(out, { recursive: true, force: true });

@@ -11,7 +11,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { diffObjects } from '../src/diff/index.js';
 import {
-  ElfObject, type ElfSymbol, parseElf, RelocationTable, type Section, type SectionIndex, serializeElf, SHN, STB,
+  ElfObject,
+  type ElfSymbol,
+  parseElf,
+  RelocationTable,
+  type Section,
+  type SectionIndex,
+  serializeElf,
+  SHN,
+  STB,
 } from '../src/elf/index.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -26,19 +34,41 @@ function scale(obj: ElfObject, copies: number): ElfObject {
   const locals = syms.filter((s) => s.bind === STB.LOCAL);
   const globals = syms.filter((s) => s.bind !== STB.LOCAL);
   const dup = (s: ElfSymbol, k: number): ElfSymbol => ({
-    ...s, nameOffset: undefined, name: s.name === '' ? '' : `${s.name}.dup${k}`,
+    ...s,
+    nameOffset: undefined,
+    name: s.name === '' ? '' : `${s.name}.dup${k}`,
     shndx: (s.reserved === 0 && s.shndx !== SHN.UNDEF ? s.shndx + k * n : s.shndx) as SectionIndex,
   });
   const isDefined = (s: ElfSymbol) => s.reserved === 0 && s.shndx !== SHN.UNDEF;
   const newSyms: ElfSymbol[] = [...locals];
   const map: number[][] = [syms.map((_s, i) => i)];
   for (let k = 1; k < copies; k++) map.push(new Array<number>(syms.length));
-  for (let k = 1; k < copies; k++) locals.forEach((s, i) => { if (i > 0 && isDefined(s)) { map[k]![syms.indexOf(s)] = newSyms.length; newSyms.push(dup(s, k)); } });
+  for (let k = 1; k < copies; k++)
+    locals.forEach((s, i) => {
+      if (i > 0 && isDefined(s)) {
+        map[k]![syms.indexOf(s)] = newSyms.length;
+        newSyms.push(dup(s, k));
+      }
+    });
   const globalStart = newSyms.length;
-  globals.forEach((s) => { map[0]![syms.indexOf(s)] = newSyms.length; newSyms.push(s); });
-  for (let k = 1; k < copies; k++) globals.forEach((s) => { if (isDefined(s)) { map[k]![syms.indexOf(s)] = newSyms.length; newSyms.push(dup(s, k)); } });
-  locals.forEach((_s, i) => { map[0]![i] = i; });
-  for (let k = 1; k < copies; k++) syms.forEach((_s, i) => { if (map[k]![i] === undefined) map[k]![i] = map[0]![i]!; });
+  globals.forEach((s) => {
+    map[0]![syms.indexOf(s)] = newSyms.length;
+    newSyms.push(s);
+  });
+  for (let k = 1; k < copies; k++)
+    globals.forEach((s) => {
+      if (isDefined(s)) {
+        map[k]![syms.indexOf(s)] = newSyms.length;
+        newSyms.push(dup(s, k));
+      }
+    });
+  locals.forEach((_s, i) => {
+    map[0]![i] = i;
+  });
+  for (let k = 1; k < copies; k++)
+    syms.forEach((_s, i) => {
+      if (map[k]![i] === undefined) map[k]![i] = map[0]![i]!;
+    });
   void globalStart;
 
   const sections: Section[] = [];
@@ -53,13 +83,28 @@ function scale(obj: ElfObject, copies: number): ElfObject {
       if (body.kind === 'relocations') {
         const t = body.table;
         const m = map[k]!;
-        body = { kind: 'relocations', table: new RelocationTable(t.withAddend, t.offsets, t.types, Uint32Array.from(t.symbols, (x) => m[x]!), t.addends) };
+        body = {
+          kind: 'relocations',
+          table: new RelocationTable(
+            t.withAddend,
+            t.offsets,
+            t.types,
+            Uint32Array.from(t.symbols, (x) => m[x]!),
+            t.addends,
+          ),
+        };
       }
       if (body.kind === 'symtab') body = { kind: 'symtab', symbols: newSyms };
       if (body.kind === 'group') body = { ...body, members: body.members.map((x) => (x + k * n) as SectionIndex) };
       const remapLink = k > 0 && (body.kind === 'relocations' || body.kind === 'group');
-      sections.push({ ...s, name, nameOffset: k === 0 ? s.nameOffset : undefined, body,
-        link: remapLink ? symtabIdx : s.link, info: body.kind === 'relocations' ? s.info + k * n : s.info });
+      sections.push({
+        ...s,
+        name,
+        nameOffset: k === 0 ? s.nameOffset : undefined,
+        body,
+        link: remapLink ? symtabIdx : s.link,
+        info: body.kind === 'relocations' ? s.info + k * n : s.info,
+      });
     });
   }
   return new ElfObject(obj.ident, sections, obj.shstrndx);
@@ -77,7 +122,9 @@ function patchOne(buf: Buffer, file: string, fn: string): ElfObject {
 }
 
 async function main(): Promise<void> {
-  const file = process.argv[2] ?? (JSON.parse(execFileSync(path.join(repo, 'scripts/fetch-kernel'), ['--check'], { encoding: 'utf8' })) as { vmlinuxO: string }).vmlinuxO;
+  const file =
+    process.argv[2] ??
+    (JSON.parse(execFileSync(path.join(repo, 'scripts/fetch-kernel'), ['--check'], { encoding: 'utf8' })) as { vmlinuxO: string }).vmlinuxO;
   const buf = await readFile(file);
   console.log(`file: ${file} (${mib(buf.length)} MiB)`);
   for (const copies of [1, 2, 4]) {
@@ -92,8 +139,10 @@ async function main(): Promise<void> {
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     let relocs = 0;
     for (const s of orig.sections) if (s.body.kind === 'relocations') relocs += s.body.table.length;
-    console.log(`${copies}×: ${orig.sections.length} sections, ${orig.symbols.length} symbols, ${relocs} relocations: diff ${ms.toFixed(0)} ms, ` +
-      `changed ${r.changed.map((f) => f.name).join(',')}, RSS ${mib(process.memoryUsage().rss)} MiB (before diff ${mib(rssBefore)} MiB), peak RSS ${mib(process.resourceUsage().maxRSS * 1024)} MiB`);
+    console.log(
+      `${copies}×: ${orig.sections.length} sections, ${orig.symbols.length} symbols, ${relocs} relocations: diff ${ms.toFixed(0)} ms, ` +
+        `changed ${r.changed.map((f) => f.name).join(',')}, RSS ${mib(process.memoryUsage().rss)} MiB (before diff ${mib(rssBefore)} MiB), peak RSS ${mib(process.resourceUsage().maxRSS * 1024)} MiB`,
+    );
   }
 }
 

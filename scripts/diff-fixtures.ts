@@ -24,9 +24,12 @@ for (const name of cases) {
   pairs += Object.keys(r.objects).length;
   console.log(JSON.stringify({ case: name, ms: Date.now() - t0, diffMs: Math.round(r.diffMs), outcome: r.outcome, objects: r.objects }));
   for (const [obj, res] of Object.entries(r.results)) {
-    for (const f of res.changed) console.log(`  ${obj}: changed ${f.name}: ${f.firstDifference?.what ?? ''} | ${f.optimizations.join('; ')}`);
+    for (const f of res.changed)
+      console.log(`  ${obj}: changed ${f.name}: ${f.firstDifference?.what ?? ''} | ${f.optimizations.join('; ')}`);
     for (const x of res.refusals) console.log(`  ${obj}: REFUSED ${x.message}`);
     for (const w of res.warnings) console.log(`  ${obj}: warning ${w}`);
   }
 }
-console.log(`differ alone: ${pairs} object pairs in ${diffTotal.toFixed(0)} ms; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+console.log(
+  `differ alone: ${pairs} object pairs in ${diffTotal.toFixed(0)} ms; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`,
+);

@@ -29,42 +29,106 @@ export const BUILD_DESCRIPTION = 'build a livepatch module from a kernel source 
 const KERNEL_HEADERS = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../kernel-headers');
 
 export const BUILD_EPILOGUE = [
-  'Stages: checks (config, patch applies, vmlinux and compiler match), original build (cached by source tree, config, '
-    + 'compiler and flags), patched objects (only what the patch reaches, with kbuild\'s recorded commands), diff, module.',
-  'The source tree is never written: patches are applied to a private hard-link view in the work dir, which must be on '
-    + 'the source tree\'s filesystem (default: the cache dir, else a .klpforge-work directory beside the tree).',
-  'Exit codes: 0 module built (and verified with --verify); 1 bad input or a failed step (one line says what, where and '
-    + 'what to do); 2 the change cannot be livepatched safely (every reason listed); 3 the patch changes no function; '
-    + `${EXIT.USAGE} command line not understood; ${EXIT.INTERNAL} internal error in klpforge; 130 interrupted.`,
+  'Stages: checks (config, patch applies, vmlinux and compiler match), original build (cached by source tree, config, ' +
+    "compiler and flags), patched objects (only what the patch reaches, with kbuild's recorded commands), diff, module.",
+  'The source tree is never written: patches are applied to a private hard-link view in the work dir, which must be on ' +
+    "the source tree's filesystem (default: the cache dir, else a .klpforge-work directory beside the tree).",
+  'Exit codes: 0 module built (and verified with --verify); 1 bad input or a failed step (one line says what, where and ' +
+    'what to do); 2 the change cannot be livepatched safely (every reason listed); 3 the patch changes no function; ' +
+    `${EXIT.USAGE} command line not understood; ${EXIT.INTERNAL} internal error in klpforge; 130 interrupted.`,
 ].join('\n\n');
 
 export function buildBuilder(y: Argv) {
   return y
-    .positional('patches', { type: 'string', array: true, demandOption: true, describe: 'patch files (patch -p1), combined into one module' })
-    .option('sourcedir', { alias: 's', type: 'string', describe: 'kernel source tree (never modified); with --kernel debian:RELEASE, overrides the release\'s source' })
-    .option('config', { alias: 'c', type: 'string', describe: 'the running kernel\'s .config (default: SOURCEDIR/.config)' })
-    .option('vmlinux', { alias: 'v', type: 'string', describe: 'the running kernel\'s vmlinux (default: the original build\'s)' })
+    .positional('patches', {
+      type: 'string',
+      array: true,
+      demandOption: true,
+      describe: 'patch files (patch -p1), combined into one module',
+    })
+    .option('sourcedir', {
+      alias: 's',
+      type: 'string',
+      describe: "kernel source tree (never modified); with --kernel debian:RELEASE, overrides the release's source",
+    })
+    .option('config', { alias: 'c', type: 'string', describe: "the running kernel's .config (default: SOURCEDIR/.config)" })
+    .option('vmlinux', { alias: 'v', type: 'string', describe: "the running kernel's vmlinux (default: the original build's)" })
     .option('jobs', { alias: 'j', type: 'number', default: os.cpus().length, describe: 'parallel compiles' })
-    .option('target', { alias: 't', type: 'string', array: true, default: [] as string[], describe: 'kpatch-build make targets: accepted for compatibility; klpforge builds the whole original once and only what the patch reaches after' })
-    .option('name', { alias: 'n', type: 'string', describe: 'module name: livepatch-NAME.ko (default: the first patch\'s file name)' })
+    .option('target', {
+      alias: 't',
+      type: 'string',
+      array: true,
+      default: [] as string[],
+      describe:
+        'kpatch-build make targets: accepted for compatibility; klpforge builds the whole original once and only what the patch reaches after',
+    })
+    .option('name', { alias: 'n', type: 'string', describe: "module name: livepatch-NAME.ko (default: the first patch's file name)" })
     .option('output', { alias: 'o', type: 'string', default: '.', describe: 'directory livepatch-NAME.ko is written to' })
     .option('debug', { alias: 'd', type: 'boolean', default: false, describe: 'keep the work dir and print the commands run' })
-    .option('non-replace', { alias: 'R', type: 'boolean', default: false, describe: 'do not replace livepatches loaded before (atomic replace is on by default)' })
+    .option('non-replace', {
+      alias: 'R',
+      type: 'boolean',
+      default: false,
+      describe: 'do not replace livepatches loaded before (atomic replace is on by default)',
+    })
     .option('skip-cleanup', { type: 'boolean', default: false, describe: 'keep the work dir' })
-    .option('skip-compiler-check', { type: 'boolean', default: false, describe: 'build even if the compiler differs from the one that built vmlinux (unsafe)' })
-    .option('oot-module', { type: 'string', describe: 'patch an out-of-tree module: the running module (.ko); needs --oot-module-src (patches are then relative to that source)' })
+    .option('skip-compiler-check', {
+      type: 'boolean',
+      default: false,
+      describe: 'build even if the compiler differs from the one that built vmlinux (unsafe)',
+    })
+    .option('oot-module', {
+      type: 'string',
+      describe: 'patch an out-of-tree module: the running module (.ko); needs --oot-module-src (patches are then relative to that source)',
+    })
     .option('oot-module-src', { type: 'string', describe: 'source directory of the out-of-tree module' })
-    .option('archversion', { alias: 'a', type: 'string', describe: 'the kernel release the module is for (checked against the source and config)' })
+    .option('archversion', {
+      alias: 'a',
+      type: 'string',
+      describe: 'the kernel release the module is for (checked against the source and config)',
+    })
     .option('runner', { choices: ['host', 'bwrap', 'podman', 'docker'] as const, default: 'host' as const, describe: 'where compiles run' })
     .option('image', { type: 'string', describe: 'container image for --runner podman/docker' })
     .option('rootfs', { type: 'string', describe: 'Debian rootfs for --runner bwrap (default: made with debootstrap and cached)' })
-    .option('cache-dir', { type: 'string', default: path.join(os.homedir(), '.cache/klpforge'), describe: 'cache of original builds and scratch space' })
-    .option('json', { type: 'boolean', default: false, describe: 'print a JSON report on stdout (stages, timings, functions, warnings, module)' })
-    .option('verify', { type: 'boolean', default: false, describe: 'boot the kernel in QEMU and prove the module loads, works and unloads (klpforge verify)' })
-    .option('kernel', { type: 'string', describe: 'debian:RELEASE (e.g. debian:6.1.0-57-amd64): build for that Debian kernel, fetching its source, config and symbols; otherwise the bzImage for --verify (default: next to the vmlinux)' })
-    .option('original', { choices: ['lazy', 'full'] as const, describe: 'how the original side is made: lazy compiles only the objects the patch reaches in a prepared tree (default for --kernel debian:…; needs Module.symvers beside -v), full builds the whole kernel once and caches it (default otherwise)' })
-    .option('check', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'shell test for --verify: fails before, holds with the patch, fails after' })
-    .option('check-file', { type: 'string', array: true, nargs: 1, default: [] as string[], describe: 'a file whose text is one shell test for --verify (repeatable)' })
+    .option('cache-dir', {
+      type: 'string',
+      default: path.join(os.homedir(), '.cache/klpforge'),
+      describe: 'cache of original builds and scratch space',
+    })
+    .option('json', {
+      type: 'boolean',
+      default: false,
+      describe: 'print a JSON report on stdout (stages, timings, functions, warnings, module)',
+    })
+    .option('verify', {
+      type: 'boolean',
+      default: false,
+      describe: 'boot the kernel in QEMU and prove the module loads, works and unloads (klpforge verify)',
+    })
+    .option('kernel', {
+      type: 'string',
+      describe:
+        'debian:RELEASE (e.g. debian:6.1.0-57-amd64): build for that Debian kernel, fetching its source, config and symbols; otherwise the bzImage for --verify (default: next to the vmlinux)',
+    })
+    .option('original', {
+      choices: ['lazy', 'full'] as const,
+      describe:
+        'how the original side is made: lazy compiles only the objects the patch reaches in a prepared tree (default for --kernel debian:…; needs Module.symvers beside -v), full builds the whole kernel once and caches it (default otherwise)',
+    })
+    .option('check', {
+      type: 'string',
+      array: true,
+      nargs: 1,
+      default: [] as string[],
+      describe: 'shell test for --verify: fails before, holds with the patch, fails after',
+    })
+    .option('check-file', {
+      type: 'string',
+      array: true,
+      nargs: 1,
+      default: [] as string[],
+      describe: 'a file whose text is one shell test for --verify (repeatable)',
+    })
     .epilogue(BUILD_EPILOGUE);
 }
 
@@ -100,14 +164,19 @@ export interface BuildCommandArgs {
 export function moduleName(given: string | undefined, firstPatch: string): string {
   const raw = given ?? path.basename(firstPatch).replace(/\.(patch|diff)$/, '');
   const name = raw.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 45);
-  if (name === '' || /^-+$/.test(name)) throw new BuildError('BUILD_INPUT', `cannot make a module name of "${raw}": pass -n/--name with letters, digits, - or _`, 1);
+  if (name === '' || /^-+$/.test(name))
+    throw new BuildError('BUILD_INPUT', `cannot make a module name of "${raw}": pass -n/--name with letters, digits, - or _`, 1);
   return name;
 }
 
 /** `klpforge build`: the whole job; returns the exit code. */
 export async function buildCommand(a: BuildCommandArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   if ((a.ootModule === undefined) !== (a.ootModuleSrc === undefined)) {
-    throw new BuildError('BUILD_INPUT', '--oot-module and --oot-module-src go together: the running module (.ko) and the source it was built from', 1);
+    throw new BuildError(
+      'BUILD_INPUT',
+      '--oot-module and --oot-module-src go together: the running module (.ko) and the source it was built from',
+      1,
+    );
   }
   const oot = a.ootModule !== undefined ? { module: path.resolve(a.ootModule), source: path.resolve(a.ootModuleSrc!) } : undefined;
   const name = moduleName(a.name, a.patches[0]!);
@@ -121,7 +190,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   let removing: Promise<void> | undefined;
   const cleanup = (): Promise<void> => {
     // The user's tree was never written; only the scratch dir needs to go (once, whoever asks first).
-    removing ??= keep || workDir === undefined ? Promise.resolve() : rm(workDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+    removing ??=
+      keep || workDir === undefined ? Promise.resolve() : rm(workDir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     return removing;
   };
   const guard = new SignalGuard(async (signal, exitCode) => {
@@ -130,7 +200,14 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     if (!keep && workDir !== undefined) await removeUntilGone(workDir);
     const where = keep && workDir ? `work dir kept: ${workDir}` : 'work dir removed';
     const message = `interrupted by ${signal}: stopped (${where}); the source tree was not written and the cache keeps no partial entry`;
-    if (a.json) out(JSON.stringify({ ok: false, error: { code: 'BUILD_INTERRUPTED', message, exitCode, reasons: [] }, stages: [...stages, ...clock.timings] }, null, 2));
+    if (a.json)
+      out(
+        JSON.stringify(
+          { ok: false, error: { code: 'BUILD_INTERRUPTED', message, exitCode, reasons: [] }, stages: [...stages, ...clock.timings] },
+          null,
+          2,
+        ),
+      );
     err(`klpforge: ${message}`);
   });
   const progress = a.json ? () => {} : progressPrinter(process.stderr);
@@ -152,12 +229,17 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     // Inside a sandbox only the work dir and the cache's builds, prepared (lazy) trees and logs (make O= and its log) are writable:
     // the rest of the cache (the rootfs the sandbox runs on, the entries, the locks) is klpforge's own to write.
     // The cache is used by its real path (make O= names it so); bound as given too, where the work dir is.
-    const cacheDirs = a.runner === 'host' ? [] : [...new Set([a.cacheDir, await mkdir(a.cacheDir, { recursive: true }).then(() => realpath(a.cacheDir))])];
-    const cacheWritable = cacheDirs.length === 0 ? [] : ['builds', 'logs', 'prepared'].map((d) => path.join(cacheDirs[cacheDirs.length - 1]!, d));
+    const cacheDirs =
+      a.runner === 'host' ? [] : [...new Set([a.cacheDir, await mkdir(a.cacheDir, { recursive: true }).then(() => realpath(a.cacheDir))])];
+    const cacheWritable =
+      cacheDirs.length === 0 ? [] : ['builds', 'logs', 'prepared'].map((d) => path.join(cacheDirs[cacheDirs.length - 1]!, d));
     await Promise.all(cacheWritable.map((d) => mkdir(d, { recursive: true })));
     const inner = await createRunner({
-      kind: a.runner, ...(a.image ? { image: a.image } : {}), ...(a.rootfs ? { rootfs: a.rootfs } : {}),
-      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'), readOnly: [sourceDir, KERNEL_HEADERS, ...cacheDirs, ...(oot ? [oot.source] : [])],
+      kind: a.runner,
+      ...(a.image ? { image: a.image } : {}),
+      ...(a.rootfs ? { rootfs: a.rootfs } : {}),
+      rootfsCacheDir: path.join(a.cacheDir, 'rootfs'),
+      readOnly: [sourceDir, KERNEL_HEADERS, ...cacheDirs, ...(oot ? [oot.source] : [])],
       writable: [workDir, ...cacheWritable],
       onProgress: (line) => err(`klpforge: ${line}`),
     });
@@ -172,24 +254,46 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     const runner = watched(inner);
     const work = workDir;
     const originalOptions = {
-      sourceDir, configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, workDir: work,
+      sourceDir,
+      configFile,
+      cacheDir: a.cacheDir,
+      runner,
+      jobs: a.jobs,
+      workDir: work,
       onWait: (pid: number) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
     };
     // Read while the checks run (it only reads the cache). An out-of-tree module's build waits for the real entry (it is quick anyway).
     const likely = oot || (t.original === 'lazy' && !t.chosen) ? Promise.resolve(undefined) : likelyOriginal(originalOptions);
-    const checked = await clock.run('preflight', () => preflight({
-      sourceDir, configFile, patches: a.patches.map((p) => path.resolve(p)), patchedWorkDir: path.join(work, 'patched'),
-      compilerWorkDir: work, runner, skipCompilerCheck: a.skipCompilerCheck,
-      ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(a.archversion ? { archversion: a.archversion } : {}),
-      ...(t.release ? { release: t.release } : {}), ...(t.cc ? { cc: t.cc } : {}),
-      outOfTree: oot !== undefined,
-    }), (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'));
+    const checked = await clock.run(
+      'preflight',
+      () =>
+        preflight({
+          sourceDir,
+          configFile,
+          patches: a.patches.map((p) => path.resolve(p)),
+          patchedWorkDir: path.join(work, 'patched'),
+          compilerWorkDir: work,
+          runner,
+          skipCompilerCheck: a.skipCompilerCheck,
+          ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
+          ...(a.archversion ? { archversion: a.archversion } : {}),
+          ...(t.release ? { release: t.release } : {}),
+          ...(t.cc ? { cc: t.cc } : {}),
+          outOfTree: oot !== undefined,
+        }),
+      (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'),
+    );
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
     const fullOriginal = async () => {
-      const actual = clock.run('original', (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
-        (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`));
+      const actual = clock.run(
+        'original',
+        (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
+        (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`),
+      );
       const r = await onOriginal({
-        likely, actual, progress: sink,
+        likely,
+        actual,
+        progress: sink,
         work: (original, attempt) => {
           if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing that would write into the work dir being removed
           // Each attempt builds in its own scratch dir; only the one that counts is published to the output dir.
@@ -198,81 +302,177 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
           const runner = runnerSeeing(watched(inner), [original.buildDir]);
           return oot
             ? buildOotLivepatch({
-              patches: a.patches, ootSource: oot.source, ootModule: oot.module, kernelBuildDir: original.buildDir,
-              vmlinux: t.vmlinux ?? path.join(original.buildDir, 'vmlinux'), name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'),
-              workDir: scratch, jobs: a.jobs, runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
-            })
+                patches: a.patches,
+                ootSource: oot.source,
+                ootModule: oot.module,
+                kernelBuildDir: original.buildDir,
+                vmlinux: t.vmlinux ?? path.join(original.buildDir, 'vmlinux'),
+                name,
+                replace: !a.nonReplace,
+                outputDir: path.join(scratch, 'out'),
+                workDir: scratch,
+                jobs: a.jobs,
+                runner,
+                extraIncludeDirs: [KERNEL_HEADERS],
+                entrySizes: original.entrySizes,
+                progress: attempt.progress,
+              })
             : buildLivepatch({
-              patches: a.patches, sourceDir, originalBuildDir: original.buildDir, view: checked.view, index: original.index,
-              ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
-              name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs, runner,
-              extraIncludeDirs: [KERNEL_HEADERS], entrySizes: original.entrySizes, progress: attempt.progress,
-            });
+                patches: a.patches,
+                sourceDir,
+                originalBuildDir: original.buildDir,
+                view: checked.view,
+                index: original.index,
+                ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
+                ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
+                name,
+                replace: !a.nonReplace,
+                outputDir: path.join(scratch, 'out'),
+                workDir: scratch,
+                jobs: a.jobs,
+                runner,
+                extraIncludeDirs: [KERNEL_HEADERS],
+                entrySizes: original.entrySizes,
+                progress: attempt.progress,
+              });
         },
       });
       return { ...r, original: { ...r.original, mode: 'full' as const } };
     };
     const lazyRun = async () => {
-      if (oot) throw new BuildError('BUILD_INPUT', '--oot-module needs the full original (--original full): an out-of-tree module builds against a complete kernel tree', 1);
-      const lo = await clock.run('original', () => lazyOriginal({
-        sourceDir, config: configFile, cacheDir: a.cacheDir, runner, jobs: a.jobs, makeVars: t.makeVars, ...(t.cc ? { cc: t.cc } : {}),
-        symvers: t.symvers!, workDir: work, onWait: originalOptions.onWait,
-      }), (l) => `lazy tree ${l.tree.hit ? 'cached' : 'prepared'}: ${l.tree.buildDir}`);
+      if (oot)
+        throw new BuildError(
+          'BUILD_INPUT',
+          '--oot-module needs the full original (--original full): an out-of-tree module builds against a complete kernel tree',
+          1,
+        );
+      const lo = await clock.run(
+        'original',
+        () =>
+          lazyOriginal({
+            sourceDir,
+            config: configFile,
+            cacheDir: a.cacheDir,
+            runner,
+            jobs: a.jobs,
+            makeVars: t.makeVars,
+            ...(t.cc ? { cc: t.cc } : {}),
+            symvers: t.symvers!,
+            workDir: work,
+            onWait: originalOptions.onWait,
+          }),
+        (l) => `lazy tree ${l.tree.hit ? 'cached' : 'prepared'}: ${l.tree.buildDir}`,
+      );
       // The prepared tree is under CACHE/prepared, writable in a sandbox (its original objects are compiled in it).
       const scratch = path.join(work, 'lazy');
       const result = await buildLivepatch({
-        patches: a.patches, sourceDir, originalBuildDir: lo.tree.buildDir, view: checked.view,
-        lazy: { tree: lo.tree, modulesOrder: t.modulesOrder!, cacheDir: a.cacheDir }, makeVars: t.makeVars,
-        ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}), ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
+        patches: a.patches,
+        sourceDir,
+        originalBuildDir: lo.tree.buildDir,
+        view: checked.view,
+        lazy: { tree: lo.tree, modulesOrder: t.modulesOrder!, cacheDir: a.cacheDir },
+        makeVars: t.makeVars,
+        ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
+        ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
         ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
-        name, replace: !a.nonReplace, outputDir: path.join(scratch, 'out'), workDir: scratch, jobs: a.jobs,
-        runner, extraIncludeDirs: [KERNEL_HEADERS], entrySizes: lo.entrySizes, progress: sink,
+        name,
+        replace: !a.nonReplace,
+        outputDir: path.join(scratch, 'out'),
+        workDir: scratch,
+        jobs: a.jobs,
+        runner,
+        extraIncludeDirs: [KERNEL_HEADERS],
+        entrySizes: lo.entrySizes,
+        progress: sink,
       });
-      return { original: { key: lo.tree.key, buildDir: lo.tree.buildDir, hit: lo.tree.hit, warnings: lo.warnings, mode: 'lazy' as const }, result, speculation: 'none' as Speculation };
+      return {
+        original: { key: lo.tree.key, buildDir: lo.tree.buildDir, hit: lo.tree.hit, warnings: lo.warnings, mode: 'lazy' as const },
+        result,
+        speculation: 'none' as Speculation,
+      };
     };
-    const ran = t.original === 'full' ? await fullOriginal() : await lazyRun().catch(async (e: unknown) => {
-      // klpforge chose the lazy original; a header it cannot serve is the full original's job (said, with why and how long).
-      if (!t.chosen || !isKlpforgeError(e) || e.code !== 'LAZY_TOO_MANY_OBJECTS') throw e;
-      err(`klpforge: note: ${e.message.replace(/ is the way: --original full, or .*$/, '')}: building the full original instead`);
-      return fullOriginal();
-    });
+    const ran =
+      t.original === 'full'
+        ? await fullOriginal()
+        : await lazyRun().catch(async (e: unknown) => {
+            // klpforge chose the lazy original; a header it cannot serve is the full original's job (said, with why and how long).
+            if (!t.chosen || !isKlpforgeError(e) || e.code !== 'LAZY_TOO_MANY_OBJECTS') throw e;
+            err(`klpforge: note: ${e.message.replace(/ is the way: --original full, or .*$/, '')}: building the full original instead`);
+            return fullOriginal();
+          });
     const original = ran.original;
     for (const w of original.warnings) err(`klpforge: warning: ${w}`);
-    if (ran.speculation === 'discarded') err(`klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${original.buildDir}`);
+    if (ran.speculation === 'discarded')
+      err(
+        `klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${original.buildDir}`,
+      );
     report = { ...ran.result, module: await publishModule(ran.result.module, outputDir) };
     const originalReport = {
-      mode: original.mode, key: original.key, buildDir: original.buildDir, hit: original.hit, speculation: ran.speculation,
+      mode: original.mode,
+      key: original.key,
+      buildDir: original.buildDir,
+      hit: original.hit,
+      speculation: ran.speculation,
       ...(t.debian ? { kernel: { release: t.debian.release, version: t.debian.version, image: t.debian.imagePackage } } : {}),
     };
     stages.push(...clock.timings, ...report.stages);
     if (guard.interrupted) return await guard.wait();
     if (!a.json) {
       for (const w of report.warnings) err(`klpforge: warning: ${w}`);
-      for (const o of report.functions) for (const f of o.functions) out(`patched ${o.objname}:${f.oldName}${f.sympos ? `,${f.sympos}` : ''} (${o.object})`);
+      for (const o of report.functions)
+        for (const f of o.functions) out(`patched ${o.objname}:${f.oldName}${f.sympos ? `,${f.sympos}` : ''} (${o.object})`);
       out(report.module);
     }
     let verified: boolean | undefined;
     if (a.verify) {
-      const kernel = t.bootImage ?? a.kernel ?? path.join(path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')), 'arch/x86/boot/bzImage');
+      const kernel =
+        t.bootImage ?? a.kernel ?? path.join(path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')), 'arch/x86/boot/bzImage');
       // A distribution kernel's modules are thousands: the guest gets the ones the livepatch patches.
       const patchedModules = [...new Set(report.functions.map((f) => f.objname).filter((n) => n !== 'vmlinux'))];
       const moduleFiles = t.debian && patchedModules.length > 0 ? await modulesWithDependencies(t.debian.modulesDir, patchedModules) : [];
-      const vr = await clock.run('verify', () => verifyModule({ moduleFiles,
-        module: report!.module, kernel, ...(t.debian ? { genInitCpio: t.debian.genInitCpio } : {}), checks: [...a.check, ...checkFiles.map((f) => f.text)],
-        checkLabels: [...a.check.map(() => undefined), ...checkFiles.map((f) => f.label)],
-        ...(t.debian ? {} : { modulesDir: path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')) }), timeoutSeconds: 120, keep: false, accel: 'auto',
-      }), (r) => (r.ok ? 'passed' : 'FAILED'));
+      const vr = await clock.run(
+        'verify',
+        () =>
+          verifyModule({
+            moduleFiles,
+            module: report!.module,
+            kernel,
+            ...(t.debian ? { genInitCpio: t.debian.genInitCpio } : {}),
+            checks: [...a.check, ...checkFiles.map((f) => f.text)],
+            checkLabels: [...a.check.map(() => undefined), ...checkFiles.map((f) => f.label)],
+            ...(t.debian ? {} : { modulesDir: path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')) }),
+            timeoutSeconds: 120,
+            keep: false,
+            accel: 'auto',
+          }),
+        (r) => (r.ok ? 'passed' : 'FAILED'),
+      );
       stages.push(clock.timings[clock.timings.length - 1]!);
       verified = vr.ok;
       if (!a.json) for (const l of formatReport(vr)) err(l);
     }
-    if (a.json) out(JSON.stringify({ ok: verified !== false, ...report, original: originalReport, stages, ...(verified !== undefined ? { verified } : {}) }, null, 2));
+    if (a.json)
+      out(
+        JSON.stringify(
+          { ok: verified !== false, ...report, original: originalReport, stages, ...(verified !== undefined ? { verified } : {}) },
+          null,
+          2,
+        ),
+      );
     return verified === false ? EXIT.ERROR : EXIT.OK;
   } catch (caught) {
     if (guard.interrupted) return await guard.wait(); // whatever failed, failed because it was stopped
     const failed = [...events].reverse().find((ev) => ev.state === 'failed' || ev.state === 'start');
     const places: WrittenPlace[] = [
-      ...(workDir ? [{ dir: path.dirname(workDir), what: 'the work dir', remedy: 'free space there (the work dir has to be on the source tree\'s filesystem)' }] : []),
+      ...(workDir
+        ? [
+            {
+              dir: path.dirname(workDir),
+              what: 'the work dir',
+              remedy: "free space there (the work dir has to be on the source tree's filesystem)",
+            },
+          ]
+        : []),
       { dir: outputDir, what: 'the output dir', remedy: 'free space there or pass another -o/--output' },
       { dir: a.cacheDir, what: 'the cache dir', remedy: 'free space there or pass another --cache-dir' },
     ];
@@ -280,7 +480,13 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     if (workDir && !keep) await keepNamedLogs(e, workDir, path.join(a.cacheDir, 'logs'));
     if (a.json && isKlpforgeError(e)) {
       const reasons = e instanceof BuildError ? e.reasons : e instanceof GeneratorError ? e.problems : [];
-      out(JSON.stringify({ ok: false, error: { code: e.code, message: e.message, exitCode: e.exitCode, reasons }, stages: [...stages, ...clock.timings] }, null, 2));
+      out(
+        JSON.stringify(
+          { ok: false, error: { code: e.code, message: e.message, exitCode: e.exitCode, reasons }, stages: [...stages, ...clock.timings] },
+          null,
+          2,
+        ),
+      );
     }
     throw e;
   } finally {

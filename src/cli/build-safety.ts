@@ -81,8 +81,11 @@ async function olderThan(dir: string, ms: number): Promise<boolean> {
  * dirs of dead klpforge processes found there are removed first.
  */
 export async function makeWorkDir(cacheDir: string, sourceDir: string, keep: boolean): Promise<string> {
-  const src = await stat(sourceDir).catch(() => { throw new BuildError('BUILD_INPUT', `${sourceDir}: no such source directory (-s/--sourcedir)`, 1); });
-  if (!src.isDirectory()) throw new BuildError('BUILD_INPUT', `${sourceDir}: not a directory: pass the kernel source tree with -s/--sourcedir`, 1);
+  const src = await stat(sourceDir).catch(() => {
+    throw new BuildError('BUILD_INPUT', `${sourceDir}: no such source directory (-s/--sourcedir)`, 1);
+  });
+  if (!src.isDirectory())
+    throw new BuildError('BUILD_INPUT', `${sourceDir}: not a directory: pass the kernel source tree with -s/--sourcedir`, 1);
   const candidates = [path.join(cacheDir, 'work'), path.join(path.dirname(sourceDir), '.klpforge-work')];
   const prefix = `${keep ? 'kept' : 'build'}-${await hostTag()}-${process.pid}-${(await startTicks('self')) ?? '0'}-`;
   let full: string | undefined;
@@ -98,9 +101,17 @@ export async function makeWorkDir(cacheDir: string, sourceDir: string, keep: boo
     }
   }
   if (full !== undefined) {
-    throw new BuildError('BUILD_DISK_FULL', `no space left on device: cannot make a work dir in ${full}, on the source tree's filesystem: free space on that filesystem (the work dir has to be on it)`, 1);
+    throw new BuildError(
+      'BUILD_DISK_FULL',
+      `no space left on device: cannot make a work dir in ${full}, on the source tree's filesystem: free space on that filesystem (the work dir has to be on it)`,
+      1,
+    );
   }
-  throw new BuildError('BUILD_INPUT', `no writable work dir on the filesystem of ${sourceDir} (tried ${candidates.join(', ')}): pass a --cache-dir on that filesystem`, 1);
+  throw new BuildError(
+    'BUILD_INPUT',
+    `no writable work dir on the filesystem of ${sourceDir} (tried ${candidates.join(', ')}): pass a --cache-dir on that filesystem`,
+    1,
+  );
 }
 
 /** The pids of every live descendant of `root` (Linux /proc; empty elsewhere). */
@@ -136,7 +147,7 @@ async function descendants(root: number): Promise<number[]> {
  */
 export async function killDescendants(): Promise<void> {
   for (let pass = 0; pass < 20; pass++) {
-    const pids = [...new Set([...await descendants(process.pid), ...await ownTaggedProcesses()])];
+    const pids = [...new Set([...(await descendants(process.pid)), ...(await ownTaggedProcesses())])];
     if (pids.length === 0) return;
     for (const pid of pids) {
       try {
@@ -158,7 +169,13 @@ export async function removeUntilGone(dir: string, quietMs = 100, passes = 20): 
   for (let pass = 0; pass < passes; pass++) {
     await rm(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
     await delay(quietMs);
-    if (!(await stat(dir).then(() => true, () => false))) return;
+    if (
+      !(await stat(dir).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return;
   }
 }
 
@@ -236,7 +253,14 @@ async function freeBytes(dir: string): Promise<{ free: number; dev: number } | u
  * on device" when that is the cause (objtool: "cannot write data"). A bad
  * .config or a refusal is never put down to a nearly full disk.
  */
-const WRITING_STEPS = new Set(['ORCH_COMPILE_FAILED', 'ORCH_VIEW_FAILED', 'ORCH_PROBE_FAILED', 'MODULE_BUILD_FAILED', 'CACHE_BUILD_FAILED', 'COMPILER_UNUSABLE']);
+const WRITING_STEPS = new Set([
+  'ORCH_COMPILE_FAILED',
+  'ORCH_VIEW_FAILED',
+  'ORCH_PROBE_FAILED',
+  'MODULE_BUILD_FAILED',
+  'CACHE_BUILD_FAILED',
+  'COMPILER_UNUSABLE',
+]);
 function writes(e: unknown): boolean {
   return !(e instanceof KlpforgeError) || WRITING_STEPS.has(e.code);
 }
@@ -255,7 +279,11 @@ function kib(bytes: number): string {
  * "cannot write data"), since tools rarely say the disk is full in a way a
  * reader recognises. Undefined when the failure is not about space.
  */
-export async function diskFullError(e: unknown, places: readonly WrittenPlace[], stage: string | undefined): Promise<KlpforgeError | undefined> {
+export async function diskFullError(
+  e: unknown,
+  places: readonly WrittenPlace[],
+  stage: string | undefined,
+): Promise<KlpforgeError | undefined> {
   if (e instanceof BuildError && e.code === 'BUILD_DISK_FULL') return undefined;
   const says = isDiskFull(e);
   const seen = new Set<number>();
@@ -268,12 +296,21 @@ export async function diskFullError(e: unknown, places: readonly WrittenPlace[],
   }
   const low = measured.filter((p) => p.free < LOW_SPACE).sort((a, b) => a.free - b.free);
   if (!says && (low.length === 0 || !writes(e))) return undefined;
-  const detail = e instanceof Error ? e.message.split('\n').filter((l) => l.trim() !== '').slice(0, 6).map((l) => `  ${l}`).join('\n') : `  ${String(e)}`;
+  const detail =
+    e instanceof Error
+      ? e.message
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .slice(0, 6)
+          .map((l) => `  ${l}`)
+          .join('\n')
+      : `  ${String(e)}`;
   const during = stage ? ` (${stage} stage)` : '';
   const full = low[0];
-  const headline = full !== undefined
-    ? `${says || full.free === 0 ? 'no space left on device' : 'a step failed with the disk nearly full'}${during}: ${full.what} ${full.dir} is on a filesystem with ${kib(full.free)} free: ${full.remedy}`
-    : `no space left on device${during}: free space on the filesystems of ${measured.map((p) => `${p.what} ${p.dir}`).join(', ')}`;
+  const headline =
+    full !== undefined
+      ? `${says || full.free === 0 ? 'no space left on device' : 'a step failed with the disk nearly full'}${during}: ${full.what} ${full.dir} is on a filesystem with ${kib(full.free)} free: ${full.remedy}`
+      : `no space left on device${during}: free space on the filesystems of ${measured.map((p) => `${p.what} ${p.dir}`).join(', ')}`;
   return new BuildError('BUILD_DISK_FULL', `${headline}\n${detail}`, 1);
 }
 
@@ -295,7 +332,10 @@ export async function keepNamedLogs(e: unknown, workDir: string, logsDir: string
     }
     const swap = (s: string): string => s.replaceAll(file, kept);
     e.message = swap(e.message);
-    for (const list of [(e as { problems?: Array<{ message: string }> }).problems, (e as { reasons?: Array<{ message: string }> }).reasons]) {
+    for (const list of [
+      (e as { problems?: Array<{ message: string }> }).problems,
+      (e as { reasons?: Array<{ message: string }> }).reasons,
+    ]) {
       for (const item of list ?? []) {
         try {
           item.message = swap(item.message);

@@ -48,11 +48,19 @@ export interface TargetArgs {
 export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (line: string) => void): Promise<BuildTarget> {
   const release = a.kernel !== undefined ? parseDebianKernel(a.kernel) : undefined;
   if (release === undefined) return handTarget(a);
-  const { kernel } = await clock.run('kernel', () => ensureDebianKernel(release, path.resolve(a.cacheDir), (l) => note(l)),
-    (k) => `Debian ${k.kernel.release} (${k.kernel.version})${k.timings ? `, fetched in ${((k.timings.download + k.timings.unpack) / 1000).toFixed(0)} s` : ', cached'}`);
+  const { kernel } = await clock.run(
+    'kernel',
+    () => ensureDebianKernel(release, path.resolve(a.cacheDir), (l) => note(l)),
+    (k) =>
+      `Debian ${k.kernel.release} (${k.kernel.version})${k.timings ? `, fetched in ${((k.timings.download + k.timings.unpack) / 1000).toFixed(0)} s` : ', cached'}`,
+  );
   const original = a.original ?? 'lazy';
   if (original === 'full') {
-    throw new BuildError('BUILD_INPUT', `--original full is not available for a Debian kernel: building all of ${release}'s ~3,850 modules takes hours on 2 cores, and the lazy original compiles only what the patch reaches`, 1);
+    throw new BuildError(
+      'BUILD_INPUT',
+      `--original full is not available for a Debian kernel: building all of ${release}'s ~3,850 modules takes hours on 2 cores, and the lazy original compiles only what the patch reaches`,
+      1,
+    );
   }
   return {
     sourceDir: path.resolve(a.sourcedir ?? kernel.sourceDir),
@@ -78,24 +86,51 @@ export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (lin
  */
 async function handTarget(a: TargetArgs): Promise<BuildTarget> {
   if (a.sourcedir === undefined) {
-    throw new BuildError('BUILD_INPUT', 'no kernel source: pass -s/--sourcedir (with -c and -v for the running kernel), or --kernel debian:RELEASE', 1);
+    throw new BuildError(
+      'BUILD_INPUT',
+      'no kernel source: pass -s/--sourcedir (with -c and -v for the running kernel), or --kernel debian:RELEASE',
+      1,
+    );
   }
   const sourceDir = path.resolve(a.sourcedir);
   const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
-  const base = { sourceDir, configFile, makeVars: [], chosen: a.original === undefined, ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}) };
+  const base = {
+    sourceDir,
+    configFile,
+    makeVars: [],
+    chosen: a.original === undefined,
+    ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),
+  };
   if (a.original === 'full' || a.outOfTree) return { ...base, original: 'full' };
   if (a.original === undefined) {
     const dir = base.vmlinux ? path.dirname(base.vmlinux) : undefined;
-    const beside = dir ? await Promise.all(['Module.symvers', 'modules.order'].map((f) => access(path.join(dir, f)).then(() => true, () => false))) : [false];
+    const beside = dir
+      ? await Promise.all(
+          ['Module.symvers', 'modules.order'].map((f) =>
+            access(path.join(dir, f)).then(
+              () => true,
+              () => false,
+            ),
+          ),
+        )
+      : [false];
     if (!beside.every(Boolean)) return { ...base, original: 'full' };
   }
   if (base.vmlinux === undefined) {
-    throw new BuildError('BUILD_INPUT', '--original lazy needs the running kernel: pass -v/--vmlinux from its build dir (with Module.symvers and modules.order beside it)', 1);
+    throw new BuildError(
+      'BUILD_INPUT',
+      '--original lazy needs the running kernel: pass -v/--vmlinux from its build dir (with Module.symvers and modules.order beside it)',
+      1,
+    );
   }
   const dir = path.dirname(base.vmlinux);
   const symvers = path.join(dir, 'Module.symvers');
   await access(symvers).catch(() => {
-    throw new BuildError('BUILD_INPUT', `--original lazy needs the running kernel's Module.symvers, and ${dir} has none: pass -v from the kernel's build dir, or build the full original (--original full)`, 1);
+    throw new BuildError(
+      'BUILD_INPUT',
+      `--original lazy needs the running kernel's Module.symvers, and ${dir} has none: pass -v from the kernel's build dir, or build the full original (--original full)`,
+      1,
+    );
   });
   return { ...base, original: 'lazy', modulesDir: dir, symvers, modulesOrder: path.join(dir, 'modules.order') };
 }

@@ -18,8 +18,14 @@ function parseEntrySizes(specs: string[]): Map<string, number> {
   const sizes = new Map<string, number>();
   for (const spec of specs) {
     const m = /^([^=]+)=(\d+)$/.exec(spec);
-    if (!m || Number(m[2]) <= 0) throw new KlpforgeError('USAGE', `--entry-size ${spec}: expected SECTION=BYTES, e.g. __bug_table=12`, EXIT.USAGE);
-    if (!known.has(m[1]!)) throw new KlpforgeError('USAGE', `--entry-size ${spec}: ${m[1]} is not a special section klpforge knows (${[...known].join(', ')})`, EXIT.USAGE);
+    if (!m || Number(m[2]) <= 0)
+      throw new KlpforgeError('USAGE', `--entry-size ${spec}: expected SECTION=BYTES, e.g. __bug_table=12`, EXIT.USAGE);
+    if (!known.has(m[1]!))
+      throw new KlpforgeError(
+        'USAGE',
+        `--entry-size ${spec}: ${m[1]} is not a special section klpforge knows (${[...known].join(', ')})`,
+        EXIT.USAGE,
+      );
     sizes.set(m[1]!, Number(m[2]));
   }
   return sizes;
@@ -31,7 +37,11 @@ const EXIT_FOR = { changed: EXIT.OK, 'no-change': EXIT.NO_CHANGE, unsupported: E
 export async function diffCommand(args: DiffCommandArgs, out: (line: string) => void): Promise<number> {
   const sizes = parseEntrySizes(args.entrySize);
   const [orig, patched] = await Promise.all([readElfFile(args.orig), readElfFile(args.patched)]);
-  const result = diffObjects(orig, patched, { entrySizes: sizes, compilerFlags: await recordedCommandBeside(args.orig), output: !!args.output });
+  const result = diffObjects(orig, patched, {
+    entrySizes: sizes,
+    compilerFlags: await recordedCommandBeside(args.orig),
+    output: !!args.output,
+  });
   if (args.output && result.output) await writeElfFile(args.output, result.output);
   if (args.json) out(JSON.stringify(toJson(result), null, 2));
   else printText(result, out);

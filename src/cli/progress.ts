@@ -2,7 +2,15 @@ import type { StageEvent } from '../pipeline/stages.js';
 
 /** How each stage is named to people. */
 export const STAGE_LABEL: Record<StageEvent['stage'], string> = {
-  preflight: 'checks', kernel: 'kernel packages', original: 'original build', originals: 'original objects', patched: 'patched objects', match: 'running-kernel match', diff: 'diff', generate: 'module', verify: 'verify',
+  preflight: 'checks',
+  kernel: 'kernel packages',
+  original: 'original build',
+  originals: 'original objects',
+  patched: 'patched objects',
+  match: 'running-kernel match',
+  diff: 'diff',
+  generate: 'module',
+  verify: 'verify',
 };
 
 function seconds(ms: number | undefined): string {
@@ -28,14 +36,18 @@ export function progressPrinter(stream: NodeJS.WriteStream | { write(s: string):
     const label = STAGE_LABEL[e.stage];
     if (tty) {
       if (e.state === 'progress') {
-        const what = e.progress ? bar(e.progress.done, e.progress.total) : e.detail ?? '';
+        const what = e.progress ? bar(e.progress.done, e.progress.total) : (e.detail ?? '');
         stream.write(`\r\x1b[K  .. ${label} ${seconds(e.elapsedMs)} ${what}`);
         live = true;
         return;
       }
       if (live) stream.write('\r\x1b[K');
       live = false;
-      if (e.state === 'start') { stream.write(`  .. ${label}`); live = true; return; }
+      if (e.state === 'start') {
+        stream.write(`  .. ${label}`);
+        live = true;
+        return;
+      }
       stream.write(`${line(e, label)}\n`);
       return;
     }
@@ -46,7 +58,11 @@ export function progressPrinter(stream: NodeJS.WriteStream | { write(s: string):
       stream.write(`klpforge: ${label}: ${e.progress.done}/${e.progress.total} objects, ${seconds(e.elapsedMs)}\n`);
       return;
     }
-    if (e.state === 'start') { lastPlain = 0; stream.write(`klpforge: ${label}: started\n`); return; }
+    if (e.state === 'start') {
+      lastPlain = 0;
+      stream.write(`klpforge: ${label}: started\n`);
+      return;
+    }
     stream.write(`klpforge: ${line(e, label).trim()}\n`);
   };
 }

@@ -40,12 +40,24 @@ const X86_64: ArchRules = {
   callTypes: new Set([2, 4]),
   callOpcodes: [0xe8, 0xe9],
   immediateLoads: [
-    [0xbe], [0xba], [0xbf], [0xb9], [0xb8], [0xbb], [0xbd], // mov $imm32, %esi/%edx/%edi/%ecx/%eax/%ebx/%ebp
-    [0x41, 0xb8], [0x41, 0xb9], [0x41, 0xba], [0x41, 0xbb],  // mov $imm32, %r8d..%r11d
+    [0xbe],
+    [0xba],
+    [0xbf],
+    [0xb9],
+    [0xb8],
+    [0xbb],
+    [0xbd], // mov $imm32, %esi/%edx/%edi/%ecx/%eax/%ebx/%ebp
+    [0x41, 0xb8],
+    [0x41, 0xb9],
+    [0x41, 0xba],
+    [0x41, 0xbb], // mov $imm32, %r8d..%r11d
   ],
   immediateSize: 4,
   // R_X86_64_64 = 1, R_X86_64_PC64 = 24: 8 bytes; the 32-bit kinds: 4.
-  relocFieldSize: new Map([[1, 8], [24, 8]]),
+  relocFieldSize: new Map([
+    [1, 8],
+    [24, 8],
+  ]),
 };
 
 const ARCHES = new Map<number, ArchRules>([[EM.X86_64, X86_64]]);

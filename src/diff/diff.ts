@@ -66,8 +66,18 @@ export interface DiffResult {
 /** Compares two builds of one object, function by function. Pure: reads the models, writes nothing. */
 export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: DiffOptions = {}): DiffResult {
   const result: DiffResult = {
-    outcome: 'no-change', changed: [], new: [], lineOnly: [], vanished: [], leftOut: [], refusals: [], warnings: [], notes: [],
-    callbacks: [], included: { functions: [], data: [], sections: [] }, externals: [],
+    outcome: 'no-change',
+    changed: [],
+    new: [],
+    lineOnly: [],
+    vanished: [],
+    leftOut: [],
+    refusals: [],
+    warnings: [],
+    notes: [],
+    callbacks: [],
+    included: { functions: [], data: [], sections: [] },
+    externals: [],
   };
   const arch = archRules(patchedObj.ident.machine);
   if (!arch) {
@@ -83,12 +93,15 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   const given = options.entrySizes ?? new Map();
   const so = indexSpecialEntries(o, given);
   const sp = indexSpecialEntries(p, given);
-  for (const [name, s] of sp.sizes) if (s.source === 'inferred') result.notes.push(`entry size of ${name} inferred from its relocations: ${s.size} bytes`);
+  for (const [name, s] of sp.sizes)
+    if (s.source === 'inferred') result.notes.push(`entry size of ${name} inferred from its relocations: ${s.size} bytes`);
   for (const name of new Set([...so.unknownSize, ...sp.unknownSize])) {
     result.warnings.push(`entry size of ${name} unknown (give it with --entry-size ${name}=N): its entries were not compared`);
   }
   c.guesses.forEach((g) => result.warnings.push(`correlation guessed: ${g}`));
-  c.rebound.forEach((n) => result.notes.push(`${n}: its binding changed (global ↔ static); matched by name, known to the running kernel by its old binding`));
+  c.rebound.forEach((n) =>
+    result.notes.push(`${n}: its binding changed (global ↔ static); matched by name, known to the running kernel by its old binding`),
+  );
   // Statics only a metadata table points at (printk's `_entry`/`_entry_ptr`) need no twin: they are not patched.
   const metaO = metadataSymbols(o);
   const metaP = metadataSymbols(p);
@@ -125,7 +138,8 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
       const special = specialEntriesDiffer(o, so.byFunction.get(twin) ?? [], p, sp.byFunction.get(sym) ?? [], c);
       if (special) diffs = [{ offset: 0, kind: 'relocation', what: `its ${special} entries changed` }];
     }
-    if (diffs.length > 0) changed.set(sym, { name: s.name, section, firstDifference: { offset: diffs[0]!.offset, what: diffs[0]!.what }, optimizations: [] });
+    if (diffs.length > 0)
+      changed.set(sym, { name: s.name, section, firstDifference: { offset: diffs[0]!.offset, what: diffs[0]!.what }, optimizations: [] });
   });
 
   // A changed child (.cold, .part) is a change to its parent, and parent and children travel together.
@@ -133,7 +147,12 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     const parent = parentOf(report.name);
     const ps = parent === undefined ? undefined : p.obj.symbolsNamed(parent).find((k) => p.symbol(k).type === STT.FUNC);
     if (ps !== undefined && !changed.has(ps)) {
-      changed.set(ps, { name: parent!, section: p.sectionName(p.symbol(ps).shndx), firstDifference: { offset: 0, what: `its child ${report.name} changed` }, optimizations: [] });
+      changed.set(ps, {
+        name: parent!,
+        section: p.sectionName(p.symbol(ps).shndx),
+        firstDifference: { offset: 0, what: `its child ${report.name} changed` },
+        optimizations: [],
+      });
     }
   }
   const children = new Map<string, SymbolIndex[]>();
@@ -145,7 +164,12 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     const name = p.symbol(sym).name;
     for (const child of children.get(name) ?? []) {
       if (changed.has(child) || c.twinOfPatched.get(child) === undefined) continue;
-      changed.set(child, { name: p.symbol(child).name, section: p.sectionName(p.symbol(child).shndx), firstDifference: { offset: 0, what: `part of ${name}, which changed` }, optimizations: [] });
+      changed.set(child, {
+        name: p.symbol(child).name,
+        section: p.sectionName(p.symbol(child).shndx),
+        firstDifference: { offset: 0, what: `part of ${name}, which changed` },
+        optimizations: [],
+      });
     }
   }
 
@@ -162,12 +186,17 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     if (kind === 'init' && !forced) result.refusals.push(refuse.initChanged(report.name, report.section));
     // ftrace redirects the running kernel's copy: it is the original that needs the __fentry__ call, and the new one too.
     else if (!forced && kind !== 'init' && parentOf(report.name) === undefined && (!hasFentry(p, sym) || !twinHasFentry(sym))) {
-      const cause = kind === 'noinstr' ? 'noinstr code'
-        : "notrace: the kernel's inline implies notrace, so a static inline function gcc kept out of line has none; or its file is built without ftrace";
+      const cause =
+        kind === 'noinstr'
+          ? 'noinstr code'
+          : "notrace: the kernel's inline implies notrace, so a static inline function gcc kept out of line has none; or its file is built without ftrace";
       const callers = [...(graphP.callers.get(report.name) ?? [])].map((k) => p.symbol(k).name).sort();
       result.refusals.push(refuse.noFentry(report.name, report.section, cause, callers));
     }
-    if (forced) { report.forced = true; result.warnings.push(`${report.name}: KPATCH_FORCE_UNSAFE given, patched without the usual checks`); }
+    if (forced) {
+      report.forced = true;
+      result.warnings.push(`${report.name}: KPATCH_FORCE_UNSAFE given, patched without the usual checks`);
+    }
   }
 
   // Data: a data object the running kernel already holds must not change.
@@ -197,8 +226,12 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     if (!inclusion.functions.has(sym)) continue;
     result.new.push({ name: s.name, section: p.sectionName(s.shndx), optimizations: explainChange(o, graphO, undefined, p, graphP, sym) });
   }
-  result.leftOut = fresh.filter((f) => !inclusion.functions.has(f)).map((f) => p.symbol(f).name).sort();
-  if (result.leftOut.length > 0) result.notes.push(`new static functions no changed function calls, left out: ${result.leftOut.join(', ')}`);
+  result.leftOut = fresh
+    .filter((f) => !inclusion.functions.has(f))
+    .map((f) => p.symbol(f).name)
+    .sort();
+  if (result.leftOut.length > 0)
+    result.notes.push(`new static functions no changed function calls, left out: ${result.leftOut.join(', ')}`);
   const ignoredFnSections = new Set<SectionIndex>();
   for (const name of directives.ignoredFunctions) {
     for (const k of p.obj.symbolsNamed(name)) {
@@ -212,17 +245,21 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   }
   checkUnusedChangedSections(o, p, c, inclusion.sections, new Set([...directives.directiveSections, ...ignoredFnSections]), result);
   for (const s of inclusion.writableAnonymous) {
-    result.refusals.push(refuse.dataChanged(p.sectionName(s), p.sectionName(s), 'writable data without a symbol is referenced by patched code'));
+    result.refusals.push(
+      refuse.dataChanged(p.sectionName(s), p.sectionName(s), 'writable data without a symbol is referenced by patched code'),
+    );
   }
 
   const ipaRa = ipaRaEnabled(options.compilerFlags);
-  if (!ipaRa.known) result.notes.push('compiler flags unknown: assumed IPA-RA was on (gcc\'s default at -O2/-Os)');
+  if (!ipaRa.known) result.notes.push("compiler flags unknown: assumed IPA-RA was on (gcc's default at -O2/-Os)");
   for (const [sym, report] of changed) {
     const twin = c.twinOfPatched.get(sym);
     report.optimizations = explainChange(o, graphO, twin, p, graphP, sym);
     if (twin !== undefined) {
       for (const lost of lostStaticReferences(o, twin, p, sym, c).filter((n) => !ignoredStatic(n))) {
-        result.warnings.push(`${report.name} no longer references static local ${lost}, which still exists: check nothing else relies on the state it kept`);
+        result.warnings.push(
+          `${report.name} no longer references static local ${lost}, which still exists: check nothing else relies on the state it kept`,
+        );
       }
     }
     // An old version that calls out of the object (or through a retpoline thunk) already clobbered every
@@ -233,7 +270,9 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
       .filter((n) => ![...changed.values()].some((r) => r.name === n));
     if (callers.length > 0) {
       report.exposedCallers = callers.sort();
-      result.warnings.push(`IPA-RA: ${report.name} changed; its unpatched callers ${callers.join(', ')} may rely on registers the old ${report.name} left untouched: check the new code clobbers no more, or patch the callers too`);
+      result.warnings.push(
+        `IPA-RA: ${report.name} changed; its unpatched callers ${callers.join(', ')} may rely on registers the old ${report.name} left untouched: check the new code clobbers no more, or patch the callers too`,
+      );
     }
   }
 
@@ -251,17 +290,29 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   result.outcome = result.refusals.length > 0 ? 'unsupported' : something ? 'changed' : 'no-change';
   if (options.output && result.outcome === 'changed') {
     const file = patchedObj.symbols.find((s) => s.type === STT.FILE)?.name;
-    const neighbours = [...new Set(origObj.symbols
-      .filter((s) => s.bind === STB.LOCAL && (s.type === STT.FUNC || s.type === STT.OBJECT) && s.name !== '')
-      .map((s) => s.name))].sort();
-    result.output = buildOutputObject(p, inclusion, sp, {
-      ...(file ? { file } : {}), neighbours,
-      changed: [...changed.keys()].map((k) => ({ name: p.symbol(k).name, kernelName: kernelName(k), local: kernelLocal(k) }))
-        .sort((a, b) => a.name.localeCompare(b.name)),
-      new: result.new.map((f) => f.name),
-      callbacks: result.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),
-      externals: result.externals.map((e) => ({ ...e, ...(e.local && file ? { file } : {}) })),
-    }, kernelName);
+    const neighbours = [
+      ...new Set(
+        origObj.symbols
+          .filter((s) => s.bind === STB.LOCAL && (s.type === STT.FUNC || s.type === STT.OBJECT) && s.name !== '')
+          .map((s) => s.name),
+      ),
+    ].sort();
+    result.output = buildOutputObject(
+      p,
+      inclusion,
+      sp,
+      {
+        ...(file ? { file } : {}),
+        neighbours,
+        changed: [...changed.keys()]
+          .map((k) => ({ name: p.symbol(k).name, kernelName: kernelName(k), local: kernelLocal(k) }))
+          .sort((a, b) => a.name.localeCompare(b.name)),
+        new: result.new.map((f) => f.name),
+        callbacks: result.callbacks.map((cb) => ({ kind: cb.kind, function: cb.function })),
+        externals: result.externals.map((e) => ({ ...e, ...(e.local && file ? { file } : {}) })),
+      },
+      kernelName,
+    );
   }
   return result;
 }
@@ -298,7 +349,13 @@ function newGlobalData(p: ObjectView, c: ReturnType<typeof correlate>, directive
 /** Whether `fn` calls a function not defined in its object, whose register use gcc cannot know. */
 function callsOut(v: ObjectView, graph: CallGraph, fn: SymbolIndex): boolean {
   for (const name of graph.callees.get(fn) ?? []) {
-    if (!v.obj.symbolsNamed(name).some((k) => { const s = v.symbol(k); return s.shndx !== SHN.UNDEF && s.reserved === 0; })) return true;
+    if (
+      !v.obj.symbolsNamed(name).some((k) => {
+        const s = v.symbol(k);
+        return s.shndx !== SHN.UNDEF && s.reserved === 0;
+      })
+    )
+      return true;
   }
   return false;
 }
@@ -307,9 +364,12 @@ function hasFentry(p: ObjectView, sym: SymbolIndex): boolean {
   const e = p.extentOf(sym);
   if (!e) return false;
   const r = p.relocationsIn(e.section, e.start, e.start + Math.max(...p.arch.fentryRelocOffsets) + 1);
-  return !!r && r.entries.some((k) => {
-    const at = Number(r.table.offsets[k]!) - e.start;
-    const t = p.target(r.table, k, e.section);
-    return p.arch.fentryRelocOffsets.includes(at) && t.kind === 'symbol' && p.arch.fentrySymbols.includes(p.symbol(t.sym).name);
-  });
+  return (
+    !!r &&
+    r.entries.some((k) => {
+      const at = Number(r.table.offsets[k]!) - e.start;
+      const t = p.target(r.table, k, e.section);
+      return p.arch.fentryRelocOffsets.includes(at) && t.kind === 'symbol' && p.arch.fentrySymbols.includes(p.symbol(t.sym).name);
+    })
+  );
 }

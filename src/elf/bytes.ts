@@ -9,7 +9,11 @@ export class ByteReader {
   readonly view: DataView;
   readonly little: boolean;
 
-  constructor(readonly buf: Buffer, little: boolean, readonly file: string) {
+  constructor(
+    readonly buf: Buffer,
+    little: boolean,
+    readonly file: string,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     this.little = little;
   }
@@ -23,30 +27,56 @@ export class ByteReader {
     const off = BigInt(offset);
     const len = BigInt(size);
     if (off < 0n || len < 0n || off + len > BigInt(this.buf.length)) {
-      throw new ElfError('ELF_TRUNCATED', this.file,
-        `${what} at offset ${hex(off)}, size ${hex(len)}, extends past the end of the file (size ${hex(this.buf.length)})`);
+      throw new ElfError(
+        'ELF_TRUNCATED',
+        this.file,
+        `${what} at offset ${hex(off)}, size ${hex(len)}, extends past the end of the file (size ${hex(this.buf.length)})`,
+      );
     }
     return Number(off);
   }
 
-  u8(off: number): number { return this.view.getUint8(off); }
-  u16(off: number): number { return this.view.getUint16(off, this.little); }
-  u32(off: number): number { return this.view.getUint32(off, this.little); }
-  u64(off: number): bigint { return this.view.getBigUint64(off, this.little); }
-  i64(off: number): bigint { return this.view.getBigInt64(off, this.little); }
+  u8(off: number): number {
+    return this.view.getUint8(off);
+  }
+  u16(off: number): number {
+    return this.view.getUint16(off, this.little);
+  }
+  u32(off: number): number {
+    return this.view.getUint32(off, this.little);
+  }
+  u64(off: number): bigint {
+    return this.view.getBigUint64(off, this.little);
+  }
+  i64(off: number): bigint {
+    return this.view.getBigInt64(off, this.little);
+  }
 }
 
 /** The writing twin of ByteReader over a preallocated output buffer. */
 export class ByteWriter {
   readonly view: DataView;
 
-  constructor(readonly buf: Buffer, readonly little: boolean) {
+  constructor(
+    readonly buf: Buffer,
+    readonly little: boolean,
+  ) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   }
 
-  u8(off: number, v: number): void { this.view.setUint8(off, v); }
-  u16(off: number, v: number): void { this.view.setUint16(off, v, this.little); }
-  u32(off: number, v: number): void { this.view.setUint32(off, v, this.little); }
-  u64(off: number, v: bigint): void { this.view.setBigUint64(off, v, this.little); }
-  i64(off: number, v: bigint): void { this.view.setBigInt64(off, v, this.little); }
+  u8(off: number, v: number): void {
+    this.view.setUint8(off, v);
+  }
+  u16(off: number, v: number): void {
+    this.view.setUint16(off, v, this.little);
+  }
+  u32(off: number, v: number): void {
+    this.view.setUint32(off, v, this.little);
+  }
+  u64(off: number, v: bigint): void {
+    this.view.setBigUint64(off, v, this.little);
+  }
+  i64(off: number, v: bigint): void {
+    this.view.setBigInt64(off, v, this.little);
+  }
 }

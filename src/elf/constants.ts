@@ -24,26 +24,63 @@ export const REL64_SIZE = 16;
 export const ET = { NONE: 0, REL: 1, EXEC: 2, DYN: 3, CORE: 4 } as const;
 
 export const EM = {
-  NONE: 0, SPARC: 2, X86_386: 3, PPC: 20, PPC64: 21, S390: 22, ARM: 40,
-  X86_64: 62, AARCH64: 183, RISCV: 243, LOONGARCH: 258,
+  NONE: 0,
+  SPARC: 2,
+  X86_386: 3,
+  PPC: 20,
+  PPC64: 21,
+  S390: 22,
+  ARM: 40,
+  X86_64: 62,
+  AARCH64: 183,
+  RISCV: 243,
+  LOONGARCH: 258,
 } as const;
 
 export const SHT = {
-  NULL: 0, PROGBITS: 1, SYMTAB: 2, STRTAB: 3, RELA: 4, HASH: 5, DYNAMIC: 6, NOTE: 7,
-  NOBITS: 8, REL: 9, SHLIB: 10, DYNSYM: 11, INIT_ARRAY: 14, FINI_ARRAY: 15,
-  PREINIT_ARRAY: 16, GROUP: 17, SYMTAB_SHNDX: 18,
+  NULL: 0,
+  PROGBITS: 1,
+  SYMTAB: 2,
+  STRTAB: 3,
+  RELA: 4,
+  HASH: 5,
+  DYNAMIC: 6,
+  NOTE: 7,
+  NOBITS: 8,
+  REL: 9,
+  SHLIB: 10,
+  DYNSYM: 11,
+  INIT_ARRAY: 14,
+  FINI_ARRAY: 15,
+  PREINIT_ARRAY: 16,
+  GROUP: 17,
+  SYMTAB_SHNDX: 18,
 } as const;
 
 export const SHF = {
-  WRITE: 0x1n, ALLOC: 0x2n, EXECINSTR: 0x4n, MERGE: 0x10n, STRINGS: 0x20n, INFO_LINK: 0x40n,
-  LINK_ORDER: 0x80n, OS_NONCONFORMING: 0x100n, GROUP: 0x200n, TLS: 0x400n, COMPRESSED: 0x800n,
+  WRITE: 0x1n,
+  ALLOC: 0x2n,
+  EXECINSTR: 0x4n,
+  MERGE: 0x10n,
+  STRINGS: 0x20n,
+  INFO_LINK: 0x40n,
+  LINK_ORDER: 0x80n,
+  OS_NONCONFORMING: 0x100n,
+  GROUP: 0x200n,
+  TLS: 0x400n,
+  COMPRESSED: 0x800n,
   /** Linux: a relocation section the livepatch core applies itself. */
   RELA_LIVEPATCH: 0x00100000n,
 } as const;
 
 /** Reserved section indexes: a symbol's st_shndx in [LORESERVE, HIRESERVE] is not a section. */
 export const SHN = {
-  UNDEF: 0, LORESERVE: 0xff00, ABS: 0xfff1, COMMON: 0xfff2, XINDEX: 0xffff, HIRESERVE: 0xffff,
+  UNDEF: 0,
+  LORESERVE: 0xff00,
+  ABS: 0xfff1,
+  COMMON: 0xfff2,
+  XINDEX: 0xffff,
+  HIRESERVE: 0xffff,
   /** Linux: a symbol the livepatch core resolves at load time (.klp.sym.*). */
   LIVEPATCH: 0xff20,
 } as const;

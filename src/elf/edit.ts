@@ -13,30 +13,42 @@ export function removeSections(obj: ElfObject, drop: ReadonlySet<SectionIndex>):
   obj.sections.forEach((s, i) => {
     if ((s.type === SHT.RELA || s.type === SHT.REL) && gone.has(s.info)) gone.add(i);
   });
-  if (gone.has(0) || gone.has(obj.shstrndx)) throw new ElfError('ELF_MALFORMED', '(in memory)', 'removeSections: the null section and the section-name table stay');
+  if (gone.has(0) || gone.has(obj.shstrndx))
+    throw new ElfError('ELF_MALFORMED', '(in memory)', 'removeSections: the null section and the section-name table stay');
   const map = new Int32Array(obj.sections.length).fill(-1);
   let next = 0;
-  obj.sections.forEach((_, i) => { if (!gone.has(i)) map[i] = next++; });
+  obj.sections.forEach((_, i) => {
+    if (!gone.has(i)) map[i] = next++;
+  });
   const renumber = (i: number, what: string): number => {
     if (i === 0 || i >= obj.sections.length) return i;
     const m = map[i]!;
-    if (m < 0) throw new ElfError('ELF_MALFORMED', '(in memory)', `removeSections: ${what} refers to removed section ${obj.sections[i]!.name}`);
+    if (m < 0)
+      throw new ElfError('ELF_MALFORMED', '(in memory)', `removeSections: ${what} refers to removed section ${obj.sections[i]!.name}`);
     return m;
   };
   const sections: Section[] = [];
   obj.sections.forEach((s, i) => {
     if (gone.has(i)) return;
     const isReloc = s.type === SHT.RELA || s.type === SHT.REL;
-    const linksSection = isReloc || s.type === SHT.SYMTAB || s.type === SHT.DYNSYM || s.type === SHT.GROUP
-      || s.type === SHT.SYMTAB_SHNDX || (s.flags & SHF.LINK_ORDER) !== 0n;
+    const linksSection =
+      isReloc ||
+      s.type === SHT.SYMTAB ||
+      s.type === SHT.DYNSYM ||
+      s.type === SHT.GROUP ||
+      s.type === SHT.SYMTAB_SHNDX ||
+      (s.flags & SHF.LINK_ORDER) !== 0n;
     const infoIsSection = isReloc || (s.flags & SHF.INFO_LINK) !== 0n;
     let body = s.body;
     if (body.kind === 'group') body = { ...body, members: body.members.map((m) => sectionIndex(renumber(m, `group ${s.name}`))) };
     if (body.kind === 'symtab') {
       body = {
         kind: 'symtab',
-        symbols: body.symbols.map((sym) => (sym.reserved !== 0 || sym.shndx === 0 ? sym
-          : { ...sym, shndx: sectionIndex(renumber(sym.shndx, `symbol ${sym.name || '(section)'}`)) })),
+        symbols: body.symbols.map((sym) =>
+          sym.reserved !== 0 || sym.shndx === 0
+            ? sym
+            : { ...sym, shndx: sectionIndex(renumber(sym.shndx, `symbol ${sym.name || '(section)'}`)) },
+        ),
       };
     }
     sections.push({

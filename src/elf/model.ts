@@ -7,11 +7,11 @@ export interface ElfIdent {
   endian: 'little' | 'big';
   osabi: number;
   abiVersion: number;
-  type: number;      // e_type (ET.*)
-  machine: number;   // e_machine (EM.*)
-  version: number;   // e_version
+  type: number; // e_type (ET.*)
+  machine: number; // e_machine (EM.*)
+  version: number; // e_version
   entry: bigint;
-  flags: number;     // e_flags (ABI version on ppc64, etc.)
+  flags: number; // e_flags (ABI version on ppc64, etc.)
 }
 
 /** Linked-file program headers, kept verbatim; relocatable objects have none. */
@@ -26,9 +26,9 @@ export interface ElfSymbol {
   name: string;
   value: bigint;
   size: bigint;
-  bind: number;   // STB.*
-  type: number;   // STT.*
-  other: number;  // st_other (visibility and arch bits)
+  bind: number; // STB.*
+  type: number; // STT.*
+  other: number; // st_other (visibility and arch bits)
   /** The section the symbol is defined in; 0 when undefined or `reserved` is set. */
   shndx: SectionIndex;
   /** A reserved st_shndx (SHN.ABS, SHN.COMMON, SHN.LIVEPATCH…), or 0 for none. */
@@ -37,7 +37,11 @@ export interface ElfSymbol {
   nameOffset?: number;
 }
 
-export interface GroupBody { kind: 'group'; flags: number; members: SectionIndex[] }
+export interface GroupBody {
+  kind: 'group';
+  flags: number;
+  members: SectionIndex[];
+}
 
 /** What a section holds. Tables are parsed; everything else stays bytes. */
 export type SectionBody =

@@ -36,11 +36,21 @@ export class ElfPeek {
   readonly sections: readonly PeekedSection[];
   private readonly byName = new Map<string, PeekedSection>();
 
-  private constructor(private readonly buf: Buffer, readonly file: string, private readonly little: boolean, raws: RawHeader[], shstrndx: number) {
+  private constructor(
+    private readonly buf: Buffer,
+    readonly file: string,
+    private readonly little: boolean,
+    raws: RawHeader[],
+    shstrndx: number,
+  ) {
     const names = raws.length > 0 ? this.slice(raws[shstrndx]!, 'section name string table') : Buffer.alloc(0);
     this.sections = raws.map((h, i) => {
       if (h.nameOffset >= Math.max(names.length, 1)) {
-        throw new ElfError('ELF_MALFORMED', file, `section ${i}: name offset ${hex(h.nameOffset)} outside the section name table (size ${hex(names.length)})`);
+        throw new ElfError(
+          'ELF_MALFORMED',
+          file,
+          `section ${i}: name offset ${hex(h.nameOffset)} outside the section name table (size ${hex(names.length)})`,
+        );
       }
       const name = cString(names, h.nameOffset);
       const data = h.type === SHT.NOBITS ? Buffer.alloc(0) : this.slice(h, `section ${i} (${name})`);
@@ -101,8 +111,12 @@ export class ElfPeek {
         shndx = 0;
       }
       out.push({
-        name, type: view.getUint8(at + 4) & 0xf, shndx, reserved,
-        value: view.getBigUint64(at + 8, this.little), size: view.getBigUint64(at + 16, this.little),
+        name,
+        type: view.getUint8(at + 4) & 0xf,
+        shndx,
+        reserved,
+        value: view.getBigUint64(at + 8, this.little),
+        size: view.getBigUint64(at + 16, this.little),
       });
     }
     return out;
@@ -111,7 +125,11 @@ export class ElfPeek {
   private slice(h: RawHeader, what: string): Buffer {
     const end = h.offset + h.size;
     if (end > BigInt(this.buf.length)) {
-      throw new ElfError('ELF_TRUNCATED', this.file, `${what} at offset ${hex(h.offset)}, size ${hex(h.size)}, extends past the end of the file (size ${hex(this.buf.length)})`);
+      throw new ElfError(
+        'ELF_TRUNCATED',
+        this.file,
+        `${what} at offset ${hex(h.offset)}, size ${hex(h.size)}, extends past the end of the file (size ${hex(this.buf.length)})`,
+      );
     }
     return this.buf.subarray(Number(h.offset), Number(end));
   }

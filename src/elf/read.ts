@@ -1,8 +1,20 @@
 import { readFile } from 'node:fs/promises';
 import { ByteReader } from './bytes.js';
 import {
-  EHDR64_SIZE, ELF_MAGIC, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, EV_CURRENT,
-  REL64_SIZE, RELA64_SIZE, type SectionIndex, SHDR64_SIZE, SHN, SHT, SYM64_SIZE,
+  EHDR64_SIZE,
+  ELF_MAGIC,
+  ELFCLASS32,
+  ELFCLASS64,
+  ELFDATA2LSB,
+  ELFDATA2MSB,
+  EV_CURRENT,
+  REL64_SIZE,
+  RELA64_SIZE,
+  type SectionIndex,
+  SHDR64_SIZE,
+  SHN,
+  SHT,
+  SYM64_SIZE,
 } from './constants.js';
 import { ElfError, hex } from './errors.js';
 import { ElfObject, type ElfIdent, type ProgramHeaders, type Section, type SectionBody } from './model.js';
@@ -12,8 +24,16 @@ import { decodeSymbols } from './symtab.js';
 
 /** A section header as stored, before its body is decoded. */
 export interface RawHeader {
-  nameOffset: number; type: number; flags: bigint; addr: bigint; offset: bigint; size: bigint;
-  link: number; info: number; addralign: bigint; entsize: bigint;
+  nameOffset: number;
+  type: number;
+  flags: bigint;
+  addr: bigint;
+  offset: bigint;
+  size: bigint;
+  link: number;
+  info: number;
+  addralign: bigint;
+  entsize: bigint;
 }
 
 export async function readElfFile(path: string): Promise<ElfObject> {
@@ -42,7 +62,8 @@ export function parseHeaders(buf: Buffer, file: string): ElfHeaders {
   }
   if (buf.length < 16) throw new ElfError('ELF_TRUNCATED', file, `truncated ELF identification (${buf.length} bytes)`);
   const cls = buf[4]!;
-  if (cls === ELFCLASS32) throw new ElfError('ELF_UNSUPPORTED', file, '32-bit ELF (ELFCLASS32) is not supported; klpforge reads ELF64 objects');
+  if (cls === ELFCLASS32)
+    throw new ElfError('ELF_UNSUPPORTED', file, '32-bit ELF (ELFCLASS32) is not supported; klpforge reads ELF64 objects');
   if (cls !== ELFCLASS64) throw new ElfError('ELF_MALFORMED', file, `invalid ELF class ${cls} (expected 2, ELFCLASS64)`);
   const data = buf[5]!;
   if (data !== ELFDATA2LSB && data !== ELFDATA2MSB) throw new ElfError('ELF_MALFORMED', file, `invalid ELF data encoding ${data}`);
@@ -51,8 +72,14 @@ export function parseHeaders(buf: Buffer, file: string): ElfHeaders {
 
   const r = new ByteReader(buf, data === ELFDATA2LSB, file);
   const ident: ElfIdent = {
-    endian: r.little ? 'little' : 'big', osabi: buf[7]!, abiVersion: buf[8]!,
-    type: r.u16(16), machine: r.u16(18), version: r.u32(20), entry: r.u64(24), flags: r.u32(48),
+    endian: r.little ? 'little' : 'big',
+    osabi: buf[7]!,
+    abiVersion: buf[8]!,
+    type: r.u16(16),
+    machine: r.u16(18),
+    version: r.u32(20),
+    entry: r.u64(24),
+    flags: r.u32(48),
   };
   const phoff = r.u64(32);
   const shoff = r.u64(40);
@@ -101,24 +128,45 @@ export function parseElf(buf: Buffer, file: string): ElfObject {
   const sections: Section[] = raws.map((h, i) => {
     const name = names.get(h.nameOffset);
     if (name === undefined) {
-      throw new ElfError('ELF_MALFORMED', file, `section ${i}: name offset ${hex(h.nameOffset)} outside the section name table (size ${hex(names.size)})`);
+      throw new ElfError(
+        'ELF_MALFORMED',
+        file,
+        `section ${i}: name offset ${hex(h.nameOffset)} outside the section name table (size ${hex(names.size)})`,
+      );
     }
     ctx.names[i] = name;
     return {
-      name, nameOffset: h.nameOffset, type: h.type, flags: h.flags, addr: h.addr,
-      addralign: h.addralign, entsize: h.entsize, link: h.link, info: h.info, fileOffset: h.offset,
+      name,
+      nameOffset: h.nameOffset,
+      type: h.type,
+      flags: h.flags,
+      addr: h.addr,
+      addralign: h.addralign,
+      entsize: h.entsize,
+      link: h.link,
+      info: h.info,
+      fileOffset: h.offset,
       body: { kind: 'bytes', data: Buffer.alloc(0) },
     };
   });
-  sections.forEach((s, i) => { s.body = ctx.body(i); });
+  sections.forEach((s, i) => {
+    s.body = ctx.body(i);
+  });
   return new ElfObject(ident, sections, shstrndx as SectionIndex, programHeaders);
 }
 
 function readHeader(r: ByteReader, o: number): RawHeader {
   return {
-    nameOffset: r.u32(o), type: r.u32(o + 4), flags: r.u64(o + 8), addr: r.u64(o + 16),
-    offset: r.u64(o + 24), size: r.u64(o + 32), link: r.u32(o + 40), info: r.u32(o + 44),
-    addralign: r.u64(o + 48), entsize: r.u64(o + 56),
+    nameOffset: r.u32(o),
+    type: r.u32(o + 4),
+    flags: r.u64(o + 8),
+    addr: r.u64(o + 16),
+    offset: r.u64(o + 24),
+    size: r.u64(o + 32),
+    link: r.u32(o + 40),
+    info: r.u32(o + 44),
+    addralign: r.u64(o + 48),
+    entsize: r.u64(o + 56),
   };
 }
 
@@ -130,7 +178,10 @@ class DecodeContext {
   /** symbol table index → its SYMTAB_SHNDX section index */
   private shndxFor = new Map<number, number>();
 
-  constructor(private r: ByteReader, private raws: RawHeader[]) {
+  constructor(
+    private r: ByteReader,
+    private raws: RawHeader[],
+  ) {
     raws.forEach((h, i) => {
       if (h.type === SHT.SYMTAB_SHNDX) this.shndxFor.set(h.link, i);
     });
@@ -206,7 +257,8 @@ class DecodeContext {
         return this.group(i);
       case SHT.SYMTAB_SHNDX: {
         const symtab = this.linked(i, [SHT.SYMTAB], 'symbol table');
-        if (h.size !== BigInt(this.symbolCount(symtab) * 4)) this.fail(i, `size ${hex(h.size)} does not match its symbol table's ${this.symbolCount(symtab)} symbols`);
+        if (h.size !== BigInt(this.symbolCount(symtab) * 4))
+          this.fail(i, `size ${hex(h.size)} does not match its symbol table's ${this.symbolCount(symtab)} symbols`);
         this.bytesOf(i);
         return { kind: 'shndx' };
       }

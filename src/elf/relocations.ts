@@ -25,8 +25,13 @@ export class RelocationTable {
   ) {}
 
   static empty(withAddend: boolean, length = 0): RelocationTable {
-    return new RelocationTable(withAddend, new BigUint64Array(length), new Uint32Array(length),
-      new Uint32Array(length), new BigInt64Array(length));
+    return new RelocationTable(
+      withAddend,
+      new BigUint64Array(length),
+      new Uint32Array(length),
+      new Uint32Array(length),
+      new BigInt64Array(length),
+    );
   }
 
   static from(withAddend: boolean, entries: readonly Relocation[]): RelocationTable {
@@ -62,7 +67,12 @@ export class RelocationTable {
 
 /** Decodes `count` Elf64_Rela (or Elf64_Rel) entries; symbol indexes are checked against `symbolCount`. */
 export function decodeRelocations(
-  r: ByteReader, offset: number, count: number, withAddend: boolean, symbolCount: number, where: string,
+  r: ByteReader,
+  offset: number,
+  count: number,
+  withAddend: boolean,
+  symbolCount: number,
+  where: string,
 ): RelocationTable {
   const t = RelocationTable.empty(withAddend, count);
   const size = withAddend ? RELA64_SIZE : REL64_SIZE;
@@ -71,8 +81,11 @@ export function decodeRelocations(
     // r_info is (sym << 32 | type); reading its halves avoids a BigInt per entry.
     const sym = r.little ? r.u32(o + 12) : r.u32(o + 8);
     if (sym >= symbolCount) {
-      throw new ElfError('ELF_MALFORMED', r.file,
-        `${where}: relocation ${i} refers to symbol ${sym}, but its symbol table has ${symbolCount} symbols`);
+      throw new ElfError(
+        'ELF_MALFORMED',
+        r.file,
+        `${where}: relocation ${i} refers to symbol ${sym}, but its symbol table has ${symbolCount} symbols`,
+      );
     }
     t.offsets[i] = r.u64(o);
     t.types[i] = r.little ? r.u32(o + 8) : r.u32(o + 12);

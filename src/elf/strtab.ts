@@ -60,8 +60,7 @@ export class StringTable {
 
   private matchesAt(name: string, offset: number): boolean {
     const len = Buffer.byteLength(name, 'latin1');
-    return offset + len < this.base.length && this.base[offset + len] === 0 &&
-      this.base.toString('latin1', offset, offset + len) === name;
+    return offset + len < this.base.length && this.base[offset + len] === 0 && this.base.toString('latin1', offset, offset + len) === name;
   }
 
   private index(): Map<string, number> {

@@ -6,8 +6,13 @@ import type { StringTable } from './strtab.js';
 
 /** Decodes an Elf64_Sym array; `shndx` is the SYMTAB_SHNDX array when the object has one. */
 export function decodeSymbols(
-  r: ByteReader, offset: number, count: number, strtab: StringTable, sectionCount: number,
-  shndx: { reader: ByteReader; offset: number } | undefined, where: string,
+  r: ByteReader,
+  offset: number,
+  count: number,
+  strtab: StringTable,
+  sectionCount: number,
+  shndx: { reader: ByteReader; offset: number } | undefined,
+  where: string,
 ): ElfSymbol[] {
   const symbols = new Array<ElfSymbol>(count);
   for (let i = 0; i < count; i++) {
@@ -15,16 +20,22 @@ export function decodeSymbols(
     const nameOffset = r.u32(o);
     const name = strtab.get(nameOffset);
     if (name === undefined) {
-      throw new ElfError('ELF_MALFORMED', r.file,
-        `${where}: symbol ${i} has name offset ${hex(nameOffset)} outside its string table (size ${hex(strtab.size)})`);
+      throw new ElfError(
+        'ELF_MALFORMED',
+        r.file,
+        `${where}: symbol ${i} has name offset ${hex(nameOffset)} outside its string table (size ${hex(strtab.size)})`,
+      );
     }
     const info = r.u8(o + 4);
     let st_shndx = r.u16(o + 6);
     let reserved = 0;
     if (st_shndx === SHN.XINDEX) {
       if (!shndx) {
-        throw new ElfError('ELF_MALFORMED', r.file,
-          `${where}: symbol ${i} (${name}) uses SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX section`);
+        throw new ElfError(
+          'ELF_MALFORMED',
+          r.file,
+          `${where}: symbol ${i} (${name}) uses SHN_XINDEX but the object has no SHT_SYMTAB_SHNDX section`,
+        );
       }
       st_shndx = shndx.reader.u32(shndx.offset + i * 4);
     } else if (st_shndx >= SHN.LORESERVE) {
@@ -32,14 +43,22 @@ export function decodeSymbols(
       st_shndx = 0;
     }
     if (st_shndx >= sectionCount) {
-      throw new ElfError('ELF_MALFORMED', r.file,
-        `${where}: symbol ${i} (${name}) is in section ${st_shndx}, but the object has ${sectionCount} sections`);
+      throw new ElfError(
+        'ELF_MALFORMED',
+        r.file,
+        `${where}: symbol ${i} (${name}) is in section ${st_shndx}, but the object has ${sectionCount} sections`,
+      );
     }
     symbols[i] = {
-      name, nameOffset,
-      value: r.u64(o + 8), size: r.u64(o + 16),
-      bind: info >> 4, type: info & 0xf, other: r.u8(o + 5),
-      shndx: st_shndx as SectionIndex, reserved,
+      name,
+      nameOffset,
+      value: r.u64(o + 8),
+      size: r.u64(o + 16),
+      bind: info >> 4,
+      type: info & 0xf,
+      other: r.u8(o + 5),
+      shndx: st_shndx as SectionIndex,
+      reserved,
     };
   }
   return symbols;
@@ -51,9 +70,7 @@ export function needsExtendedIndex(symbols: readonly ElfSymbol[]): boolean {
 }
 
 /** Encodes symbols; returns the Elf64_Sym bytes and the matching SYMTAB_SHNDX bytes. */
-export function encodeSymbols(
-  symbols: readonly ElfSymbol[], nameOffsets: Uint32Array, little: boolean,
-): { symtab: Buffer; shndx: Buffer } {
+export function encodeSymbols(symbols: readonly ElfSymbol[], nameOffsets: Uint32Array, little: boolean): { symtab: Buffer; shndx: Buffer } {
   const symtab = Buffer.alloc(symbols.length * SYM64_SIZE);
   const shndx = Buffer.alloc(symbols.length * 4);
   const w = new ByteWriter(symtab, little);

@@ -2,8 +2,19 @@ import { constants } from 'node:buffer';
 import { writeFile, rename, unlink } from 'node:fs/promises';
 import { ByteWriter } from './bytes.js';
 import {
-  EHDR64_SIZE, ELF_MAGIC, ELFCLASS64, ELFDATA2LSB, ELFDATA2MSB, ET, EV_CURRENT,
-  REL64_SIZE, RELA64_SIZE, SHDR64_SIZE, SHN, SHT, SYM64_SIZE,
+  EHDR64_SIZE,
+  ELF_MAGIC,
+  ELFCLASS64,
+  ELFDATA2LSB,
+  ELFDATA2MSB,
+  ET,
+  EV_CURRENT,
+  REL64_SIZE,
+  RELA64_SIZE,
+  SHDR64_SIZE,
+  SHN,
+  SHT,
+  SYM64_SIZE,
 } from './constants.js';
 import { ElfError } from './errors.js';
 import { ElfObject, type Section } from './model.js';
@@ -18,7 +29,7 @@ const MAX_OBJECT_SIZE = BigInt(constants.MAX_LENGTH) - 1n;
 interface Planned {
   section: Section;
   nameOffset: number;
-  bytes: Buffer | undefined;   // undefined for NOBITS
+  bytes: Buffer | undefined; // undefined for NOBITS
   size: bigint;
   info: number;
   offset: bigint;
@@ -49,7 +60,9 @@ export function serializeElf(obj: ElfObject, file = '<model>'): Buffer {
     if (s.body.kind !== 'symtab') return;
     const strtab = stringTableOf(sections, s.link, file, `string table of ${s.name}`);
     const offsets = new Uint32Array(s.body.symbols.length);
-    s.body.symbols.forEach((sym, j) => { offsets[j] = strtab.offsetOf(sym.name, sym.nameOffset); });
+    s.body.symbols.forEach((sym, j) => {
+      offsets[j] = strtab.offsetOf(sym.name, sym.nameOffset);
+    });
     symtabBytes.set(i, encodeSymbols(s.body.symbols, offsets, little));
   });
 
@@ -59,14 +72,22 @@ export function serializeElf(obj: ElfObject, file = '<model>'): Buffer {
     let bytes: Buffer | undefined;
     let info = s.info;
     switch (body.kind) {
-      case 'bytes': bytes = body.data; break;
-      case 'nobits': bytes = undefined; break;
-      case 'strtab': bytes = body.table.bytes(); break;
+      case 'bytes':
+        bytes = body.data;
+        break;
+      case 'nobits':
+        bytes = undefined;
+        break;
+      case 'strtab':
+        bytes = body.table.bytes();
+        break;
       case 'symtab':
         bytes = symtabBytes.get(i)!.symtab;
         info = ElfObject.localCount(body.symbols);
         break;
-      case 'relocations': bytes = encodeRelocations(body.table, little); break;
+      case 'relocations':
+        bytes = encodeRelocations(body.table, little);
+        break;
       case 'group': {
         bytes = Buffer.alloc(4 + 4 * body.members.length);
         const w = new ByteWriter(bytes, little);
@@ -76,7 +97,12 @@ export function serializeElf(obj: ElfObject, file = '<model>'): Buffer {
       }
       case 'shndx': {
         const encoded = symtabBytes.get(s.link);
-        if (!encoded) throw new ElfError('ELF_UNWRITABLE', file, `section ${i} (${s.name}): SHT_SYMTAB_SHNDX linked to ${s.link}, which is not a symbol table`);
+        if (!encoded)
+          throw new ElfError(
+            'ELF_UNWRITABLE',
+            file,
+            `section ${i} (${s.name}): SHT_SYMTAB_SHNDX linked to ${s.link}, which is not a symbol table`,
+          );
         bytes = encoded.shndx;
         break;
       }
@@ -89,11 +115,15 @@ export function serializeElf(obj: ElfObject, file = '<model>'): Buffer {
   planned.forEach((p, i) => {
     if (i === 0) return;
     const align = p.section.addralign > 1n ? p.section.addralign : 1n;
-    cursor = (cursor + align - 1n) / align * align;
+    cursor = ((cursor + align - 1n) / align) * align;
     p.offset = cursor;
     if (p.bytes) cursor += p.size;
     if (cursor > MAX_OBJECT_SIZE) {
-      throw new ElfError('ELF_UNWRITABLE', file, `section ${i} (${p.section.name}): alignment ${p.section.addralign} and size ${p.size} put the object past ${MAX_OBJECT_SIZE} bytes`);
+      throw new ElfError(
+        'ELF_UNWRITABLE',
+        file,
+        `section ${i} (${p.section.name}): alignment ${p.section.addralign} and size ${p.size} put the object past ${MAX_OBJECT_SIZE} bytes`,
+      );
     }
   });
   const shoff = count > 0 ? (cursor + 7n) & ~7n : 0n;
@@ -160,11 +190,16 @@ export async function writeElfFile(path: string, obj: ElfObject): Promise<void> 
 
 function entsizeOf(s: Section): bigint {
   switch (s.body.kind) {
-    case 'symtab': return BigInt(SYM64_SIZE);
-    case 'relocations': return BigInt(s.body.table.withAddend ? RELA64_SIZE : REL64_SIZE);
-    case 'shndx': return 4n;
-    case 'group': return 4n;
-    default: return s.entsize;
+    case 'symtab':
+      return BigInt(SYM64_SIZE);
+    case 'relocations':
+      return BigInt(s.body.table.withAddend ? RELA64_SIZE : REL64_SIZE);
+    case 'shndx':
+      return 4n;
+    case 'group':
+      return 4n;
+    default:
+      return s.entsize;
   }
 }
 
@@ -180,8 +215,18 @@ function withExtendedIndexSection(obj: ElfObject, file: string): Section[] {
   if (symtab === undefined || !needsExtendedIndex(obj.symbols)) return obj.sections;
   if (obj.sections.some((s) => s.body.kind === 'shndx' && s.link === symtab)) return obj.sections;
   if (obj.sections.length + 1 > 0xffffffff) throw new ElfError('ELF_UNWRITABLE', file, 'too many sections');
-  return [...obj.sections, {
-    name: '.symtab_shndx', type: SHT.SYMTAB_SHNDX, flags: 0n, addr: 0n, addralign: 4n, entsize: 4n,
-    link: symtab, info: 0, body: { kind: 'shndx' },
-  }];
+  return [
+    ...obj.sections,
+    {
+      name: '.symtab_shndx',
+      type: SHT.SYMTAB_SHNDX,
+      flags: 0n,
+      addr: 0n,
+      addralign: 4n,
+      entsize: 4n,
+      link: symtab,
+      info: 0,
+      body: { kind: 'shndx' },
+    },
+  ];
 }

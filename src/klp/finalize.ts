@@ -1,5 +1,13 @@
 import {
-  ElfObject, type ElfSymbol, type Relocation, RelocationTable, SHF, SHN, SHT, type Section, type SectionIndex,
+  ElfObject,
+  type ElfSymbol,
+  type Relocation,
+  RelocationTable,
+  SHF,
+  SHN,
+  SHT,
+  type Section,
+  type SectionIndex,
 } from '../elf/index.js';
 import { archRules } from '../diff/arch.js';
 import type { GeneratorProblem } from './problems.js';
@@ -27,7 +35,12 @@ export interface FinalizeResult {
  * into `.klp.rela.OBJNAME.SECTION` ones, and those symbols are marked
  * SHN_LIVEPATCH, as the livepatch core expects (module-elf-format.rst).
  */
-export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: string, sectionObjects: SectionObjects = new Map()): FinalizeResult {
+export function finalizeModule(
+  ko: ElfObject,
+  exports: Exports,
+  moduleName: string,
+  sectionObjects: SectionObjects = new Map(),
+): FinalizeResult {
   const problems: GeneratorProblem[] = [];
   const symtabIndex = ko.sections.findIndex((s) => s.type === SHT.SYMTAB);
   const symtab = ko.sections[symtabIndex];
@@ -41,7 +54,10 @@ export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: stri
       klpObj.set(i, m[1]!);
       symbols[i] = { ...s, reserved: SHN.LIVEPATCH };
     } else if (!exports.has(s.name)) {
-      problems.push({ code: 'POST_LINK', message: `${moduleName}: ${s.name} is still undefined after linking and the kernel does not export it: the module would not load` });
+      problems.push({
+        code: 'POST_LINK',
+        message: `${moduleName}: ${s.name} is still undefined after linking and the kernel does not export it: the module would not load`,
+      });
     }
   });
 
@@ -57,11 +73,17 @@ export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: stri
     const patchedObject = sectionObjects.get(ko.sections[sec.info]!.name);
     for (const r of sec.body.table) {
       const symbolObject = klpObj.get(r.symbol);
-      if (symbolObject === undefined) { keep.push(r); continue; }
+      if (symbolObject === undefined) {
+        keep.push(r);
+        continue;
+      }
       // The livepatch core applies `.klp.rela.OBJ.*` when OBJ is patched: vmlinux's at once, a module's when
       // it loads. A module symbol of another module (its export) is looked up when the patched module loads.
       if (symbolObject !== 'vmlinux' && patchedObject === null) {
-        problems.push({ code: 'POST_LINK', message: `${moduleName}: section ${ko.sections[sec.info]!.name} holds code patched into several objects and a reference to ${symbolObject}'s symbols: rename the function in one of the patched files` });
+        problems.push({
+          code: 'POST_LINK',
+          message: `${moduleName}: section ${ko.sections[sec.info]!.name} holds code patched into several objects and a reference to ${symbolObject}'s symbols: rename the function in one of the patched files`,
+        });
       }
       const obj = symbolObject === 'vmlinux' || patchedObject === undefined || patchedObject === null ? symbolObject : patchedObject;
       const list = moved.get(obj) ?? [];
@@ -75,14 +97,22 @@ export function finalizeModule(ko: ElfObject, exports: Exports, moduleName: stri
     // x86's apply_relocate_add refuses to write over a non-zero field: the linker must have left them zero.
     if (targetSection.body.kind === 'bytes') {
       const data = Buffer.from(targetSection.body.data);
-      for (const list of moved.values()) for (const r of list) data.fill(0, Number(r.offset), Number(r.offset) + (fieldSize.get(r.type) ?? 4));
+      for (const list of moved.values())
+        for (const r of list) data.fill(0, Number(r.offset), Number(r.offset) + (fieldSize.get(r.type) ?? 4));
       sections[target] = { ...targetSection, body: { kind: 'bytes', data } };
     }
     for (const [obj, list] of [...moved].sort((a, b) => a[0].localeCompare(b[0]))) {
       const name = `.klp.rela.${obj}.${ko.sections[target]!.name}`;
       added.push({
-        name, type: SHT.RELA, flags: SHF.ALLOC | SHF.INFO_LINK | SHF.RELA_LIVEPATCH, addr: 0n, addralign: 8n, entsize: 24n,
-        link: symtabIndex, info: target, body: { kind: 'relocations', table: RelocationTable.from(true, list) },
+        name,
+        type: SHT.RELA,
+        flags: SHF.ALLOC | SHF.INFO_LINK | SHF.RELA_LIVEPATCH,
+        addr: 0n,
+        addralign: 8n,
+        entsize: 24n,
+        link: symtabIndex,
+        info: target,
+        body: { kind: 'relocations', table: RelocationTable.from(true, list) },
       });
       klpSections.push({ name, entries: list.length });
     }

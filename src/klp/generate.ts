@@ -59,7 +59,9 @@ export interface KernelSymbols {
 export async function loadKernelSymbols(buildDir: string, vmlinux: string, bytes?: Buffer): Promise<KernelSymbols> {
   const [symvers, elf] = await Promise.all([
     readFile(path.join(buildDir, 'Module.symvers'), 'utf8').catch(() => {
-      throw new GeneratorError([{ code: 'MODULE_BUILD_FAILED', message: `${buildDir} has no Module.symvers: it must be a complete kernel build (make modules)` }]);
+      throw new GeneratorError([
+        { code: 'MODULE_BUILD_FAILED', message: `${buildDir} has no Module.symvers: it must be a complete kernel build (make modules)` },
+      ]);
     }),
     bytes ? parseElf(bytes, vmlinux) : readElfFile(vmlinux),
   ]);
@@ -97,22 +99,39 @@ export async function generateModule(o: GenerateOptions): Promise<GenerateResult
   const globals = patchGlobals(sorted);
   for (const [i, input] of sorted.entries()) {
     const module = input.owner.kind === 'module' ? await moduleTarget(input.owner) : undefined;
-    prepared.push(prepareObject(input.output, { exports, vmlinux, patchGlobals: globals.globals, ...(module ? { module } : {}) }, {
-      object: input.object, anchorPrefix: `__klpforge_${i}_`, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
-    }));
+    prepared.push(
+      prepareObject(
+        input.output,
+        { exports, vmlinux, patchGlobals: globals.globals, ...(module ? { module } : {}) },
+        {
+          object: input.object,
+          anchorPrefix: `__klpforge_${i}_`,
+          ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
+        },
+      ),
+    );
   }
   const hook = hookSource(prepared, { replace: o.replace, description: `livepatch ${o.name} built by klpforge` });
   const problems: GeneratorProblem[] = [...globals.problems, ...prepared.flatMap((p) => p.problems), ...hook.problems];
   // Callbacks alone make a livepatch (kpatch's callback-only patches): its objects then have empty klp_func arrays.
   if (prepared.every((p) => p.functions.length === 0 && p.callbacks.length === 0) && problems.length === 0) {
-    problems.push({ code: 'UNPATCHABLE_FUNCTION', message: 'no function to patch: the differ found changes but none in a function ftrace can redirect, and no callback' });
+    problems.push({
+      code: 'UNPATCHABLE_FUNCTION',
+      message: 'no function to patch: the differ found changes but none in a function ftrace can redirect, and no callback',
+    });
   }
   if (problems.length > 0) throw new GeneratorError(problems);
 
   const moduleFile = `livepatch-${o.name}`;
   const built = await kbuildModule({
-    buildDir: o.buildDir, moduleFile, dir: path.join(o.workDir, 'module'), hookSource: hook.source, prepared,
-    ...(o.runner ? { runner: o.runner } : {}), ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.makeVars ? { makeVars: o.makeVars } : {}),
+    buildDir: o.buildDir,
+    moduleFile,
+    dir: path.join(o.workDir, 'module'),
+    hookSource: hook.source,
+    prepared,
+    ...(o.runner ? { runner: o.runner } : {}),
+    ...(o.jobs ? { jobs: o.jobs } : {}),
+    ...(o.makeVars ? { makeVars: o.makeVars } : {}),
   });
   const final = finalizeModule(parseElf(await readFile(built.ko), built.ko), exports, moduleFile, sectionObjectsOf(prepared));
   if (final.problems.length > 0) throw new GeneratorError(final.problems);
@@ -129,7 +148,12 @@ export async function generateModule(o: GenerateOptions): Promise<GenerateResult
   }
   return {
     ko: out,
-    objects: prepared.map((p) => ({ object: p.object, objname: p.objname, functions: p.functions, callbacks: p.callbacks.map((c) => c.kind) })),
+    objects: prepared.map((p) => ({
+      object: p.object,
+      objname: p.objname,
+      functions: p.functions,
+      callbacks: p.callbacks.map((c) => c.kind),
+    })),
     klpRelocations: final.klpSections,
     warnings: [...prepared.flatMap((p) => p.warnings), ...built.warnings],
   };

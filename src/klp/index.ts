@@ -1,5 +1,12 @@
 export { KallsymsIndex, type SymposResult } from './sympos.js';
-export { generateModule, loadKernelSymbols, type GenerateOptions, type GenerateResult, type GeneratorInput, type KernelSymbols } from './generate.js';
+export {
+  generateModule,
+  loadKernelSymbols,
+  type GenerateOptions,
+  type GenerateResult,
+  type GeneratorInput,
+  type KernelSymbols,
+} from './generate.js';
 export { GeneratorError } from './errors.js';
 export type { GeneratorProblem, GeneratorProblemCode } from './problems.js';
 export { prepareObject, type PreparedObject, type PatchedFunction } from './prepare.js';

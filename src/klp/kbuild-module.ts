@@ -20,7 +20,11 @@ export interface KbuildModuleOptions {
   makeVars?: readonly string[];
 }
 
-export interface KbuildModuleResult { ko: string; log: string; warnings: string[] }
+export interface KbuildModuleResult {
+  ko: string;
+  log: string;
+  warnings: string[];
+}
 
 /**
  * Builds the livepatch with the kernel's own kbuild, so vermagic, the module
@@ -39,11 +43,10 @@ export async function kbuildModule(o: KbuildModuleOptions): Promise<KbuildModule
   // the prepared objects export nothing, so theirs is empty.
   await Promise.all(objects.map((obj) => writeFile(path.join(o.dir, `.${obj}.cmd`), '')));
   await writeFile(path.join(o.dir, 'klpforge-hook.c'), o.hookSource);
-  await writeFile(path.join(o.dir, 'Kbuild'), [
-    `obj-m := ${o.moduleFile}.o`,
-    `${o.moduleFile}-y := klpforge-hook.o ${objects.join(' ')}`,
-    '',
-  ].join('\n'));
+  await writeFile(
+    path.join(o.dir, 'Kbuild'),
+    [`obj-m := ${o.moduleFile}.o`, `${o.moduleFile}-y := klpforge-hook.o ${objects.join(' ')}`, ''].join('\n'),
+  );
   const runner = o.runner ?? new HostRunner();
   const argv = ['make', '-C', o.buildDir, `M=${o.dir}`, `-j${o.jobs ?? 2}`, ...(o.makeVars ?? []), 'KBUILD_MODPOST_WARN=1', 'modules'];
   const r = await runner.run(argv, { cwd: o.buildDir });
@@ -51,13 +54,23 @@ export async function kbuildModule(o: KbuildModuleOptions): Promise<KbuildModule
   const logFile = path.join(o.dir, 'build.log');
   await writeFile(logFile, log);
   if (r.exitCode !== 0) {
-    const errors = r.stderr.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 5).join('\n');
-    throw new GeneratorError([{ code: 'MODULE_BUILD_FAILED', message: `kbuild failed to build ${o.moduleFile}.ko in ${o.dir} (exit ${r.exitCode}; log: ${logFile})${errors ? `\n${errors}` : ''}` }]);
+    const errors = r.stderr
+      .split('\n')
+      .filter((l) => /error|Error/.test(l))
+      .slice(0, 5)
+      .join('\n');
+    throw new GeneratorError([
+      {
+        code: 'MODULE_BUILD_FAILED',
+        message: `kbuild failed to build ${o.moduleFile}.ko in ${o.dir} (exit ${r.exitCode}; log: ${logFile})${errors ? `\n${errors}` : ''}`,
+      },
+    ]);
   }
   // The .klp.sym.* symbols are undefined on purpose (resolved by the livepatch core); anything else kbuild warns of is shown.
   // modpost stops listing unresolved symbols after a few ("suppressed N …"): every other undefined symbol was
   // checked against the running kernel before the build (resolve.ts), so that count says nothing new.
-  const warnings = r.stderr.split('\n')
+  const warnings = r.stderr
+    .split('\n')
     .filter((l) => /warning|undefined!$/i.test(l) && !l.includes('.klp.sym.') && !/suppressed \d+ unresolved symbol warnings/.test(l))
     .map((l) => l.trim());
   const ko = path.join(o.dir, `${o.moduleFile}.ko`);

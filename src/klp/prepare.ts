@@ -1,5 +1,13 @@
 import {
-  type ElfObject, type ElfSymbol, type RelocationTable, SHN, SHT, STB, STT, type SectionIndex, removeSections,
+  type ElfObject,
+  type ElfSymbol,
+  type RelocationTable,
+  SHN,
+  SHT,
+  STB,
+  STT,
+  type SectionIndex,
+  removeSections,
 } from '../elf/index.js';
 import { archRules } from '../diff/arch.js';
 import { suffixesOf } from '../diff/model/names.js';
@@ -18,7 +26,10 @@ export interface PatchedFunction {
   anchor: string;
 }
 
-export interface PreparedCallback { kind: 'pre_patch' | 'post_patch' | 'pre_unpatch' | 'post_unpatch'; anchor: string }
+export interface PreparedCallback {
+  kind: 'pre_patch' | 'post_patch' | 'pre_unpatch' | 'post_unpatch';
+  anchor: string;
+}
 
 export interface PreparedObject {
   /** The object as kbuild links it: klp symbols named `.klp.sym.*`, still undefined until post-link. */
@@ -63,7 +74,16 @@ const TRAMPOLINE_SECTION = '.static_call_sites';
 export function prepareObject(out: ElfObject, ctx: ResolveContext, options: PrepareOptions): PreparedObject {
   const meta = readMetadata(out, options.object);
   const objname = ctx.module?.objname ?? 'vmlinux';
-  const result: PreparedObject = { elf: out, object: options.object, objname, functions: [], callbacks: [], problems: [], warnings: [], namespaces: [] };
+  const result: PreparedObject = {
+    elf: out,
+    object: options.object,
+    objname,
+    functions: [],
+    callbacks: [],
+    problems: [],
+    warnings: [],
+    namespaces: [],
+  };
   const symbols = symbolsOf(out);
   const owner = ownersOfSections(out, symbols);
   const externals = new Map(meta.externals.map((e) => [e.name, e]));
@@ -79,7 +99,13 @@ export function prepareObject(out: ElfObject, ctx: ResolveContext, options: Prep
       if (resolved.has(index) || s.shndx !== SHN.UNDEF || s.reserved !== 0 || s.name === '') continue;
       const ext = externals.get(s.name);
       const local = ext?.local ?? false;
-      const need = { name: s.name, local, ...(local && meta.file ? { file: meta.file, ...(meta.neighbours ? { neighbours: meta.neighbours } : {}) } : {}), object: options.object, where: owner(sec.info) };
+      const need = {
+        name: s.name,
+        local,
+        ...(local && meta.file ? { file: meta.file, ...(meta.neighbours ? { neighbours: meta.neighbours } : {}) } : {}),
+        object: options.object,
+        where: owner(sec.info),
+      };
       resolved.set(index, resolveSymbol(need, ctx));
     }
   });
@@ -120,7 +146,8 @@ function symbolsOf(obj: ElfObject): ElfSymbol[] {
 function ownersOfSections(obj: ElfObject, symbols: readonly ElfSymbol[]): (section: number) => string {
   const byShndx = new Map<number, string>();
   for (const s of symbols) {
-    if ((s.type === STT.FUNC || s.type === STT.OBJECT) && s.reserved === 0 && s.shndx !== 0 && !byShndx.has(s.shndx)) byShndx.set(s.shndx, s.name);
+    if ((s.type === STT.FUNC || s.type === STT.OBJECT) && s.reserved === 0 && s.shndx !== 0 && !byShndx.has(s.shndx))
+      byShndx.set(s.shndx, s.name);
   }
   return (section) => {
     const name = byShndx.get(section);
@@ -134,7 +161,12 @@ function ownersOfSections(obj: ElfObject, symbols: readonly ElfSymbol[]): (secti
  * refused, except tracepoint and dynamic-debug keys, whose sites are dropped,
  * and static call sites, whose calls then go through the trampoline.
  */
-function checkModuleReferences(out: ElfObject, resolved: ReadonlyMap<number, Resolution>, options: PrepareOptions, result: PreparedObject): ElfObject {
+function checkModuleReferences(
+  out: ElfObject,
+  resolved: ReadonlyMap<number, Resolution>,
+  options: PrepareOptions,
+  result: PreparedObject,
+): ElfObject {
   const special = specialSectionNames(out.ident.machine);
   special.add('.altinstr_replacement');
   const defs = new Map(specialSections(out.ident.machine).map((d) => [d.name, d]));
@@ -145,7 +177,7 @@ function checkModuleReferences(out: ElfObject, resolved: ReadonlyMap<number, Res
     const target = out.sections[sec.info]!;
     if (!special.has(target.name)) return;
     const def = defs.get(target.name);
-    const size = def?.keyField ? options.entrySizes?.get(target.name) ?? (def.keyField.kind === 'static key' ? 16 : 8) : 0;
+    const size = def?.keyField ? (options.entrySizes?.get(target.name) ?? (def.keyField.kind === 'static key' ? 16 : 8)) : 0;
     const t = sec.body.table;
     for (let k = 0; k < t.length; k++) {
       const r = resolved.get(t.symbols[k]!);
@@ -158,8 +190,12 @@ function checkModuleReferences(out: ElfObject, resolved: ReadonlyMap<number, Res
           const d = drops.get(sec.info as SectionIndex) ?? { size, entries: new Set<number>() };
           d.entries.add(entry);
           drops.set(sec.info as SectionIndex, d);
-          result.warnings.push(`${options.object}: dropped a ${target.name} site keyed by ${r.name} of module ${r.objname}: `
-            + (trampoline ? 'the patched code calls through its trampoline (the same target, not inlined)' : 'in the patched code it stays disabled'));
+          result.warnings.push(
+            `${options.object}: dropped a ${target.name} site keyed by ${r.name} of module ${r.objname}: ` +
+              (trampoline
+                ? 'the patched code calls through its trampoline (the same target, not inlined)'
+                : 'in the patched code it stays disabled'),
+          );
           continue;
         }
         const site = siteOwner(out, symbols, i as SectionIndex, entry * size);
@@ -202,13 +238,22 @@ function addAnchors(elf: ElfObject, meta: DiffMetadata, ctx: ResolveContext, opt
   const target = ctx.module ?? ctx.vmlinux;
   for (const f of meta.changed) {
     const s = definedFunction.get(f.name);
-    if (!s) { result.problems.push(problem.unpatchable(options.object, f.name, 'the differ output lacks its code')); continue; }
+    if (!s) {
+      result.problems.push(problem.unpatchable(options.object, f.name, 'the differ output lacks its code'));
+      continue;
+    }
     // Fragments (.cold) run only as part of their parent; ftrace can redirect only what starts with an fentry call.
-    if (suffixesOf(f.name).some((r) => r.kind === 'cold') || (arch && !startsWithFentry(elf, s, arch.fentryRelocOffsets, arch.fentrySymbols))) continue;
+    if (
+      suffixesOf(f.name).some((r) => r.kind === 'cold') ||
+      (arch && !startsWithFentry(elf, s, arch.fentryRelocOffsets, arch.fentrySymbols))
+    )
+      continue;
     const r = target.symbols.sympos(f.kernelName, f.local ? meta.file : '', meta.neighbours);
     if (!r.found) {
-      const why = r.reason === 'ambiguous' ? `${target.objname} has several ${f.kernelName} in files named ${meta.file ?? '?'} (${r.candidates.join(', ')})`
-        : `${target.objname} has no ${f.kernelName}${f.local && meta.file ? ` in ${meta.file}` : ''} (is it the kernel the source was built for?)`;
+      const why =
+        r.reason === 'ambiguous'
+          ? `${target.objname} has several ${f.kernelName} in files named ${meta.file ?? '?'} (${r.candidates.join(', ')})`
+          : `${target.objname} has no ${f.kernelName}${f.local && meta.file ? ` in ${meta.file}` : ''} (is it the kernel the source was built for?)`;
       result.problems.push(problem.unpatchable(options.object, f.kernelName, why));
       continue;
     }
@@ -216,7 +261,10 @@ function addAnchors(elf: ElfObject, meta: DiffMetadata, ctx: ResolveContext, opt
   }
   for (const cb of meta.callbacks) {
     const s = definedFunction.get(cb.function);
-    if (!s) { result.problems.push(problem.unpatchable(options.object, cb.function, 'callback code missing from the differ output')); continue; }
+    if (!s) {
+      result.problems.push(problem.unpatchable(options.object, cb.function, 'callback code missing from the differ output'));
+      continue;
+    }
     result.callbacks.push({ kind: cb.kind as PreparedCallback['kind'], anchor: anchor(s) });
   }
   elf.reindex();

@@ -66,7 +66,8 @@ export function resolveSymbol(need: SymbolNeed, ctx: ResolveContext): Resolution
     // Patched module code calling another module's export (pcspkr → input_core): a normal relocation
     // would make the livepatch itself depend on that module. A klp relocation applied when the patched
     // module loads finds it instead: the patched module depends on its exporter, so it is loaded by then.
-    if (exporter !== undefined && ctx.module && exporter !== ctx.module.objname) return { kind: 'klp', objname: exporter, name: need.name, sympos: 0 };
+    if (exporter !== undefined && ctx.module && exporter !== ctx.module.objname)
+      return { kind: 'klp', objname: exporter, name: need.name, sympos: 0 };
     if (exporter !== undefined && !ctx.module) return { kind: 'link' };
   }
   // A local lives in its own file, hence in the patched object's target; a global may be in the module or vmlinux.
@@ -79,5 +80,8 @@ export function resolveSymbol(need: SymbolNeed, ctx: ResolveContext): Resolution
     }
   }
   const last = targets[targets.length - 1]!;
-  return { kind: 'problem', problem: problem.unresolved(need.object, need.name, need.where, targets.map((t) => t.objname).join(' or ') || last.objname) };
+  return {
+    kind: 'problem',
+    problem: problem.unresolved(need.object, need.name, need.where, targets.map((t) => t.objname).join(' or ') || last.objname),
+  };
 }

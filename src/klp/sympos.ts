@@ -13,10 +13,19 @@ export type SymposResult =
   | { found: true; sympos: number; address: bigint }
   | { found: false; reason: 'missing' | 'not-in-file' | 'ambiguous'; candidates: string[] };
 
-interface Entry { address: bigint; file: string; order: number; block: number }
+interface Entry {
+  address: bigint;
+  file: string;
+  order: number;
+  block: number;
+}
 
 /** A file-scope block of the symbol table: the STT_FILE symbol at `start`, its locals up to `end`. */
-interface Block { start: number; end: number; locals?: Set<string> }
+interface Block {
+  start: number;
+  end: number;
+  locals?: Set<string>;
+}
 
 export class KallsymsIndex {
   private byName = new Map<string, Entry[]>();
@@ -35,13 +44,14 @@ export class KallsymsIndex {
         this.blocks.push({ start: i, end: this.symbols.length });
         return;
       }
-      if (i === 0 || s.name === '' || s.type === STT.SECTION || s.shndx === SHN.UNDEF && s.reserved === 0) return;
+      if (i === 0 || s.name === '' || s.type === STT.SECTION || (s.shndx === SHN.UNDEF && s.reserved === 0)) return;
       const list = this.byName.get(s.name) ?? [];
       list.push({ address: s.value, file: s.bind === 0 ? file : '', order: i, block: s.bind === 0 ? this.blocks.length - 1 : -1 });
       this.byName.set(s.name, list);
     });
     if (kind === 'vmlinux') {
-      for (const list of this.byName.values()) list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.order - b.order));
+      for (const list of this.byName.values())
+        list.sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.order - b.order));
     }
   }
 
@@ -70,10 +80,12 @@ export class KallsymsIndex {
    * a few locals); else all of them, still ambiguous.
    */
   private byNeighbours<T extends { e: Entry }>(matches: T[], neighbours: readonly string[]): T[] {
-    const scored = matches.map((m) => {
-      const locals = this.blockLocals(m.e.block);
-      return { m, score: neighbours.reduce((n, name) => n + (locals.has(name) ? 1 : 0), 0) };
-    }).sort((a, b) => b.score - a.score);
+    const scored = matches
+      .map((m) => {
+        const locals = this.blockLocals(m.e.block);
+        return { m, score: neighbours.reduce((n, name) => n + (locals.has(name) ? 1 : 0), 0) };
+      })
+      .sort((a, b) => b.score - a.score);
     const [best, next] = scored;
     if (best && best.score * 2 >= neighbours.length && (next === undefined || best.score > next.score)) return [best.m];
     return matches;

@@ -15,7 +15,10 @@ export function dropEntries(obj: ElfObject, section: SectionIndex, size: number,
   const kept: Buffer[] = [];
   let at = 0;
   for (let i = 0; i < count; i++) {
-    if (entries.has(i)) { newStart[i] = -1; continue; }
+    if (entries.has(i)) {
+      newStart[i] = -1;
+      continue;
+    }
     newStart[i] = at;
     kept.push(data.subarray(i * size, (i + 1) * size));
     at += size;

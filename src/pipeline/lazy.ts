@@ -17,13 +17,19 @@ export interface LazyOriginal {
  */
 export async function lazyOriginal(o: LazyTreeOptions & { workDir: string }): Promise<LazyOriginal> {
   const tree = await ensureLazyTree(o);
-  const warnings = tree.configChanges.map((c) => `make olddefconfig changed ${c.option} from ${c.before} to ${c.after} in the running kernel's config: is the source the one it was built from?`);
+  const warnings = tree.configChanges.map(
+    (c) =>
+      `make olddefconfig changed ${c.option} from ${c.before} to ${c.after} in the running kernel's config: is the source the one it was built from?`,
+  );
   return { tree, entrySizes: await structSizes(tree, o.cacheDir, o.workDir, o.runner), warnings };
 }
 
 async function structSizes(tree: LazyTree, cacheDir: string, workDir: string, runner: Runner): Promise<ReadonlyMap<string, number>> {
   const file = path.join(cacheDir, 'struct-sizes', `prepared-${tree.key}.json`);
-  const cached = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record<string, number>, () => undefined);
+  const cached = await readFile(file, 'utf8').then(
+    (t) => JSON.parse(t) as Record<string, number>,
+    () => undefined,
+  );
   if (cached) return new Map(Object.entries(cached));
   const probed = await probeStructSizes(tree.buildDir, path.join(workDir, 'struct-probe'), runner, tree.makeVars);
   await mkdir(path.dirname(file), { recursive: true });

@@ -51,44 +51,93 @@ export async function buildOotLivepatch(o: OotBuildOptions): Promise<LivepatchBu
   for (const p of o.patches) {
     const args = ['-p1', '--forward', '--batch', '--reject-file=-', '--no-backup-if-mismatch', '-d', patched, '-i', path.resolve(p)];
     const dry = await execa('patch', ['--dry-run', ...args], { reject: false, all: true, stdin: 'ignore' });
-    if (dry.exitCode !== 0) throw new BuildError('BUILD_INPUT', `${p} does not apply to ${o.ootSource} (--oot-module-src):\n${dry.all ?? ''}`.trimEnd(), 1);
+    if (dry.exitCode !== 0)
+      throw new BuildError('BUILD_INPUT', `${p} does not apply to ${o.ootSource} (--oot-module-src):\n${dry.all ?? ''}`.trimEnd(), 1);
     await execa('patch', args, { stdin: 'ignore' });
   }
 
   const make = async (dir: string) => {
     const kcflags = ['-ffunction-sections', '-fdata-sections', ...o.extraIncludeDirs.map((d) => `-I${d}`)].join(' ');
-    const r = await o.runner.run(['make', '-C', o.kernelBuildDir, `M=${dir}`, `-j${o.jobs}`, `KCFLAGS=${kcflags}`, 'modules'], { cwd: o.kernelBuildDir });
+    const r = await o.runner.run(['make', '-C', o.kernelBuildDir, `M=${dir}`, `-j${o.jobs}`, `KCFLAGS=${kcflags}`, 'modules'], {
+      cwd: o.kernelBuildDir,
+    });
     if (r.exitCode !== 0) {
-      const errors = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 8).join('\n');
-      throw new BuildError('BUILD_INPUT', `building the out-of-tree module in ${dir} failed (exit ${r.exitCode})${errors ? `:\n${errors}` : ''}`, 1);
+      const errors = `${r.stdout}\n${r.stderr}`
+        .split('\n')
+        .filter((l) => /error|Error/.test(l))
+        .slice(0, 8)
+        .join('\n');
+      throw new BuildError(
+        'BUILD_INPUT',
+        `building the out-of-tree module in ${dir} failed (exit ${r.exitCode})${errors ? `:\n${errors}` : ''}`,
+        1,
+      );
     }
   };
-  await clock.run('original', () => make(orig), () => `out-of-tree module ${moduleName}`);
-  await clock.run('patched', () => make(patched), () => `out-of-tree module ${moduleName}`);
+  await clock.run(
+    'original',
+    () => make(orig),
+    () => `out-of-tree module ${moduleName}`,
+  );
+  await clock.run(
+    'patched',
+    () => make(patched),
+    () => `out-of-tree module ${moduleName}`,
+  );
 
   const objects = await moduleObjects(patched, moduleName);
-  const diffs = await clock.run('diff', () => Promise.all(objects.map(async (object) => {
-    const [a, b] = await Promise.all([readElfFile(path.join(orig, object)), readElfFile(path.join(patched, object))]);
-    return { object, result: diffObjects(a, b, { output: true, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}) }) };
-  })));
+  const diffs = await clock.run('diff', () =>
+    Promise.all(
+      objects.map(async (object) => {
+        const [a, b] = await Promise.all([readElfFile(path.join(orig, object)), readElfFile(path.join(patched, object))]);
+        return { object, result: diffObjects(a, b, { output: true, ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}) }) };
+      }),
+    ),
+  );
   const reports: ObjectReport[] = diffs.map(({ object, result }) => ({
-    object, owner: moduleName, outcome: result.outcome, changed: result.changed.map((f) => f.name), new: result.new.map((f) => f.name),
-    lineOnly: result.lineOnly, leftOut: result.leftOut, warnings: result.warnings,
+    object,
+    owner: moduleName,
+    outcome: result.outcome,
+    changed: result.changed.map((f) => f.name),
+    new: result.new.map((f) => f.name),
+    lineOnly: result.lineOnly,
+    leftOut: result.leftOut,
+    warnings: result.warnings,
   }));
   const refused = diffs.flatMap(({ object, result }) => result.refusals.map((r) => ({ code: r.code, object, message: r.message })));
   if (refused.length > 0) throw new BuildError('BUILD_REFUSED', 'the patch changes things a livepatch cannot carry:', 2, refused);
   const changed = diffs.filter((d) => d.result.outcome === 'changed');
   if (changed.length === 0) throw new BuildError('BUILD_NO_CHANGE', `no function of ${moduleName} changed: nothing to livepatch`, 3);
 
-  const generated = await clock.run('generate', () => generateModule({
-    objects: changed.map((d) => ({ object: d.object, owner: { kind: 'module', name: moduleName, ko: path.basename(o.ootModule) }, output: d.result.output! })),
-    buildDir: o.kernelBuildDir, vmlinux: o.vmlinux, moduleFile: () => o.ootModule,
-    name: o.name, replace: o.replace, workDir: path.join(o.workDir, 'generate'), outputDir: o.outputDir, jobs: o.jobs, runner: o.runner,
-    ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
-  }), (g) => path.basename(g.ko));
+  const generated = await clock.run(
+    'generate',
+    () =>
+      generateModule({
+        objects: changed.map((d) => ({
+          object: d.object,
+          owner: { kind: 'module', name: moduleName, ko: path.basename(o.ootModule) },
+          output: d.result.output!,
+        })),
+        buildDir: o.kernelBuildDir,
+        vmlinux: o.vmlinux,
+        moduleFile: () => o.ootModule,
+        name: o.name,
+        replace: o.replace,
+        workDir: path.join(o.workDir, 'generate'),
+        outputDir: o.outputDir,
+        jobs: o.jobs,
+        runner: o.runner,
+        ...(o.entrySizes ? { entrySizes: o.entrySizes } : {}),
+      }),
+    (g) => path.basename(g.ko),
+  );
   return {
-    module: generated.ko, objects: reports, functions: generated.objects, klpRelocations: generated.klpRelocations,
-    warnings: [...reports.flatMap((x) => x.warnings.map((w) => `${x.object}: ${w}`)), ...generated.warnings], stages: clock.timings,
+    module: generated.ko,
+    objects: reports,
+    functions: generated.objects,
+    klpRelocations: generated.klpRelocations,
+    warnings: [...reports.flatMap((x) => x.warnings.map((w) => `${x.object}: ${w}`)), ...generated.warnings],
+    stages: clock.timings,
   };
 }
 
@@ -97,8 +146,15 @@ async function moduleObjects(dir: string, moduleName: string): Promise<string[]>
   const mods = (await readdir(dir, { recursive: true })).filter((f) => String(f).endsWith('.mod')).map(String);
   const mod = mods.find((m) => path.basename(m, '.mod').replace(/-/g, '_') === moduleName);
   if (!mod) {
-    throw new BuildError('BUILD_INPUT', `the out-of-tree source builds ${mods.map((m) => path.basename(m, '.mod')).join(', ') || 'no module'}, not ${moduleName} (--oot-module): pass the .ko built from this source`, 1);
+    throw new BuildError(
+      'BUILD_INPUT',
+      `the out-of-tree source builds ${mods.map((m) => path.basename(m, '.mod')).join(', ') || 'no module'}, not ${moduleName} (--oot-module): pass the .ko built from this source`,
+      1,
+    );
   }
   const text = await readFile(path.join(dir, mod), 'utf8');
-  return text.split(/\s+/).filter(Boolean).map((p) => path.relative(dir, path.resolve(dir, p)));
+  return text
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((p) => path.relative(dir, path.resolve(dir, p)));
 }

@@ -40,13 +40,23 @@ export interface Original extends OriginalChoice {
  * `likely` (likelyOriginal, started earlier) saves reading them again when
  * the key turns out to be its entry's.
  */
-export async function originalBuild(o: OriginalOptions, likely: Promise<OriginalChoice | undefined> = likelyOriginal(o)): Promise<Original> {
+export async function originalBuild(
+  o: OriginalOptions,
+  likely: Promise<OriginalChoice | undefined> = likelyOriginal(o),
+): Promise<Original> {
   const built = await ensureOriginalBuild({
-    sourceDir: o.sourceDir, config: o.configFile, cacheDir: o.cacheDir, runner: o.runner, jobs: o.jobs,
+    sourceDir: o.sourceDir,
+    config: o.configFile,
+    cacheDir: o.cacheDir,
+    runner: o.runner,
+    jobs: o.jobs,
     ...(o.onProgress ? { onProgress: (p) => o.onProgress!({ done: p.compiled, total: p.total }) } : {}),
     ...(o.onWait ? { onWait: (h) => o.onWait!(h.pid) } : {}),
   });
-  const warnings = built.configChanges.map((c) => `make olddefconfig changed ${c.option} from ${c.before} to ${c.after} for the original build: is the .config from this source tree?`);
+  const warnings = built.configChanges.map(
+    (c) =>
+      `make olddefconfig changed ${c.option} from ${c.before} to ${c.after} for the original build: is the .config from this source tree?`,
+  );
   const early = await likely;
   if (early !== undefined && sameOriginal(early, built)) return { ...early, hit: built.hit, warnings };
   const [index, entrySizes] = await Promise.all([
@@ -87,9 +97,18 @@ export async function likelyOriginal(o: { sourceDir: string; configFile: string;
   }
 }
 
-async function structSizes(buildDir: string, key: string, cacheDir: string, workDir: string, runner: Runner): Promise<ReadonlyMap<string, number>> {
+async function structSizes(
+  buildDir: string,
+  key: string,
+  cacheDir: string,
+  workDir: string,
+  runner: Runner,
+): Promise<ReadonlyMap<string, number>> {
   const file = structSizesFile(cacheDir, key);
-  const cached = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Record<string, number>, () => undefined);
+  const cached = await readFile(file, 'utf8').then(
+    (t) => JSON.parse(t) as Record<string, number>,
+    () => undefined,
+  );
   if (cached) return new Map(Object.entries(cached));
   const probed = await probeStructSizes(buildDir, path.join(workDir, 'struct-probe'), runner);
   await mkdir(path.dirname(file), { recursive: true });

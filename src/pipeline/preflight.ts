@@ -48,9 +48,13 @@ export interface PreflightResult {
  */
 export async function preflight(o: PreflightOptions): Promise<PreflightResult> {
   for (const p of o.patches) {
-    await access(p).catch(() => { throw new BuildError('BUILD_INPUT', `${p}: no such patch file`, 1); });
+    await access(p).catch(() => {
+      throw new BuildError('BUILD_INPUT', `${p}: no such patch file`, 1);
+    });
   }
-  await access(o.sourceDir).catch(() => { throw new BuildError('BUILD_INPUT', `${o.sourceDir}: no such source directory (-s/--sourcedir)`, 1); });
+  await access(o.sourceDir).catch(() => {
+    throw new BuildError('BUILD_INPUT', `${o.sourceDir}: no such source directory (-s/--sourcedir)`, 1);
+  });
   const config = await readKernelConfig(o.configFile);
   const view = o.outOfTree ? undefined : settle(prepareView(o.sourceDir, o.patchedWorkDir, o.patches));
   const checked = await settle(checkInputs(o, config));
@@ -61,15 +65,21 @@ export async function preflight(o: PreflightOptions): Promise<PreflightResult> {
   return { config, warnings, ...(view ? { view: unwrap(await view) } : {}), ...(vmlinuxBytes ? { vmlinuxBytes } : {}) };
 }
 
-async function checkInputs(o: PreflightOptions, config: KernelConfig): Promise<{ errors: BuildReason[]; warnings: string[]; vmlinuxBytes?: Buffer }> {
+async function checkInputs(
+  o: PreflightOptions,
+  config: KernelConfig,
+): Promise<{ errors: BuildReason[]; warnings: string[]; vmlinuxBytes?: Buffer }> {
   const problems = checkKernelConfig(config);
   const errors: BuildReason[] = problems.filter((p) => p.severity === 'error').map((p) => ({ code: p.code, message: p.message }));
   const warnings = problems.filter((p) => p.severity === 'warning').map((p) => p.message);
   if (o.vmlinux === undefined && o.archversion === undefined) return { errors, warnings };
 
-  const probe = o.vmlinux !== undefined && !o.skipCompilerCheck ? settle(probeCompiler({ runner: o.runner, workDir: o.compilerWorkDir, ...(o.cc ? { cc: o.cc } : {}) })) : undefined;
+  const probe =
+    o.vmlinux !== undefined && !o.skipCompilerCheck
+      ? settle(probeCompiler({ runner: o.runner, workDir: o.compilerWorkDir, ...(o.cc ? { cc: o.cc } : {}) }))
+      : undefined;
   const read = o.vmlinux !== undefined ? settle(readVmlinux(o.vmlinux)) : undefined;
-  const expected = o.release ?? await expectedKernelRelease(o.sourceDir, config);
+  const expected = o.release ?? (await expectedKernelRelease(o.sourceDir, config));
   if (o.archversion !== undefined) {
     const p = checkKernelRelease({ file: '-a/--archversion', release: o.archversion }, expected);
     if (p) errors.push({ code: p.code, message: p.message });
@@ -80,7 +90,9 @@ async function checkInputs(o: PreflightOptions, config: KernelConfig): Promise<{
   const p = checkKernelRelease(info, expected);
   if (p) errors.push({ code: p.code, message: p.message });
   if (patchCompiler === undefined) {
-    warnings.push('compiler check skipped (--skip-compiler-check): a different compiler makes different code, so unchanged functions may show as changed');
+    warnings.push(
+      'compiler check skipped (--skip-compiler-check): a different compiler makes different code, so unchanged functions may show as changed',
+    );
   } else {
     const c = compareCompilers(info, unwrap(patchCompiler));
     if (c.status === 'mismatch') errors.push({ code: c.problem.code, message: c.problem.message });

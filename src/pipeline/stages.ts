@@ -22,7 +22,12 @@ export interface StageEvent {
 
 export type ProgressSink = (e: StageEvent) => void;
 
-export interface StageTiming { stage: StageName; ms: number; state: 'done' | 'failed' | 'skipped'; detail?: string }
+export interface StageTiming {
+  stage: StageName;
+  ms: number;
+  state: 'done' | 'failed' | 'skipped';
+  detail?: string;
+}
 
 /** Runs one stage, reporting its start, end and duration. */
 export class StageClock {
@@ -30,7 +35,11 @@ export class StageClock {
 
   constructor(private readonly sink: ProgressSink) {}
 
-  async run<T>(stage: StageName, fn: (report: (e: Omit<StageEvent, 'stage' | 'state'>) => void) => Promise<T>, detail?: (t: T) => string): Promise<T> {
+  async run<T>(
+    stage: StageName,
+    fn: (report: (e: Omit<StageEvent, 'stage' | 'state'>) => void) => Promise<T>,
+    detail?: (t: T) => string,
+  ): Promise<T> {
     const t0 = performance.now();
     this.sink({ stage, state: 'start' });
     try {

@@ -6,7 +6,10 @@
 export type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
 
 export function settle<T>(p: Promise<T>): Promise<Settled<T>> {
-  return p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
 }
 
 export function unwrap<T>(s: Settled<T>): T {

@@ -28,7 +28,10 @@ export function chooseAccelerator(choice: AcceleratorChoice, inputs: ProbeInputs
   const key = path.resolve(inputs.kernel);
   let answer = cache.get(key);
   if (!answer) {
-    answer = probeKvm(inputs).then((works): Accelerator => (works ? 'kvm' : 'tcg'), (): Accelerator => 'tcg');
+    answer = probeKvm(inputs).then(
+      (works): Accelerator => (works ? 'kvm' : 'tcg'),
+      (): Accelerator => 'tcg',
+    );
     cache.set(key, answer);
   }
   return answer;

@@ -156,6 +156,9 @@ export function scanKernelLog(lines: readonly ConsoleLine[]): KernelProblem[] {
 
 /** The last `count` non-empty lines of a serial log, for a guest that never finished. */
 export function tailLines(text: string, count: number): string[] {
-  const lines = text.split('\n').map(cleanConsoleLine).filter((l) => l.trim() !== '');
+  const lines = text
+    .split('\n')
+    .map(cleanConsoleLine)
+    .filter((l) => l.trim() !== '');
   return lines.slice(-count);
 }

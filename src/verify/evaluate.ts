@@ -57,7 +57,11 @@ export interface VerifyReport {
   readonly steps: readonly StepResult[];
   readonly kernelProblems: readonly KernelProblem[];
   /** null when the guest never reported it (it did not finish). */
-  readonly taint: { readonly value: number; readonly letters: string; readonly unexpected: readonly { letter: string; name: string }[] } | null;
+  readonly taint: {
+    readonly value: number;
+    readonly letters: string;
+    readonly unexpected: readonly { letter: string; name: string }[];
+  } | null;
   /** Everything that went wrong, one line each; empty exactly when ok. */
   readonly failures: readonly string[];
   /** Path of the full serial log. */
@@ -117,7 +121,11 @@ export function evaluate(input: EvaluateInput): VerifyReport {
     const seen = parsed.steps.get(p.id);
     // Built in one place so JSON keys read in a stable, useful order: what, verdict, why, evidence.
     const result = (status: StepStatus, reason?: string): StepResult => ({
-      id: p.id, kind: p.kind, title: p.title, expect: p.expect, status,
+      id: p.id,
+      kind: p.kind,
+      title: p.title,
+      expect: p.expect,
+      status,
       ...(reason === undefined ? {} : { reason }),
       exitCode: seen?.exitCode ?? null,
       output: seen?.output ?? [],
@@ -128,7 +136,10 @@ export function evaluate(input: EvaluateInput): VerifyReport {
     if (seen.ended && seen.guestStatus === 'SKIP') return result('skipped', 'not run: the module did not load');
     if (!seen.ended) {
       lastBegun = p.id;
-      return result('interrupted', run.timedOut ? `still running when the guest was killed after ${run.timeoutSeconds}s` : 'the guest stopped while it ran');
+      return result(
+        'interrupted',
+        run.timedOut ? `still running when the guest was killed after ${run.timeoutSeconds}s` : 'the guest stopped while it ran',
+      );
     }
     if (seen.exitCode === null) return result('failed', 'no exit code reported');
     if (expectationHeld(p.expect, seen.exitCode)) return result('passed');
@@ -136,7 +147,8 @@ export function evaluate(input: EvaluateInput): VerifyReport {
   });
 
   for (const s of steps) {
-    if (s.status === 'failed' || s.status === 'interrupted') failures.push(`step ${s.id} (${s.title}) ${s.status}: ${s.reason}${evidence(s)}`);
+    if (s.status === 'failed' || s.status === 'interrupted')
+      failures.push(`step ${s.id} (${s.title}) ${s.status}: ${s.reason}${evidence(s)}`);
   }
 
   if (!parsed.done) {
@@ -144,7 +156,9 @@ export function evaluate(input: EvaluateInput): VerifyReport {
       failures.push(`the guest did not finish within ${run.timeoutSeconds}s and was killed${lastBegun ? ` during step ${lastBegun}` : ''}`);
     } else {
       const stderr = run.qemuStderr.trim().split('\n').filter(Boolean).slice(-3).join(' | ');
-      failures.push(`the guest stopped before finishing its steps (qemu exit ${run.qemuExitCode ?? 'signal'}${stderr ? `: ${stderr}` : ''})`);
+      failures.push(
+        `the guest stopped before finishing its steps (qemu exit ${run.qemuExitCode ?? 'signal'}${stderr ? `: ${stderr}` : ''})`,
+      );
     }
   }
 

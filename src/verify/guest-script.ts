@@ -122,15 +122,7 @@ export function generateGuestScript(o: GuestScriptOptions): string {
     'say "info:kernel:$(uname -r)"',
   ];
   for (const step of plan.steps) lines.push(stepLine(step, plan));
-  lines.push(
-    'say "info:tainted:$(cat /proc/sys/kernel/tainted 2>/dev/null)"',
-    'say done',
-    'sync',
-    'reboot -f',
-    'sleep 5',
-    'exit 1',
-    '',
-  );
+  lines.push('say "info:tainted:$(cat /proc/sys/kernel/tainted 2>/dev/null)"', 'say done', 'sync', 'reboot -f', 'sleep 5', 'exit 1', '');
   return lines.join('\n');
 }
 

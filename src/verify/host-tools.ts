@@ -21,15 +21,19 @@ export async function findStaticBusybox(): Promise<string> {
     dynamicOne ??= candidate;
   }
   const found = dynamicOne ? ` (${dynamicOne} is dynamically linked and cannot run in the guest)` : '';
-  throw new VerifyError('VERIFY_NO_BUSYBOX',
-    `verify needs a statically linked busybox for the guest${found}: install the Debian package busybox-static (apt-get install busybox-static)`);
+  throw new VerifyError(
+    'VERIFY_NO_BUSYBOX',
+    `verify needs a statically linked busybox for the guest${found}: install the Debian package busybox-static (apt-get install busybox-static)`,
+  );
 }
 
 export async function checkQemu(): Promise<void> {
   const r = await execa(QEMU_BINARY, ['--version'], { reject: false, stdin: 'ignore' });
   if (r.failed) {
-    throw new VerifyError('VERIFY_NO_QEMU',
-      `verify boots the kernel in ${QEMU_BINARY}, which did not run (${r.code === 'ENOENT' ? 'not found' : r.shortMessage}): install the Debian package qemu-system-x86 (apt-get install qemu-system-x86)`);
+    throw new VerifyError(
+      'VERIFY_NO_QEMU',
+      `verify boots the kernel in ${QEMU_BINARY}, which did not run (${r.code === 'ENOENT' ? 'not found' : r.shortMessage}): install the Debian package qemu-system-x86 (apt-get install qemu-system-x86)`,
+    );
   }
 }
 
@@ -43,8 +47,10 @@ export async function findGenInitCpio(bzImage: string, modulesDir: string | unde
   const candidates = [path.resolve(path.dirname(bzImage), '../../..', 'usr/gen_init_cpio')];
   if (modulesDir) candidates.push(path.resolve(modulesDir, 'usr/gen_init_cpio'));
   for (const c of candidates) if (await isExecutable(c)) return c;
-  throw new VerifyError('VERIFY_NO_GEN_INIT_CPIO',
-    `cannot find the kernel's usr/gen_init_cpio (looked at ${candidates.join(', ')}): pass the bzImage from its build directory (BUILD/arch/x86/boot/bzImage) or --modules BUILD`);
+  throw new VerifyError(
+    'VERIFY_NO_GEN_INIT_CPIO',
+    `cannot find the kernel's usr/gen_init_cpio (looked at ${candidates.join(', ')}): pass the bzImage from its build directory (BUILD/arch/x86/boot/bzImage) or --modules BUILD`,
+  );
 }
 
 async function isExecutable(p: string): Promise<boolean> {

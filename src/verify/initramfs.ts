@@ -63,7 +63,10 @@ export interface BuildInitramfsOptions {
  */
 export async function buildInitramfs(o: BuildInitramfsOptions): Promise<void> {
   if (/\s/.test(o.workDir)) {
-    throw new VerifyError('VERIFY_TMPDIR_SPACES', `the temporary directory ${o.workDir} contains white space, which gen_init_cpio cannot read: set TMPDIR to a path without spaces`);
+    throw new VerifyError(
+      'VERIFY_TMPDIR_SPACES',
+      `the temporary directory ${o.workDir} contains white space, which gen_init_cpio cannot read: set TMPDIR to a path without spaces`,
+    );
   }
   const stage = path.join(o.workDir, 'stage');
   await mkdir(stage, { recursive: true });
@@ -81,7 +84,10 @@ export async function buildInitramfs(o: BuildInitramfsOptions): Promise<void> {
   const r = await execa(o.genInitCpio, [listFile], { encoding: 'buffer', reject: false, stdin: 'ignore', maxBuffer: 1 << 30 });
   if (r.failed) {
     const why = Buffer.from(r.stderr).toString('utf8').trim() || (r.shortMessage ?? 'failed');
-    throw new VerifyError('VERIFY_INITRAMFS', `${o.genInitCpio} could not pack the initramfs (list: ${listFile}): ${why.split('\n')[0] ?? ''}`);
+    throw new VerifyError(
+      'VERIFY_INITRAMFS',
+      `${o.genInitCpio} could not pack the initramfs (list: ${listFile}): ${why.split('\n')[0] ?? ''}`,
+    );
   }
   await writeFile(o.output, await promisify(gzip)(Buffer.from(r.stdout)));
 }

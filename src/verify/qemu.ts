@@ -31,12 +31,17 @@ export const GUEST_CMDLINE = 'console=ttyS0 panic=-1';
 
 export function qemuArgs(o: QemuRunOptions): string[] {
   return [
-    '-kernel', o.kernel,
-    '-initrd', o.initramfs,
-    '-append', o.append,
+    '-kernel',
+    o.kernel,
+    '-initrd',
+    o.initramfs,
+    '-append',
+    o.append,
     // -nographic puts the serial console on stdout; -no-reboot turns the guest's `reboot -f` (or a panic) into QEMU exiting.
-    '-nographic', '-no-reboot',
-    '-m', String(o.memoryMb ?? 512),
+    '-nographic',
+    '-no-reboot',
+    '-m',
+    String(o.memoryMb ?? 512),
     // `-cpu host` is what KVM needs to expose the host's features; TCG's default model boots this kernel.
     ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
   ];

@@ -8,15 +8,7 @@
 
 /** What a step is for; decides how the host explains it. */
 export type StepKind =
-  | 'check-before'
-  | 'insmod'
-  | 'wait-transition'
-  | 'enabled'
-  | 'check-loaded'
-  | 'disable'
-  | 'wait-unpatched'
-  | 'rmmod'
-  | 'check-after';
+  'check-before' | 'insmod' | 'wait-transition' | 'enabled' | 'check-loaded' | 'disable' | 'wait-unpatched' | 'rmmod' | 'check-after';
 
 /** `succeed`: the step holds when its command exits 0; `fail`: when it exits non-zero. */
 export type Expectation = 'succeed' | 'fail';
@@ -63,27 +55,61 @@ export function planSteps(moduleName: string, checks: readonly string[], labels:
       const n = i + 1;
       const check = labels[i] ?? text;
       if (phase === 'before') {
-        steps.push({ id: `before.${n}`, kind: 'check-before', expect: 'fail', needsLoaded: false, checkIndex: i,
-          title: `check ${n} fails before loading: ${check}` });
+        steps.push({
+          id: `before.${n}`,
+          kind: 'check-before',
+          expect: 'fail',
+          needsLoaded: false,
+          checkIndex: i,
+          title: `check ${n} fails before loading: ${check}`,
+        });
       } else if (phase === 'loaded') {
-        steps.push({ id: `loaded.${n}`, kind: 'check-loaded', expect: 'succeed', needsLoaded: true, checkIndex: i,
-          title: `check ${n} holds with the patch loaded: ${check}` });
+        steps.push({
+          id: `loaded.${n}`,
+          kind: 'check-loaded',
+          expect: 'succeed',
+          needsLoaded: true,
+          checkIndex: i,
+          title: `check ${n} holds with the patch loaded: ${check}`,
+        });
       } else {
-        steps.push({ id: `after.${n}`, kind: 'check-after', expect: 'fail', needsLoaded: true, checkIndex: i,
-          title: `check ${n} fails again after unloading: ${check}` });
+        steps.push({
+          id: `after.${n}`,
+          kind: 'check-after',
+          expect: 'fail',
+          needsLoaded: true,
+          checkIndex: i,
+          title: `check ${n} fails again after unloading: ${check}`,
+        });
       }
     });
   };
   const sysfs = `/sys/kernel/livepatch/${moduleName}`;
   checkSteps('before');
   steps.push({ id: 'insmod', kind: 'insmod', expect: 'succeed', needsLoaded: false, title: `insmod ${moduleName}.ko` });
-  steps.push({ id: 'transition', kind: 'wait-transition', expect: 'succeed', needsLoaded: true,
-    title: `patch transition completes (${sysfs}/transition = 0)` });
+  steps.push({
+    id: 'transition',
+    kind: 'wait-transition',
+    expect: 'succeed',
+    needsLoaded: true,
+    title: `patch transition completes (${sysfs}/transition = 0)`,
+  });
   steps.push({ id: 'enabled', kind: 'enabled', expect: 'succeed', needsLoaded: true, title: `patch is enabled (${sysfs}/enabled = 1)` });
   checkSteps('loaded');
-  steps.push({ id: 'disable', kind: 'disable', expect: 'succeed', needsLoaded: true, title: `disable the patch (echo 0 > ${sysfs}/enabled)` });
-  steps.push({ id: 'unpatched', kind: 'wait-unpatched', expect: 'succeed', needsLoaded: true,
-    title: `unpatch transition completes and ${sysfs} goes away` });
+  steps.push({
+    id: 'disable',
+    kind: 'disable',
+    expect: 'succeed',
+    needsLoaded: true,
+    title: `disable the patch (echo 0 > ${sysfs}/enabled)`,
+  });
+  steps.push({
+    id: 'unpatched',
+    kind: 'wait-unpatched',
+    expect: 'succeed',
+    needsLoaded: true,
+    title: `unpatch transition completes and ${sysfs} goes away`,
+  });
   steps.push({ id: 'rmmod', kind: 'rmmod', expect: 'succeed', needsLoaded: true, title: `rmmod ${moduleName}` });
   checkSteps('after');
   return { moduleName, checks, steps };

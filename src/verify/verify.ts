@@ -47,7 +47,9 @@ const DEFAULT_TRANSITION_TIMEOUT_S = 30;
 async function requireFile(p: string, what: string): Promise<void> {
   try {
     if ((await stat(p)).isFile()) return;
-  } catch { /* reported below */ }
+  } catch {
+    /* reported below */
+  }
   throw new VerifyError('VERIFY_INPUT', `${what} ${p} is not a readable file`);
 }
 
@@ -56,19 +58,23 @@ async function requireFile(p: string, what: string): Promise<void> {
  * report. Read here so a missing file is said before anything boots.
  */
 export async function readCheckFiles(files: readonly string[]): Promise<Array<{ text: string; label: string }>> {
-  return Promise.all(files.map(async (f) => {
-    try {
-      return { text: await readFile(f, 'utf8'), label: f };
-    } catch (e) {
-      throw new VerifyError('VERIFY_INPUT', `--check-file ${f}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-  }));
+  return Promise.all(
+    files.map(async (f) => {
+      try {
+        return { text: await readFile(f, 'utf8'), label: f };
+      } catch (e) {
+        throw new VerifyError('VERIFY_INPUT', `--check-file ${f}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      }
+    }),
+  );
 }
 
 async function requireDir(p: string, what: string): Promise<void> {
   try {
     if ((await stat(p)).isDirectory()) return;
-  } catch { /* reported below */ }
+  } catch {
+    /* reported below */
+  }
   throw new VerifyError('VERIFY_INPUT', `${what} ${p} is not a directory`);
 }
 
@@ -85,7 +91,10 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
   if (o.modulesDir !== undefined) await requireDir(o.modulesDir, '--modules');
   const moduleName = moduleNameFromFile(o.module);
   if (!moduleName) {
-    throw new VerifyError('VERIFY_INPUT', `${o.module} does not look like a kernel module: expected NAME.ko with NAME made of letters, digits, '_' and '-'`);
+    throw new VerifyError(
+      'VERIFY_INPUT',
+      `${o.module} does not look like a kernel module: expected NAME.ko with NAME made of letters, digits, '_' and '-'`,
+    );
   }
   if (!Number.isFinite(o.timeoutSeconds) || o.timeoutSeconds <= 0) {
     throw new VerifyError('VERIFY_INPUT', `--timeout must be a positive number of seconds, not ${o.timeoutSeconds}`);
@@ -96,12 +105,13 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
 
   const busybox = await findStaticBusybox();
   await checkQemu();
-  const genInitCpio = o.genInitCpio ?? await findGenInitCpio(o.kernel, o.modulesDir);
+  const genInitCpio = o.genInitCpio ?? (await findGenInitCpio(o.kernel, o.modulesDir));
 
   const plan = planSteps(moduleName, o.checks, o.checkLabels);
   const nonce = randomBytes(6).toString('hex');
   const script = generateGuestScript({
-    plan, nonce,
+    plan,
+    nonce,
     checkTimeoutSeconds: o.checkTimeoutSeconds ?? DEFAULT_CHECK_TIMEOUT_S,
     transitionTimeoutSeconds: o.transitionTimeoutSeconds ?? DEFAULT_TRANSITION_TIMEOUT_S,
   });
@@ -115,14 +125,21 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
     for (const rel of await findKernelModules(o.modulesDir)) {
       const guestPath = `${GUEST_PATHS.extraModulesDir}/${rel}`;
       if (!isSafeGuestPath(guestPath)) {
-        throw new VerifyError('VERIFY_INPUT', `--modules: cannot place ${path.join(o.modulesDir, rel)} in the initramfs (only letters, digits and _.+@- in paths)`);
+        throw new VerifyError(
+          'VERIFY_INPUT',
+          `--modules: cannot place ${path.join(o.modulesDir, rel)} in the initramfs (only letters, digits and _.+@- in paths)`,
+        );
       }
       files.push({ guestPath, source: { file: path.join(o.modulesDir, rel) }, mode: 0o644 });
     }
   }
   for (const m of o.moduleFiles ?? []) {
     const guestPath = `${GUEST_PATHS.extraModulesDir}/${m.rel}`;
-    if (!isSafeGuestPath(guestPath)) throw new VerifyError('VERIFY_INPUT', `cannot place ${m.file} in the initramfs as ${guestPath} (only letters, digits and _.+@- in paths)`);
+    if (!isSafeGuestPath(guestPath))
+      throw new VerifyError(
+        'VERIFY_INPUT',
+        `cannot place ${m.file} in the initramfs as ${guestPath} (only letters, digits and _.+@- in paths)`,
+      );
     await requireFile(m.file, 'module');
     files.push({ guestPath, source: { file: m.file }, mode: 0o644 });
   }
@@ -135,16 +152,28 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
     await buildInitramfs({ genInitCpio, workDir: work.path, files, output: initramfs });
     const accel = await chooseAccelerator(o.accel, { kernel: o.kernel, busybox, genInitCpio });
     const run = await runQemu({
-      kernel: o.kernel, initramfs, append: GUEST_CMDLINE, accel,
-      timeoutMs: Math.round(o.timeoutSeconds * 1000), serialLog,
+      kernel: o.kernel,
+      initramfs,
+      append: GUEST_CMDLINE,
+      accel,
+      timeoutMs: Math.round(o.timeoutSeconds * 1000),
+      serialLog,
     });
     const consoleText = await readFile(serialLog, 'utf8').catch(() => '');
     const report = evaluate({
-      plan, module: o.module, kernel: o.kernel,
-      console: parseConsole(consoleText, nonce), consoleText,
+      plan,
+      module: o.module,
+      kernel: o.kernel,
+      console: parseConsole(consoleText, nonce),
+      consoleText,
       run: {
-        accel, timedOut: run.timedOut, timeoutSeconds: o.timeoutSeconds, qemuExitCode: run.exitCode,
-        qemuStderr: run.stderr, durationMs: run.durationMs, serialLog,
+        accel,
+        timedOut: run.timedOut,
+        timeoutSeconds: o.timeoutSeconds,
+        qemuExitCode: run.exitCode,
+        qemuStderr: run.stderr,
+        durationMs: run.durationMs,
+        serialLog,
       },
     });
     keepWork = o.keep || !report.ok;

@@ -39,7 +39,10 @@ export interface TreeState {
 
 export async function treeState(root: string, touched: readonly string[]): Promise<TreeState> {
   const out: Record<string, string> = {};
-  for (const f of touched) out[f] = createHash('sha256').update(await readFile(path.join(root, f))).digest('hex');
+  for (const f of touched)
+    out[f] = createHash('sha256')
+      .update(await readFile(path.join(root, f)))
+      .digest('hex');
   return { digest: (await digestTree(root)).digest, touched: out };
 }
 
@@ -53,7 +56,9 @@ export async function cacheState(cacheDir: string, originalBuildDir: string): Pr
   for (const e of await readdir(cacheDir, { recursive: true, withFileTypes: true })) {
     const rel = path.relative(cacheDir, path.join(e.parentPath, e.name));
     if (!e.isFile() || /^(work|logs)(\/|$)/.test(rel)) continue;
-    files[rel] = createHash('sha256').update(await readFile(path.join(cacheDir, rel))).digest('hex');
+    files[rel] = createHash('sha256')
+      .update(await readFile(path.join(cacheDir, rel)))
+      .digest('hex');
   }
   return { files, original: (await digestTree(originalBuildDir)).digest };
 }
@@ -63,7 +68,13 @@ export async function workDirs(cacheDir: string): Promise<string[]> {
   return (await readdir(path.join(cacheDir, 'work')).catch(() => [] as string[])).sort();
 }
 
-export interface BuildRun { exitCode: number | undefined; signal: string | undefined; stdout: string; stderr: string; ms: number }
+export interface BuildRun {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
 
 export interface BuildArgs {
   patches?: readonly string[];
@@ -77,12 +88,34 @@ export interface BuildArgs {
 /** The arguments of `klpforge build` against the fixture kernel. */
 export function buildArgv(kernel: FixtureKernel, cacheDir: string, outDir: string, o: BuildArgs = {}): string[] {
   const config = o.config === undefined ? path.join(kernel.fsections, '.config') : o.config;
-  return [CLI, 'build', ...(o.patches ?? [FIXTURE_PATCH]), '-s', kernel.source, ...(config === null ? [] : ['-c', config]),
+  return [
+    CLI,
+    'build',
+    ...(o.patches ?? [FIXTURE_PATCH]),
+    '-s',
+    kernel.source,
+    ...(config === null ? [] : ['-c', config]),
     // These runs are about the full original's cache (entries, locks, speculation): klpforge would pick the lazy one.
-    '-v', o.vmlinux ?? kernel.vmlinux, '--cache-dir', cacheDir, '-o', outDir, '-j', '2', '--original', 'full', ...(o.extra ?? [])];
+    '-v',
+    o.vmlinux ?? kernel.vmlinux,
+    '--cache-dir',
+    cacheDir,
+    '-o',
+    outDir,
+    '-j',
+    '2',
+    '--original',
+    'full',
+    ...(o.extra ?? []),
+  ];
 }
 
-export function startBuild(kernel: FixtureKernel, cacheDir: string, outDir: string, o: BuildArgs = {}): ResultPromise<{ reject: false; stdin: 'ignore'; timeout: number }> {
+export function startBuild(
+  kernel: FixtureKernel,
+  cacheDir: string,
+  outDir: string,
+  o: BuildArgs = {},
+): ResultPromise<{ reject: false; stdin: 'ignore'; timeout: number }> {
   return execa(process.execPath, buildArgv(kernel, cacheDir, outDir, o), { reject: false, stdin: 'ignore', timeout: 600_000 });
 }
 
@@ -123,7 +156,8 @@ export async function vmlinuxWithRelease(vmlinux: string, release: string, out: 
     const head = Buffer.alloc(64);
     await f.read(head, 0, 64, at);
     const m = /^Linux version (\S+) /.exec(head.toString('latin1'));
-    if (!m || m[1]!.length !== release.length) throw new Error(`banner ${JSON.stringify(head.toString('latin1'))}: cannot put ${release} in place of its release`);
+    if (!m || m[1]!.length !== release.length)
+      throw new Error(`banner ${JSON.stringify(head.toString('latin1'))}: cannot put ${release} in place of its release`);
     await f.write(Buffer.from(release, 'latin1'), 0, release.length, at + 'Linux version '.length);
   } finally {
     await f.close();

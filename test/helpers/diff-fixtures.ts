@@ -52,7 +52,10 @@ export interface CaseResult {
 }
 
 export async function fixtureCases(): Promise<string[]> {
-  return (await readdir(FIXTURE_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+  return (await readdir(FIXTURE_DIR, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
 }
 
 export async function readExpectation(name: string): Promise<CaseExpectation> {
@@ -65,7 +68,12 @@ const OUTCOME_RANK = { unsupported: 2, changed: 1, 'no-change': 0 } as const;
  * Rebuilds what one fixture patch touches; diffs with the kernel's own entry sizes when given (probeStructSizes).
  * `index` is the function-sections build's (fixtureIndex): a case on another tree indexes that tree itself.
  */
-export async function runCase(kernel: FixtureKernel, name: string, index?: BuildIndex, entrySizes?: ReadonlyMap<string, number>): Promise<CaseResult> {
+export async function runCase(
+  kernel: FixtureKernel,
+  name: string,
+  index?: BuildIndex,
+  entrySizes?: ReadonlyMap<string, number>,
+): Promise<CaseResult> {
   const expectation = await readExpectation(name);
   const tree = expectation.tree ?? 'fsections';
   let buildDir = kernel.fsections;
@@ -79,8 +87,13 @@ export async function runCase(kernel: FixtureKernel, name: string, index?: Build
   const work = await tmpDir({ unsafeCleanup: true, tmpdir: path.dirname(kernel.source) });
   try {
     const built = await buildPatchedObjects({
-      sourceDir: kernel.source, buildDir, patches: [path.join(FIXTURE_DIR, name, 'fix.patch')],
-      workDir: path.join(work.path, 'w'), jobs: 2, index, extraIncludeDirs: [KPATCH_HEADERS],
+      sourceDir: kernel.source,
+      buildDir,
+      patches: [path.join(FIXTURE_DIR, name, 'fix.patch')],
+      workDir: path.join(work.path, 'w'),
+      jobs: 2,
+      index,
+      extraIncludeDirs: [KPATCH_HEADERS],
     });
     const objects: Record<string, ObjectExpectation> = {};
     const results: Record<string, DiffResult> = {};
@@ -94,8 +107,12 @@ export async function runCase(kernel: FixtureKernel, name: string, index?: Build
       diffMs += performance.now() - t0;
       results[pair.object] = r;
       objects[pair.object] = {
-        outcome: r.outcome, changed: r.changed.map((f) => f.name), new: r.new.map((f) => f.name),
-        refusals: r.refusals.map((x) => x.code), lineOnly: r.lineOnly, callbacks: r.callbacks.map((c) => `${c.kind}:${c.function}`),
+        outcome: r.outcome,
+        changed: r.changed.map((f) => f.name),
+        new: r.new.map((f) => f.name),
+        refusals: r.refusals.map((x) => x.code),
+        lineOnly: r.lineOnly,
+        callbacks: r.callbacks.map((c) => `${c.kind}:${c.function}`),
       };
       if (OUTCOME_RANK[r.outcome] > OUTCOME_RANK[outcome]) outcome = r.outcome;
     }
@@ -113,13 +130,24 @@ export async function runCase(kernel: FixtureKernel, name: string, index?: Build
  */
 async function compileOriginals(kernel: FixtureKernel, buildDir: string, objects: readonly string[]): Promise<void> {
   if (objects.length === 0) return;
-  const args = [path.join(buildDir, '.klpforge-objects.lock'), 'make', '-s', '-C', kernel.source, `O=${buildDir}`,
-    'KCFLAGS=-ffunction-sections -fdata-sections', '-j2', ...objects];
+  const args = [
+    path.join(buildDir, '.klpforge-objects.lock'),
+    'make',
+    '-s',
+    '-C',
+    kernel.source,
+    `O=${buildDir}`,
+    'KCFLAGS=-ffunction-sections -fdata-sections',
+    '-j2',
+    ...objects,
+  ];
   try {
     await execFileAsync('flock', args, { maxBuffer: 64 << 20 });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
-    throw new Error(`compiling ${objects.join(' ')} in ${buildDir} failed:\n${(err.stderr ?? err.message).split('\n').slice(-30).join('\n')}`);
+    throw new Error(
+      `compiling ${objects.join(' ')} in ${buildDir} failed:\n${(err.stderr ?? err.message).split('\n').slice(-30).join('\n')}`,
+    );
   }
 }
 

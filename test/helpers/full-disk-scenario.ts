@@ -49,7 +49,12 @@ export interface Level {
   leftovers: string[];
 }
 
-export interface ScenarioResult { originalDigest: string; copyDigest: string; tmpfsKiB: number; levels: Level[] }
+export interface ScenarioResult {
+  originalDigest: string;
+  copyDigest: string;
+  tmpfsKiB: number;
+  levels: Level[];
+}
 
 async function run(cmd: string, args: string[]): Promise<void> {
   await execa(cmd, args, { stdin: 'ignore', cwd: '/' });
@@ -88,13 +93,42 @@ async function main(): Promise<void> {
     if (free > 0) await run('truncate', ['-s', `-${free}K`, fill]);
     const before = await treeState(o.source, o.touched);
     const measuredFreeKiB = await freeKiB(parent);
-    const r = await execa(process.execPath, [CLI, 'build', o.patch, '-s', o.source, '-c', o.config, '-v', o.vmlinux,
-      // The full original (adopted, outside the full filesystem): the scenario is about the work dir's disk, and the cache must not change.
-      '--cache-dir', o.cacheDir, '-o', o.outDir, '-j', '2', '--original', 'full'], { reject: false, stdin: 'ignore', timeout: 300_000 });
+    const r = await execa(
+      process.execPath,
+      [
+        CLI,
+        'build',
+        o.patch,
+        '-s',
+        o.source,
+        '-c',
+        o.config,
+        '-v',
+        o.vmlinux,
+        // The full original (adopted, outside the full filesystem): the scenario is about the work dir's disk, and the cache must not change.
+        '--cache-dir',
+        o.cacheDir,
+        '-o',
+        o.outDir,
+        '-j',
+        '2',
+        '--original',
+        'full',
+      ],
+      { reject: false, stdin: 'ignore', timeout: 300_000 },
+    );
     const after = await treeState(o.source, o.touched);
     const leftovers = await readdir(work).catch(() => [] as string[]);
     result.levels.push({
-      freeKiB: free, measuredFreeKiB, exitCode: r.exitCode, signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr), before, after, leftovers,
+      freeKiB: free,
+      measuredFreeKiB,
+      exitCode: r.exitCode,
+      signal: r.signal,
+      stdout: String(r.stdout),
+      stderr: String(r.stderr),
+      before,
+      after,
+      leftovers,
     });
   }
   process.stdout.write(JSON.stringify(result));

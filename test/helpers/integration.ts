@@ -24,11 +24,16 @@ export interface IntegrationCase {
 }
 
 export async function integrationCases(): Promise<IntegrationCase[]> {
-  const dirs = (await readdir(INTEGRATION_DIR, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-  return Promise.all(dirs.map(async (name) => {
-    const dir = path.join(INTEGRATION_DIR, name);
-    return { dir, name, ...JSON.parse(await readFile(path.join(dir, 'case.json'), 'utf8')) } as IntegrationCase;
-  }));
+  const dirs = (await readdir(INTEGRATION_DIR, { withFileTypes: true }))
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  return Promise.all(
+    dirs.map(async (name) => {
+      const dir = path.join(INTEGRATION_DIR, name);
+      return { dir, name, ...JSON.parse(await readFile(path.join(dir, 'case.json'), 'utf8')) } as IntegrationCase;
+    }),
+  );
 }
 
 /** A klpforge cache whose original build is the fixture's function-sections build: no third kernel build. */
@@ -51,11 +56,19 @@ export function integrationFixture(): { kernel: FixtureKernel; readonly cacheDir
     cacheDir = await fixtureCache(kernel);
     work = await tmpDir({ unsafeCleanup: true });
   }, 300_000);
-  afterAll(async () => { await work?.cleanup(); });
+  afterAll(async () => {
+    await work?.cleanup();
+  });
   return {
     kernel,
-    get cacheDir() { if (cacheDir === undefined) throw new Error('integration fixture not set up yet'); return cacheDir; },
-    get work() { if (work === undefined) throw new Error('integration fixture not set up yet'); return work.path; },
+    get cacheDir() {
+      if (cacheDir === undefined) throw new Error('integration fixture not set up yet');
+      return cacheDir;
+    },
+    get work() {
+      if (work === undefined) throw new Error('integration fixture not set up yet');
+      return work.path;
+    },
   };
 }
 
@@ -64,7 +77,11 @@ export function explainRun(what: string, r: { exitCode: number; stdout: string; 
   return `${what} exited ${r.exitCode}\n--- stderr\n${r.stderr.slice(-4000)}\n--- stdout\n${r.stdout.slice(-4000)}`;
 }
 
-export interface CliRun { exitCode: number; stdout: string; stderr: string }
+export interface CliRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
 
 export async function klpforge(args: readonly string[], timeoutMs = 600_000): Promise<CliRun> {
   const r = await execa(process.execPath, [CLI, ...args], { reject: false, timeout: timeoutMs, stdin: 'ignore' });
@@ -72,17 +89,59 @@ export async function klpforge(args: readonly string[], timeoutMs = 600_000): Pr
 }
 
 /** `klpforge build` of patches against the fixture kernel (the booted plain build is the running kernel). */
-export async function buildCase(kernel: FixtureKernel, cacheDir: string, patches: readonly string[], name: string, outDir: string, extra: readonly string[] = []): Promise<CliRun> {
-  return klpforge(['build', ...patches, '-s', kernel.source, '-c', path.join(kernel.fsections, '.config'), '-v', kernel.vmlinux,
-    '--cache-dir', cacheDir, '-o', outDir, '-n', name, '-j', '2', ...extra]);
+export async function buildCase(
+  kernel: FixtureKernel,
+  cacheDir: string,
+  patches: readonly string[],
+  name: string,
+  outDir: string,
+  extra: readonly string[] = [],
+): Promise<CliRun> {
+  return klpforge([
+    'build',
+    ...patches,
+    '-s',
+    kernel.source,
+    '-c',
+    path.join(kernel.fsections, '.config'),
+    '-v',
+    kernel.vmlinux,
+    '--cache-dir',
+    cacheDir,
+    '-o',
+    outDir,
+    '-n',
+    name,
+    '-j',
+    '2',
+    ...extra,
+  ]);
 }
 
-export interface VerifyOutcome { ok: boolean; run: CliRun; report: { ok: boolean; steps?: Array<{ id: string; status?: string; ok?: boolean; detail?: string }> } | undefined }
+export interface VerifyOutcome {
+  ok: boolean;
+  run: CliRun;
+  report: { ok: boolean; steps?: Array<{ id: string; status?: string; ok?: boolean; detail?: string }> } | undefined;
+}
 
 /** `klpforge verify` of a module with check script files (--check-file); `modulesDir` becomes /modules in the guest. */
-export async function verifyCase(kernel: FixtureKernel, ko: string, checkFiles: readonly string[], modulesDir?: string): Promise<VerifyOutcome> {
-  const run = await klpforge(['verify', ko, '--kernel', kernel.bzImage, ...checkFiles.flatMap((c) => ['--check-file', c]),
-    ...(modulesDir ? ['--modules', modulesDir] : []), '--json', '--timeout', '180']);
+export async function verifyCase(
+  kernel: FixtureKernel,
+  ko: string,
+  checkFiles: readonly string[],
+  modulesDir?: string,
+): Promise<VerifyOutcome> {
+  const run = await klpforge([
+    'verify',
+    ko,
+    '--kernel',
+    kernel.bzImage,
+    ...checkFiles.flatMap((c) => ['--check-file', c]),
+    ...(modulesDir ? ['--modules', modulesDir] : []),
+    '--json',
+    '--timeout',
+    '180',
+  ]);
   let report: VerifyOutcome['report'];
   try {
     report = JSON.parse(run.stdout) as VerifyOutcome['report'];
@@ -93,7 +152,12 @@ export async function verifyCase(kernel: FixtureKernel, ko: string, checkFiles: 
 }
 
 /** A /modules tree for the guest: the plain build's modules (when asked) plus extra files at its root. */
-export async function guestModules(kernel: FixtureKernel, dir: string, withKernelModules: boolean, extra: readonly string[]): Promise<string | undefined> {
+export async function guestModules(
+  kernel: FixtureKernel,
+  dir: string,
+  withKernelModules: boolean,
+  extra: readonly string[],
+): Promise<string | undefined> {
   if (!withKernelModules && extra.length === 0) return undefined;
   await mkdir(dir, { recursive: true });
   if (withKernelModules) {

@@ -4,8 +4,18 @@ import { type ElfObject, readElfFile } from '../../src/elf/index.js';
 import { compileC } from './toolchain.js';
 
 /** Compiled as the kernel compiles: function/data sections, ftrace entries, kernel code model. */
-export const KERNEL_FLAGS = ['-O2', '-ffunction-sections', '-fdata-sections', '-pg', '-mfentry', '-mrecord-mcount',
-  '-fno-PIE', '-mcmodel=kernel', '-mno-red-zone', '-fno-asynchronous-unwind-tables'];
+export const KERNEL_FLAGS = [
+  '-O2',
+  '-ffunction-sections',
+  '-fdata-sections',
+  '-pg',
+  '-mfentry',
+  '-mrecord-mcount',
+  '-fno-PIE',
+  '-mcmodel=kernel',
+  '-mno-red-zone',
+  '-fno-asynchronous-unwind-tables',
+];
 
 /**
  * A differ on C compiled here: `diff(orig, patched)` compiles both with the
@@ -18,8 +28,12 @@ export function kernelLikeDiffer(prelude: string): {
 } {
   let tmp: DirectoryResult;
   let n = 0;
-  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await tmpDir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
   const objects = async (orig: string, patched: string, flags = KERNEL_FLAGS): Promise<[ElfObject, ElfObject]> => {
     const k = n++;
     const [a, b] = await Promise.all([

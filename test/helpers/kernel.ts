@@ -47,7 +47,10 @@ let cached: FixtureKernel | undefined;
 export function fixtureKernel(): FixtureKernel {
   if (cached) return cached;
   try {
-    const json = execFileSync(path.join(REPO_ROOT, 'scripts/fetch-kernel'), ['--check'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    const json = execFileSync(path.join(REPO_ROOT, 'scripts/fetch-kernel'), ['--check'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     cached = JSON.parse(json) as FixtureKernel;
     return cached;
   } catch (e) {

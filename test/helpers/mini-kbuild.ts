@@ -12,7 +12,11 @@ export async function writeTree(root: string, files: Record<string, string>): Pr
   }
 }
 
-export interface MiniBuild { src: string; build: string; tmp: DirectoryResult }
+export interface MiniBuild {
+  src: string;
+  build: string;
+  tmp: DirectoryResult;
+}
 
 export interface MiniObject {
   object: string;
@@ -32,7 +36,11 @@ export interface MiniObject {
  * to it with BUILD/source, and per object the command run with cwd = build
  * dir and the `.o.cmd` file kbuild would have recorded for it.
  */
-export async function miniKbuild(files: Record<string, string>, objects: readonly MiniObject[], extra?: (src: string) => Promise<void>): Promise<MiniBuild> {
+export async function miniKbuild(
+  files: Record<string, string>,
+  objects: readonly MiniObject[],
+  extra?: (src: string) => Promise<void>,
+): Promise<MiniBuild> {
   const tmp = await dir({ unsafeCleanup: true });
   const src = path.join(tmp.path, 'linux');
   const build = path.join(tmp.path, 'build');
@@ -50,9 +58,16 @@ export async function miniKbuild(files: Record<string, string>, objects: readonl
       ? o.deps.map((d) => `${src}/${d}`)
       : parseDepFile(await readFile(path.join(build, depFile), 'utf8')).filter((d) => d !== `${src}/${o.source}`);
     const cmd = [
-      `cmd_${o.object} := ${command}`, '', `source_${o.object} := ${src}/${o.source}`, '',
-      `deps_${o.object} := \\`, ...deps.map((d) => `  ${d} \\`), ...(o.extraDepLines ?? []).map((l) => `    ${l} \\`), '',
-      `${o.object}: $(deps_${o.object})`, '',
+      `cmd_${o.object} := ${command}`,
+      '',
+      `source_${o.object} := ${src}/${o.source}`,
+      '',
+      `deps_${o.object} := \\`,
+      ...deps.map((d) => `  ${d} \\`),
+      ...(o.extraDepLines ?? []).map((l) => `    ${l} \\`),
+      '',
+      `${o.object}: $(deps_${o.object})`,
+      '',
     ].join('\n');
     await writeFile(path.join(build, path.dirname(o.object), `.${path.basename(o.object)}.cmd`), cmd);
   }

@@ -27,10 +27,14 @@ function sectionDifference(a: Section, b: Section): string | undefined {
 function bodyDifference(a: SectionBody, b: SectionBody): string | undefined {
   if (a.kind !== b.kind) return `body ${a.kind} vs ${b.kind}`;
   switch (a.kind) {
-    case 'bytes': return a.data.equals((b as typeof a).data) ? undefined : 'bytes differ';
-    case 'nobits': return a.size === (b as typeof a).size ? undefined : 'NOBITS size differs';
-    case 'strtab': return a.table.bytes().equals((b as typeof a).table.bytes()) ? undefined : 'string table differs';
-    case 'shndx': return undefined;
+    case 'bytes':
+      return a.data.equals((b as typeof a).data) ? undefined : 'bytes differ';
+    case 'nobits':
+      return a.size === (b as typeof a).size ? undefined : 'NOBITS size differs';
+    case 'strtab':
+      return a.table.bytes().equals((b as typeof a).table.bytes()) ? undefined : 'string table differs';
+    case 'shndx':
+      return undefined;
     case 'group': {
       const g = b as typeof a;
       return a.flags === g.flags && a.members.join() === g.members.join() ? undefined : 'group differs';
@@ -41,8 +45,16 @@ function bodyDifference(a: SectionBody, b: SectionBody): string | undefined {
       for (let i = 0; i < s.length; i++) {
         const x = a.symbols[i]!;
         const y = s[i]!;
-        if (x.name !== y.name || x.value !== y.value || x.size !== y.size || x.bind !== y.bind ||
-          x.type !== y.type || x.other !== y.other || x.shndx !== y.shndx || x.reserved !== y.reserved) {
+        if (
+          x.name !== y.name ||
+          x.value !== y.value ||
+          x.size !== y.size ||
+          x.bind !== y.bind ||
+          x.type !== y.type ||
+          x.other !== y.other ||
+          x.shndx !== y.shndx ||
+          x.reserved !== y.reserved
+        ) {
           return `symbol ${i} (${x.name}) differs`;
         }
       }

@@ -1,7 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  buildCase, checkFile, explainRun as explain, guestModules, type IntegrationCase, integrationCases, integrationFixture, verifyCase,
+  buildCase,
+  checkFile,
+  explainRun as explain,
+  guestModules,
+  type IntegrationCase,
+  integrationCases,
+  integrationFixture,
+  verifyCase,
 } from '../helpers/integration.js';
 
 const fx = integrationFixture();
@@ -54,7 +61,14 @@ describe('all passing cases in one livepatch', () => {
     const together = cases.filter((c) => c.expect === 'pass' && !c.sequence);
     const out = path.join(fx.work, 'combined');
     // Built on the full original (the fixture's function-sections build, adopted): both originals boot-tested.
-    const built = await buildCase(kernel, fx.cacheDir, together.map((c) => path.join(c.dir, 'fix.patch')), 'combined', out, ['--json', '--original', 'full']);
+    const built = await buildCase(
+      kernel,
+      fx.cacheDir,
+      together.map((c) => path.join(c.dir, 'fix.patch')),
+      'combined',
+      out,
+      ['--json', '--original', 'full'],
+    );
     if (built.exitCode !== 0) throw new Error(explain('klpforge build (combined)', built));
     const report = JSON.parse(built.stdout) as { module: string };
     // Linux 6.1 leaves a livepatch's relocations into a module written when that module unloads, so reloading the
@@ -62,7 +76,12 @@ describe('all passing cases in one livepatch', () => {
     const own = together.filter((c) => c.combinedBoot === 'own');
     const boots = [together.filter((c) => c.combinedBoot !== 'own'), ...own.map((c) => [c])];
     for (const [i, group] of boots.entries()) {
-      const modules = await guestModules(kernel, path.join(out, `modules-${i}`), group.some((c) => c.modules), []);
+      const modules = await guestModules(
+        kernel,
+        path.join(out, `modules-${i}`),
+        group.some((c) => c.modules),
+        [],
+      );
       const v = await verifyCase(kernel, report.module, group.map(checkFile), modules);
       if (!v.ok) throw new Error(explain(`klpforge verify (combined, checks of ${group.map((c) => c.name).join(', ')})`, v.run));
     }

@@ -18,11 +18,21 @@ describe('--oot-module: a livepatch for a module built outside the kernel tree',
     const source = await readFile(path.join(OOT, 'klpforge-hello/klpforge_hello.c'), 'utf8');
 
     const out = path.join(fx.work, 'out');
-    const built = await buildCase(kernel, fx.cacheDir, [path.join(OOT, 'fix.patch')], 'oot-hello', out,
-      ['--oot-module', ko, '--oot-module-src', path.join(OOT, 'klpforge-hello'), '--json']);
+    const built = await buildCase(kernel, fx.cacheDir, [path.join(OOT, 'fix.patch')], 'oot-hello', out, [
+      '--oot-module',
+      ko,
+      '--oot-module-src',
+      path.join(OOT, 'klpforge-hello'),
+      '--json',
+    ]);
     if (built.exitCode !== 0) throw new Error(explainRun('klpforge build', built));
-    const report = JSON.parse(built.stdout) as { module: string; functions: Array<{ objname: string; functions: Array<{ oldName: string }> }> };
-    expect(report.functions).toEqual([expect.objectContaining({ objname: 'klpforge_hello', functions: [expect.objectContaining({ oldName: 'hello_show' })] })]);
+    const report = JSON.parse(built.stdout) as {
+      module: string;
+      functions: Array<{ objname: string; functions: Array<{ oldName: string }> }>;
+    };
+    expect(report.functions).toEqual([
+      expect.objectContaining({ objname: 'klpforge_hello', functions: [expect.objectContaining({ oldName: 'hello_show' })] }),
+    ]);
     // The module's own source was only read.
     expect(await readFile(path.join(OOT, 'klpforge-hello/klpforge_hello.c'), 'utf8')).toBe(source);
 

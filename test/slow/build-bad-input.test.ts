@@ -4,7 +4,18 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
-  type BuildArgs, buildArgv, type BuildRun, cacheState, FIXTURE_PATCH, outcomeLines, privateCache, runBuild, touchedBy, treeState, vmlinuxWithRelease, workDirs,
+  type BuildArgs,
+  buildArgv,
+  type BuildRun,
+  cacheState,
+  FIXTURE_PATCH,
+  outcomeLines,
+  privateCache,
+  runBuild,
+  touchedBy,
+  treeState,
+  vmlinuxWithRelease,
+  workDirs,
 } from '../helpers/build-runs.js';
 import type { ScenarioResult } from '../helpers/full-disk-scenario.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
@@ -106,7 +117,9 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
   test('a patch that does not apply: exit 1, names the patch, says to rebase it, shows the rejected hunk', async () => {
     const patch = path.join(ORCH, 'cmdline-stale.patch');
     await expectRefused('does-not-apply', {
-      patches: [patch], exitCode: 1, jsonCode: 'ORCH_PATCH_DOES_NOT_APPLY',
+      patches: [patch],
+      exitCode: 1,
+      jsonCode: 'ORCH_PATCH_DOES_NOT_APPLY',
       headline: new RegExp(`^klpforge: ${patch}: does not apply to the source tree: rebase the patch onto this kernel version$`),
       then: [/^fs\/proc\/cmdline\.c: hunk #1 FAILED at line 6:$/m, /^-\tseq_puts\(m, saved_command_line\);$/m, /^ \tseq_putc\(m, 0\);$/m],
     });
@@ -114,22 +127,30 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
 
   test('a patch touching only a lib/ file this .config does not build: exit 3, names the file, nothing to livepatch', async () => {
     await expectRefused('outside-lib', {
-      patches: [path.join(BUILD_ERRORS, 'outside-lib.patch')], exitCode: 3, jsonCode: 'BUILD_NOTHING_BUILT',
+      patches: [path.join(BUILD_ERRORS, 'outside-lib.patch')],
+      exitCode: 3,
+      jsonCode: 'BUILD_NOTHING_BUILT',
       headline: /^klpforge: the patch only touches files no object of this kernel build uses \(lib\/bch\.c\): nothing to livepatch/,
     });
   });
 
   test('a patch touching only an assembly (.S) file: exit 2, NOT_LIVEPATCHABLE names the object and says to move the fix into C', async () => {
     await expectRefused('assembly', {
-      patches: [path.join(BUILD_ERRORS, 'assembly.patch')], exitCode: 2, jsonCode: 'BUILD_REFUSED',
+      patches: [path.join(BUILD_ERRORS, 'assembly.patch')],
+      exitCode: 2,
+      jsonCode: 'BUILD_REFUSED',
       headline: /^klpforge: the patch changes code a livepatch cannot replace:$/,
-      then: [/^ {2}arch\/x86\/lib\/memcpy_64\.o: NOT_LIVEPATCHABLE: assembly has no ftrace entry to redirect: move the fix into C, or rebuild and reboot$/m],
+      then: [
+        /^ {2}arch\/x86\/lib\/memcpy_64\.o: NOT_LIVEPATCHABLE: assembly has no ftrace entry to redirect: move the fix into C, or rebuild and reboot$/m,
+      ],
     });
   });
 
   test('a patch touching only vDSO code: exit 2, NOT_LIVEPATCHABLE says a livepatch cannot reach user space', async () => {
     await expectRefused('vdso', {
-      patches: [path.join(BUILD_ERRORS, 'vdso.patch')], exitCode: 2, jsonCode: 'BUILD_REFUSED',
+      patches: [path.join(BUILD_ERRORS, 'vdso.patch')],
+      exitCode: 2,
+      jsonCode: 'BUILD_REFUSED',
       headline: /^klpforge: the patch changes code a livepatch cannot replace:$/,
       then: [/^ {2}arch\/x86\/entry\/vdso\/vgetcpu\.o: NOT_LIVEPATCHABLE: the vDSO runs in user space.*rebuild and reboot$/m],
     });
@@ -137,28 +158,43 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
 
   test('a patch touching only boot code (not in the vmlinux original build): exit 2, NOT_LIVEPATCHABLE says it needs a reboot', async () => {
     await expectRefused('boot', {
-      patches: [path.join(BUILD_ERRORS, 'boot.patch')], exitCode: 2, jsonCode: 'BUILD_REFUSED',
+      patches: [path.join(BUILD_ERRORS, 'boot.patch')],
+      exitCode: 2,
+      jsonCode: 'BUILD_REFUSED',
       headline: /^klpforge: the patch changes code a livepatch cannot replace:$/,
-      then: [/^ {2}arch\/x86\/boot\/main\.c: NOT_LIVEPATCHABLE: boot and decompressor code is gone once the kernel runs: the change needs a reboot$/m],
+      then: [
+        /^ {2}arch\/x86\/boot\/main\.c: NOT_LIVEPATCHABLE: boot and decompressor code is gone once the kernel runs: the change needs a reboot$/m,
+      ],
     });
   });
 
   test('a missing .config (given with -c, or the default SOURCEDIR/.config): exit 1, names the file and says to pass one with -c', async () => {
     const missing = path.join(tmp.path, 'no-such.config');
     await expectRefused('missing-config', {
-      args: { config: missing }, exitCode: 1, jsonCode: 'CONFIG_NOT_FOUND',
-      headline: new RegExp(`^klpforge: ${missing}: cannot read the kernel config \\(ENOENT\\): pass an existing \\.config with -c/--config$`),
+      args: { config: missing },
+      exitCode: 1,
+      jsonCode: 'CONFIG_NOT_FOUND',
+      headline: new RegExp(
+        `^klpforge: ${missing}: cannot read the kernel config \\(ENOENT\\): pass an existing \\.config with -c/--config$`,
+      ),
     });
     await expectRefused('default-config', {
-      args: { config: null }, exitCode: 1,
-      headline: new RegExp(`^klpforge: ${kernel.source}/\\.config: cannot read the kernel config \\(ENOENT\\): pass an existing \\.config with -c/--config$`),
+      args: { config: null },
+      exitCode: 1,
+      headline: new RegExp(
+        `^klpforge: ${kernel.source}/\\.config: cannot read the kernel config \\(ENOENT\\): pass an existing \\.config with -c/--config$`,
+      ),
     });
   });
 
   test('a file that is not a .config (a patch passed as -c): exit 1, quotes the line that gave it away', async () => {
     await expectRefused('not-a-config', {
-      args: { config: FIXTURE_PATCH }, exitCode: 1, jsonCode: 'CONFIG_NOT_A_CONFIG',
-      headline: new RegExp(`^klpforge: ${FIXTURE_PATCH}: not a kernel \\.config \\(line 1 is not CONFIG_NAME=value: ".*"\\): pass the \\.config of the kernel being patched`),
+      args: { config: FIXTURE_PATCH },
+      exitCode: 1,
+      jsonCode: 'CONFIG_NOT_A_CONFIG',
+      headline: new RegExp(
+        `^klpforge: ${FIXTURE_PATCH}: not a kernel \\.config \\(line 1 is not CONFIG_NAME=value: ".*"\\): pass the \\.config of the kernel being patched`,
+      ),
     });
   });
 
@@ -168,7 +204,9 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
     const noLivepatch = path.join(tmp.path, 'no-livepatch.config');
     await writeFile(noLivepatch, text.replace(/^CONFIG_LIVEPATCH=y$/m, '# CONFIG_LIVEPATCH is not set'));
     await expectRefused('no-livepatch', {
-      args: { config: noLivepatch }, exitCode: 1, jsonCode: 'BUILD_INPUT',
+      args: { config: noLivepatch },
+      exitCode: 1,
+      jsonCode: 'BUILD_INPUT',
       headline: new RegExp(`^klpforge: ${noLivepatch}: CONFIG_LIVEPATCH is not set, and a livepatch needs it: .*CONFIG_LIVEPATCH=y`),
     });
   });
@@ -178,29 +216,40 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
     const other = path.join(tmp.path, 'other-release.config');
     await writeFile(other, text.replace(/^CONFIG_LOCALVERSION=""$/m, 'CONFIG_LOCALVERSION="-other"'));
     await expectRefused('other-release-config', {
-      args: { config: other }, exitCode: 1, jsonCode: 'BUILD_INPUT',
-      headline: new RegExp(`^klpforge: ${kernel.vmlinux} is Linux 6\\.1\\.192, but ${kernel.source} with ${other} builds 6\\.1\\.192-other: pass the vmlinux of the kernel this source and config built`),
+      args: { config: other },
+      exitCode: 1,
+      jsonCode: 'BUILD_INPUT',
+      headline: new RegExp(
+        `^klpforge: ${kernel.vmlinux} is Linux 6\\.1\\.192, but ${kernel.source} with ${other} builds 6\\.1\\.192-other: pass the vmlinux of the kernel this source and config built`,
+      ),
     });
   });
 
   test('a vmlinux of another kernel (banner release changed in a copy): exit 1, both releases named, says which vmlinux to pass', async () => {
     const fake = await vmlinuxWithRelease(kernel.vmlinux, '6.1.193', path.join(tmp.path, 'vmlinux-6.1.193'));
     await expectRefused('other-vmlinux', {
-      args: { vmlinux: fake }, exitCode: 1, jsonCode: 'BUILD_INPUT',
-      headline: new RegExp(`^klpforge: ${fake} is Linux 6\\.1\\.193, but ${kernel.source} with ${config} builds 6\\.1\\.192: pass the vmlinux of the kernel this source and config built`),
+      args: { vmlinux: fake },
+      exitCode: 1,
+      jsonCode: 'BUILD_INPUT',
+      headline: new RegExp(
+        `^klpforge: ${fake} is Linux 6\\.1\\.193, but ${kernel.source} with ${config} builds 6\\.1\\.192: pass the vmlinux of the kernel this source and config built`,
+      ),
     });
   });
 
   test('a bzImage given as the vmlinux: exit 1, says to pass the uncompressed ELF vmlinux', async () => {
     await expectRefused('bzimage-as-vmlinux', {
-      args: { vmlinux: kernel.bzImage }, exitCode: 1,
+      args: { vmlinux: kernel.bzImage },
+      exitCode: 1,
       headline: new RegExp(`^klpforge: ${kernel.bzImage}: not an ELF file .*: pass the uncompressed ELF vmlinux`),
     });
   });
 
-  test('a compiler error in the patched code: exit 1, names the object and shows gcc\'s error with its source line', async () => {
+  test("a compiler error in the patched code: exit 1, names the object and shows gcc's error with its source line", async () => {
     await expectRefused('compile-error', {
-      patches: [path.join(ORCH, 'cmdline-compile-error.patch')], exitCode: 1, jsonCode: 'ORCH_COMPILE_FAILED',
+      patches: [path.join(ORCH, 'cmdline-compile-error.patch')],
+      exitCode: 1,
+      jsonCode: 'ORCH_COMPILE_FAILED',
       headline: /^klpforge: fs\/proc\/cmdline\.o: recompiling with the patch failed \(exit 1\): fix the patch so it compiles$/,
       then: [
         /^fs\/proc\/cmdline\.c:9:21: error: .saved_command_line_that_does_not_exist. undeclared/m,
@@ -211,7 +260,9 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
 
   test('an unsupported change found by the differ (initialised data changed): exit 2, every reason with its code and the way out', async () => {
     await expectRefused('data-changed', {
-      patches: [path.join(REPO_ROOT, 'kernel-fixtures/integration/14-data-initializer-FAIL/fix.patch')], exitCode: 2, jsonCode: 'BUILD_REFUSED',
+      patches: [path.join(REPO_ROOT, 'kernel-fixtures/integration/14-data-initializer-FAIL/fix.patch')],
+      exitCode: 2,
+      jsonCode: 'BUILD_REFUSED',
       headline: /^klpforge: the patch changes things a livepatch cannot carry:$/,
       then: [/^ {2}mm\/util\.o: DATA_CHANGED: data sysctl_max_map_count in \.data\.\.read_mostly changed .*: .*shadow variable/m],
     });
@@ -223,14 +274,29 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
     const out = path.join(mountPoint, 'out');
     const treeBefore = await treeState(kernel.source, ['fs/proc/cmdline.c']);
     // A private mount namespace: the tmpfs exists for this shell and klpforge only, and goes with them.
-    const script = 'mount -t tmpfs -o size=64k klpforge-full-out "$1" && { dd if=/dev/zero of="$1/fill" bs=4k 2>/dev/null; shift; exec "$@"; }';
+    const script =
+      'mount -t tmpfs -o size=64k klpforge-full-out "$1" && { dd if=/dev/zero of="$1/fill" bs=4k 2>/dev/null; shift; exec "$@"; }';
     const argv = buildArgv(kernel, cache.dir, out, { extra: ['-n', 'fullout'] });
     const t0 = performance.now();
-    const r0 = await execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', mountPoint, process.execPath, ...argv], { reject: false, stdin: 'ignore' });
-    const r: BuildRun = { exitCode: r0.exitCode, signal: r0.signal, stdout: String(r0.stdout), stderr: String(r0.stderr), ms: performance.now() - t0 };
+    const r0 = await execa(
+      'unshare',
+      ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', mountPoint, process.execPath, ...argv],
+      { reject: false, stdin: 'ignore' },
+    );
+    const r: BuildRun = {
+      exitCode: r0.exitCode,
+      signal: r0.signal,
+      stdout: String(r0.stdout),
+      stderr: String(r0.stderr),
+      ms: performance.now() - t0,
+    };
     if (r.exitCode !== 1) throw new Error(`expected exit 1, got ${show(r)}`);
     const lines = expectCleanMessage(r);
-    expect(lines[0]).toMatch(new RegExp(`^klpforge: no space left on device \\(module stage\\): the output dir ${out} is on a filesystem with \\d+ KiB free: free space there or pass another -o/--output$`));
+    expect(lines[0]).toMatch(
+      new RegExp(
+        `^klpforge: no space left on device \\(module stage\\): the output dir ${out} is on a filesystem with \\d+ KiB free: free space there or pass another -o/--output$`,
+      ),
+    );
     expect(await treeState(kernel.source, ['fs/proc/cmdline.c'])).toEqual(treeBefore);
     expect(await cacheState(cache.dir, kernel.fsections)).toEqual(cacheBefore);
     expect(await workDirs(cache.dir)).toEqual([]);
@@ -238,49 +304,66 @@ describe('klpforge build: bad input ends with one clear message, the tree and th
 });
 
 const root = process.getuid?.() === 0;
-(root ? describe : describe.skip)('klpforge build: the source tree\'s filesystem full (a tmpfs holding a copy of the tree, in a private mount namespace; needs root)', () => {
-  // KiB left free before the build: each level runs out of space at a later step.
-  const LEVELS = [0, 8, 32, 128];
-  let scenario: ScenarioResult;
-  let cacheAfter: Awaited<ReturnType<typeof cacheState>>;
+(root ? describe : describe.skip)(
+  "klpforge build: the source tree's filesystem full (a tmpfs holding a copy of the tree, in a private mount namespace; needs root)",
+  () => {
+    // KiB left free before the build: each level runs out of space at a later step.
+    const LEVELS = [0, 8, 32, 128];
+    let scenario: ScenarioResult;
+    let cacheAfter: Awaited<ReturnType<typeof cacheState>>;
 
-  beforeAll(async () => {
-    const input = {
-      source: kernel.source, config, vmlinux: kernel.vmlinux, cacheDir: cache.dir, outDir: path.join(tmp.path, 'full-tree-out'),
-      patch: FIXTURE_PATCH, touched: await touchedBy(FIXTURE_PATCH), freeKiB: LEVELS,
-    };
-    const script = path.join(REPO_ROOT, 'dist/test/helpers/full-disk-scenario.js');
-    const r = await execa('unshare', ['--mount', '--propagation', 'private', process.execPath, script, JSON.stringify(input)], { reject: false, stdin: 'ignore', timeout: 600_000 });
-    if (r.exitCode !== 0) throw new Error(`full-disk scenario failed (${r.exitCode}):\n${r.stderr}`);
-    scenario = JSON.parse(r.stdout) as ScenarioResult;
-    cacheAfter = await cacheState(cache.dir, kernel.fsections);
-  }, 900_000);
+    beforeAll(async () => {
+      const input = {
+        source: kernel.source,
+        config,
+        vmlinux: kernel.vmlinux,
+        cacheDir: cache.dir,
+        outDir: path.join(tmp.path, 'full-tree-out'),
+        patch: FIXTURE_PATCH,
+        touched: await touchedBy(FIXTURE_PATCH),
+        freeKiB: LEVELS,
+      };
+      const script = path.join(REPO_ROOT, 'dist/test/helpers/full-disk-scenario.js');
+      const r = await execa('unshare', ['--mount', '--propagation', 'private', process.execPath, script, JSON.stringify(input)], {
+        reject: false,
+        stdin: 'ignore',
+        timeout: 600_000,
+      });
+      if (r.exitCode !== 0) throw new Error(`full-disk scenario failed (${r.exitCode}):\n${r.stderr}`);
+      scenario = JSON.parse(r.stdout) as ScenarioResult;
+      cacheAfter = await cacheState(cache.dir, kernel.fsections);
+    }, 900_000);
 
-  test('the copy is the same tree to klpforge (same digest, so the cached original is used and no kernel is built)', () => {
-    expect(scenario.copyDigest).toBe(scenario.originalDigest);
-    expect(scenario.levels.map((l) => l.freeKiB)).toEqual(LEVELS);
-  });
-
-  for (const [i, free] of LEVELS.entries()) {
-    test(`${free} KiB free: exit 1, one line says the work dir's filesystem is full and what to do; the tree is unchanged and no work dir is left`, () => {
-      const l = scenario.levels[i]!;
-      expect(l.measuredFreeKiB).toBe(free);
-      const r: BuildRun = { exitCode: l.exitCode, signal: l.signal, stdout: l.stdout, stderr: l.stderr, ms: 0 };
-      if (r.exitCode !== 1) throw new Error(`expected exit 1, got ${show(r)}`);
-      const lines = expectCleanMessage(r);
-      const work = path.join(path.dirname(kernel.source), '.klpforge-work');
-      expect(lines[0]).toMatch(new RegExp(`^klpforge: no space left on device \\((checks|patched objects|module) stage\\): the work dir ${work} is on a filesystem with \\d+ KiB free: free space there \\(the work dir has to be on the source tree's filesystem\\)$`));
-      // The failing step's own words follow as detail (ENOSPC, gcc's "No space left on device", ...).
-      expect(lines.length).toBeGreaterThan(1);
-      if (free === 0) expect(lines[0]).toContain('(checks stage)'); // the very first write fails
-      expect(l.after).toEqual(l.before);
-      expect(l.leftovers).toEqual([]);
+    test('the copy is the same tree to klpforge (same digest, so the cached original is used and no kernel is built)', () => {
+      expect(scenario.copyDigest).toBe(scenario.originalDigest);
+      expect(scenario.levels.map((l) => l.freeKiB)).toEqual(LEVELS);
     });
-  }
 
-  test('the levels reach different steps (checks, patched objects, module), and the cache is unchanged after all of them', () => {
-    const stages = scenario.levels.map((l) => /\((\w[\w ]*) stage\)/.exec(l.stderr)?.[1]);
-    expect(new Set(stages).size).toBeGreaterThanOrEqual(3);
-    expect(cacheAfter).toEqual(cacheBefore);
-  });
-});
+    for (const [i, free] of LEVELS.entries()) {
+      test(`${free} KiB free: exit 1, one line says the work dir's filesystem is full and what to do; the tree is unchanged and no work dir is left`, () => {
+        const l = scenario.levels[i]!;
+        expect(l.measuredFreeKiB).toBe(free);
+        const r: BuildRun = { exitCode: l.exitCode, signal: l.signal, stdout: l.stdout, stderr: l.stderr, ms: 0 };
+        if (r.exitCode !== 1) throw new Error(`expected exit 1, got ${show(r)}`);
+        const lines = expectCleanMessage(r);
+        const work = path.join(path.dirname(kernel.source), '.klpforge-work');
+        expect(lines[0]).toMatch(
+          new RegExp(
+            `^klpforge: no space left on device \\((checks|patched objects|module) stage\\): the work dir ${work} is on a filesystem with \\d+ KiB free: free space there \\(the work dir has to be on the source tree's filesystem\\)$`,
+          ),
+        );
+        // The failing step's own words follow as detail (ENOSPC, gcc's "No space left on device", ...).
+        expect(lines.length).toBeGreaterThan(1);
+        if (free === 0) expect(lines[0]).toContain('(checks stage)'); // the very first write fails
+        expect(l.after).toEqual(l.before);
+        expect(l.leftovers).toEqual([]);
+      });
+    }
+
+    test('the levels reach different steps (checks, patched objects, module), and the cache is unchanged after all of them', () => {
+      const stages = scenario.levels.map((l) => /\((\w[\w ]*) stage\)/.exec(l.stderr)?.[1]);
+      expect(new Set(stages).size).toBeGreaterThanOrEqual(3);
+      expect(cacheAfter).toEqual(cacheBefore);
+    });
+  },
+);

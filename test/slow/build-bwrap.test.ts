@@ -38,17 +38,21 @@ afterAll(async () => {
   await tmp?.cleanup();
 });
 
-interface Report { module: string; original: { buildDir: string; speculation: string } }
+interface Report {
+  module: string;
+  original: { buildDir: string; speculation: string };
+}
 
 function report(r: BuildRun): Report {
   if (r.exitCode !== 0) throw new Error(`build failed (exit ${r.exitCode}):\n${r.stderr}\n${r.stdout}`);
   return JSON.parse(r.stdout) as Report;
 }
 
-const bwrap = (out: string) => runBuild(kernel, link, path.join(tmp.path, out), { extra: ['--json', '--runner', 'bwrap', '--rootfs', rootfs] });
+const bwrap = (out: string) =>
+  runBuild(kernel, link, path.join(tmp.path, out), { extra: ['--json', '--runner', 'bwrap', '--rootfs', rootfs] });
 const host = (out: string) => runBuild(kernel, cache.dir, path.join(tmp.path, out), { extra: ['--json'] });
 
-test('sandboxed builds of an adopted original (outside the cache dir, the cache behind a symlink) give the host runner\'s module, byte for byte', async () => {
+test("sandboxed builds of an adopted original (outside the cache dir, the cache behind a symlink) give the host runner's module, byte for byte", async () => {
   // First in a fresh cache: the struct-size probe compiles against the original build inside the sandbox.
   const first = report(await bwrap('bwrap-1'));
   expect(first.original).toMatchObject({ buildDir: kernel.fsections, speculation: 'none' });
@@ -61,11 +65,14 @@ test('sandboxed builds of an adopted original (outside the cache dir, the cache 
   expect((await readFile(second.module)).equals(bytes)).toBe(true);
 });
 
-test('the lazy original in the sandbox: the tree is prepared and its original objects compiled inside it, and the module is the host\'s, byte for byte', async () => {
-  const lazy = (runner: string[], out: string) => runBuild(kernel, link, path.join(tmp.path, out), { extra: ['--json', '--original', 'lazy', ...runner] });
+test("the lazy original in the sandbox: the tree is prepared and its original objects compiled inside it, and the module is the host's, byte for byte", async () => {
+  const lazy = (runner: string[], out: string) =>
+    runBuild(kernel, link, path.join(tmp.path, out), { extra: ['--json', '--original', 'lazy', ...runner] });
   // The sandbox prepares the tree (a fresh cache: nothing prepared yet) and compiles fs/proc/cmdline.o in it.
   const sandboxed = report(await lazy(['--runner', 'bwrap', '--rootfs', rootfs], 'lazy-bwrap'));
-  expect(sandboxed.original.buildDir.startsWith(path.join(await import('node:fs/promises').then((fs) => fs.realpath(cache.dir)), 'prepared'))).toBe(true);
+  expect(
+    sandboxed.original.buildDir.startsWith(path.join(await import('node:fs/promises').then((fs) => fs.realpath(cache.dir)), 'prepared')),
+  ).toBe(true);
   const onHost = report(await lazy([], 'lazy-host'));
   expect((await readFile(sandboxed.module)).equals(await readFile(onHost.module))).toBe(true);
 });

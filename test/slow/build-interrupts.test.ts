@@ -4,7 +4,17 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import {
-  type BuildRun, cacheState, FIXTURE_PATCH, finished, privateCache, runBuild, startBuild, touchedBy, treeState, type TreeState, workDirs,
+  type BuildRun,
+  cacheState,
+  FIXTURE_PATCH,
+  finished,
+  privateCache,
+  runBuild,
+  startBuild,
+  touchedBy,
+  treeState,
+  type TreeState,
+  workDirs,
 } from '../helpers/build-runs.js';
 import { prng } from '../helpers/toolchain.js';
 import { fixtureKernel } from '../helpers/kernel.js';
@@ -97,7 +107,10 @@ describe('klpforge build interrupted at random moments (SIGINT, SIGKILL) on the 
     let interrupted = 0;
     let finishedFirst = 0;
     for (let run = 0; interrupted < INTERRUPTS; run++) {
-      if (run >= INTERRUPTS * 2) throw new Error(`only ${interrupted} of ${run} runs were interrupted: the moments are not spread over the build:\n${log.join('\n')}`);
+      if (run >= INTERRUPTS * 2)
+        throw new Error(
+          `only ${interrupted} of ${run} runs were interrupted: the moments are not spread over the build:\n${log.join('\n')}`,
+        );
       const signal: NodeJS.Signals = run % 2 === 0 ? 'SIGINT' : 'SIGKILL';
       const at = Math.floor(rand() * span);
       const out = path.join(tmp.path, `run-${run}`);
@@ -120,7 +133,9 @@ describe('klpforge build interrupted at random moments (SIGINT, SIGKILL) on the 
           if (r.signal === 'SIGINT') expect(r.ms).toBeLessThan(span);
           else {
             if (r.exitCode !== 130) throw new Error(`${what}: ${show(r)}`);
-            expect(r.stderr).toMatch(/^klpforge: interrupted by SIGINT: stopped \(work dir removed\); the source tree was not written and the cache keeps no partial entry$/m);
+            expect(r.stderr).toMatch(
+              /^klpforge: interrupted by SIGINT: stopped \(work dir removed\); the source tree was not written and the cache keeps no partial entry$/m,
+            );
             expect(r.stderr).not.toMatch(/internal error|FAILED|^\s+at /m);
           }
           // Nothing of this run is left: no work dir, no compiler or make still running.

@@ -18,7 +18,12 @@ jest.setTimeout(300_000);
 
 const kernel = fixtureKernel();
 
-interface Report { ok: boolean; module: string; original: { key: string; buildDir: string; hit: boolean; speculation: string }; stages: Array<{ stage: string }> }
+interface Report {
+  ok: boolean;
+  module: string;
+  original: { key: string; buildDir: string; hit: boolean; speculation: string };
+  stages: Array<{ stage: string }>;
+}
 
 let cache: { dir: string; remove: () => Promise<void> };
 let tmp: DirectoryResult;
@@ -69,7 +74,8 @@ describe('klpforge build on the likely original build', () => {
     const third = report(r);
     expect(third.original).toMatchObject({ key: confirmed.original.key, speculation: 'discarded' });
     expect(outcomeLines(r.stderr)).toContain(
-      `klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${kernel.fsections}`);
+      `klpforge: note: the newest cached original build of this tree no longer matches it; the patched side was built again against ${kernel.fsections}`,
+    );
     // The discarded attempt reported nothing: each stage is in the report once.
     expect(third.stages.map((s) => s.stage).sort()).toEqual(['diff', 'generate', 'match', 'original', 'patched', 'preflight']);
     expect((await readFile(third.module)).equals(await readFile(confirmed.module))).toBe(true);

@@ -30,37 +30,52 @@ describe('differ fixtures on the Linux 6.1 kernel', () => {
     // As the build command will: entry sizes from the target kernel itself.
     sizes = await probeStructSizes(kernel.fsections, tmp.path);
   }, 120_000);
-  afterAll(async () => { await tmp.cleanup(); });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   it('has at least 25 cases', async () => {
     expect((await fixtureCases()).length).toBeGreaterThanOrEqual(25);
   });
 
   // jest needs the case names when the file loads.
-  const cases = readdirSync(FIXTURE_DIR, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name).sort();
-  it.each(cases)('%s', async (name) => {
-    const expected = await readExpectation(name);
-    const actual = await runCase(kernel, name, index, sizes.entrySizes);
-    expect(Object.keys(actual.objects).sort()).toEqual(Object.keys(expected.objects).sort());
-    for (const [object, want] of Object.entries(expected.objects)) {
-      const got = actual.objects[object]!;
-      expect({ object, outcome: got.outcome, changed: got.changed, new: got.new, refusals: got.refusals.sort() })
-        .toEqual({ object, outcome: want.outcome, changed: want.changed, new: want.new, refusals: [...want.refusals].sort() });
-      if (want.lineOnly) expect(got.lineOnly!.sort()).toEqual([...want.lineOnly].sort());
-      if (want.callbacks) expect(got.callbacks).toEqual(want.callbacks);
-      const result = actual.results[object]!;
-      for (const re of want.includedData ?? []) expect(result.included.data).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(re))]));
-      if (want.includedFunctions) expect(result.included.functions).toEqual(expect.arrayContaining(want.includedFunctions));
-      const output = result.output;
-      if (want.outputSections) expect(output!.sections.map((sec) => sec.name)).toEqual(expect.arrayContaining(want.outputSections));
-      if (got.outcome === 'changed') {
-        expect(output).toBeDefined();
-        const file = path.join(tmp.path, `${name}-${object.replace(/\//g, '_')}`);
-        await writeElfFile(file, output!);
-        await readelfNormalized(file);
-        await linkRelocatable(tmp.path, file);
+  const cases = readdirSync(FIXTURE_DIR, { withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => e.name)
+    .sort();
+  it.each(cases)(
+    '%s',
+    async (name) => {
+      const expected = await readExpectation(name);
+      const actual = await runCase(kernel, name, index, sizes.entrySizes);
+      expect(Object.keys(actual.objects).sort()).toEqual(Object.keys(expected.objects).sort());
+      for (const [object, want] of Object.entries(expected.objects)) {
+        const got = actual.objects[object]!;
+        expect({ object, outcome: got.outcome, changed: got.changed, new: got.new, refusals: got.refusals.sort() }).toEqual({
+          object,
+          outcome: want.outcome,
+          changed: want.changed,
+          new: want.new,
+          refusals: [...want.refusals].sort(),
+        });
+        if (want.lineOnly) expect(got.lineOnly!.sort()).toEqual([...want.lineOnly].sort());
+        if (want.callbacks) expect(got.callbacks).toEqual(want.callbacks);
+        const result = actual.results[object]!;
+        for (const re of want.includedData ?? [])
+          expect(result.included.data).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(re))]));
+        if (want.includedFunctions) expect(result.included.functions).toEqual(expect.arrayContaining(want.includedFunctions));
+        const output = result.output;
+        if (want.outputSections) expect(output!.sections.map((sec) => sec.name)).toEqual(expect.arrayContaining(want.outputSections));
+        if (got.outcome === 'changed') {
+          expect(output).toBeDefined();
+          const file = path.join(tmp.path, `${name}-${object.replace(/\//g, '_')}`);
+          await writeElfFile(file, output!);
+          await readelfNormalized(file);
+          await linkRelocatable(tmp.path, file);
+        }
       }
-    }
-    expect(actual.outcome).toBe(expected.outcome);
-  }, 300_000);
+      expect(actual.outcome).toBe(expected.outcome);
+    },
+    300_000,
+  );
 });

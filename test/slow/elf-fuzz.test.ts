@@ -54,17 +54,20 @@ function mutate(buf: Buffer, pick: (n: number) => number, rand: () => number): {
   const shoff = Number(b.readBigUInt64LE(40));
   const shnum = b.readUInt16LE(60);
   switch (pick(5)) {
-    case 0: { // random bytes anywhere
+    case 0: {
+      // random bytes anywhere
       const n = 1 + pick(8);
       for (let i = 0; i < n; i++) b[pick(b.length)] = pick(256);
       return { bytes: b, what: `${n} random bytes` };
     }
-    case 1: { // the ELF header
+    case 1: {
+      // the ELF header
       const at = pick(64);
       b[at] = pick(256);
       return { bytes: b, what: `header byte ${at}` };
     }
-    case 2: { // a section header field set to an extreme value
+    case 2: {
+      // a section header field set to an extreme value
       const sec = pick(shnum);
       const field = [0, 4, 8, 16, 24, 32, 40, 44, 48, 56][pick(10)]!;
       const v = EXTREMES[pick(EXTREMES.length)]!;
@@ -73,11 +76,13 @@ function mutate(buf: Buffer, pick: (n: number) => number, rand: () => number): {
       else b.writeBigUInt64LE(v & ((1n << 64n) - 1n), at);
       return { bytes: b, what: `section ${sec} field +${field} = ${v}` };
     }
-    case 3: { // truncation
+    case 3: {
+      // truncation
       const len = pick(b.length);
       return { bytes: b.subarray(0, len), what: `truncated to ${len}` };
     }
-    default: { // a byte of a table (symbols, relocations, strings live past the section data)
+    default: {
+      // a byte of a table (symbols, relocations, strings live past the section data)
       const start = Math.floor(b.length * 0.3);
       const at = start + pick(b.length - start);
       b[at] = rand() < 0.5 ? 0 : 0xff;

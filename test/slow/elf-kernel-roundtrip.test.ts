@@ -17,8 +17,12 @@ import { linkRelocatable } from '../helpers/toolchain.js';
 describe('every object of the fixture kernel round-trips through the ELF layer', () => {
   const kernel = fixtureKernel();
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await tmpDir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   async function check(obj: string, index: number): Promise<string | undefined> {
     const bytes = await readFile(obj);
@@ -49,14 +53,18 @@ describe('every object of the fixture kernel round-trips through the ELF layer',
   it.each([
     ['plain (distro flags)', kernel.plain],
     ['function-sections', kernel.fsections],
-  ])('all .o and .ko files of the %s build', async (_label, buildDir) => {
-    // The function-sections vmlinux.o has its own test below.
-    const objects = (await kernelObjects(buildDir)).filter((o) => o !== kernel.vmlinuxO);
-    expect(objects.length).toBeGreaterThan(300);
-    const limit = pLimit(2);
-    const failures = (await Promise.all(objects.map((o, i) => limit(() => check(o, i))))).filter(Boolean);
-    expect(failures).toEqual([]);
-  }, 900_000);
+  ])(
+    'all .o and .ko files of the %s build',
+    async (_label, buildDir) => {
+      // The function-sections vmlinux.o has its own test below.
+      const objects = (await kernelObjects(buildDir)).filter((o) => o !== kernel.vmlinuxO);
+      expect(objects.length).toBeGreaterThan(300);
+      const limit = pLimit(2);
+      const failures = (await Promise.all(objects.map((o, i) => limit(() => check(o, i))))).filter(Boolean);
+      expect(failures).toEqual([]);
+    },
+    900_000,
+  );
 
   it('the function-sections vmlinux.o (tens of thousands of sections) round-trips and ld -r accepts it', async () => {
     const obj = kernel.vmlinuxO;

@@ -9,7 +9,7 @@ import { fixtureKernel } from '../helpers/kernel.js';
  * of a local among its namesakes in kallsyms order (by address; System.map,
  * written by nm -n, is an independent listing of that order).
  */
-describe('sympos of the fixture kernel\'s symbols', () => {
+describe("sympos of the fixture kernel's symbols", () => {
   const kernel = fixtureKernel();
 
   it('each copy of a name gcc repeats across files gets its rank in address order, found through its file', async () => {
@@ -28,7 +28,10 @@ describe('sympos of the fixture kernel\'s symbols', () => {
       if (s.name === name) files.set(file, (files.get(file) ?? 0) + 1);
     }
     for (const s of vmlinux.symbols) {
-      if (s.type === STT.FILE) { file = s.name; continue; }
+      if (s.type === STT.FILE) {
+        file = s.name;
+        continue;
+      }
       if (s.name !== name || files.get(file) !== 1) continue;
       const r = index.sympos(name, file);
       expect(r).toEqual({ found: true, sympos: ranked.indexOf(s.value) + 1, address: s.value });

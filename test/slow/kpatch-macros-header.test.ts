@@ -131,56 +131,84 @@ async function compileObject(work: string, name: string, source: string, extraFl
   await writeFile(path.join(dir, 'Kbuild'), `obj-m += ${name}.o\n`);
   const kcflags = [`-I${KPATCH_HEADERS}`, ...extraFlags].join(' ');
   // The object alone, not the .ko: modpost would want printk_deferred exported, which a livepatch reaches through a klp relocation.
-  const r = await execa('make', ['-C', fixtureKernel().plain, `M=${dir}`, `KCFLAGS=${kcflags}`, `${name}.o`], { reject: false, all: true, stdin: 'ignore' });
+  const r = await execa('make', ['-C', fixtureKernel().plain, `M=${dir}`, `KCFLAGS=${kcflags}`, `${name}.o`], {
+    reject: false,
+    all: true,
+    stdin: 'ignore',
+  });
   return { exitCode: r.exitCode, output: r.all ?? '', object: path.join(dir, `${name}.o`) };
 }
 
 describe('kpatch-macros.h: patches written for kpatch compile on the fixture kernel, and the differ reads back every directive', () => {
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await tmpDir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   it.each<[string, string[]]>([
-    ['the kernel\'s own flags', []],
+    ["the kernel's own flags", []],
     ['-ffunction-sections -fdata-sections, as klpforge builds patched objects', ['-ffunction-sections', '-fdata-sections']],
-  ])('patch_object callbacks, ignored functions, sections and statics, forced functions are read back (%s)', async (_label, flags) => {
-    const name = flags.length ? 'kpatch_directives_fs' : 'kpatch_directives';
-    const built = await compileObject(tmp.path, name, DIRECTIVES_SOURCE, flags);
-    expect({ exitCode: built.exitCode, errors: built.output.split('\n').filter((l) => /error|warning:/.test(l)) }).toEqual({ exitCode: 0, errors: [] });
+  ])(
+    'patch_object callbacks, ignored functions, sections and statics, forced functions are read back (%s)',
+    async (_label, flags) => {
+      const name = flags.length ? 'kpatch_directives_fs' : 'kpatch_directives';
+      const built = await compileObject(tmp.path, name, DIRECTIVES_SOURCE, flags);
+      expect({ exitCode: built.exitCode, errors: built.output.split('\n').filter((l) => /error|warning:/.test(l)) }).toEqual({
+        exitCode: 0,
+        errors: [],
+      });
 
-    const obj = await readElfFile(built.object);
-    const view = new ObjectView(obj, archRules(EM.X86_64)!, built.object);
-    const d = readDirectives(view);
+      const obj = await readElfFile(built.object);
+      const view = new ObjectView(obj, archRules(EM.X86_64)!, built.object);
+      const d = readDirectives(view);
 
-    expect(d.callbacks.map((c) => `${c.kind}:${c.function}`).sort()).toEqual([
-      'post_patch:klpforge_post_patch', 'post_unpatch:klpforge_post_unpatch',
-      'pre_patch:klpforge_pre_patch', 'pre_unpatch:klpforge_pre_unpatch',
-    ]);
-    expect([...d.ignoredFunctions]).toEqual(['klpforge_ignored']);
-    expect([...d.forcedFunctions]).toEqual(['klpforge_forced']);
-    expect([...d.ignoredSections]).toEqual(['.klpforge.side_effects']);
-    expect([...d.ignoredStatics]).toEqual(['klpforge_calls']);
-    // The name given is the source's: gcc's symbol carries a `.N` the differ removes.
-    expect(obj.symbols.some((s) => /^klpforge_calls\.\d+$/.test(s.name))).toBe(true);
+      expect(d.callbacks.map((c) => `${c.kind}:${c.function}`).sort()).toEqual([
+        'post_patch:klpforge_post_patch',
+        'post_unpatch:klpforge_post_unpatch',
+        'pre_patch:klpforge_pre_patch',
+        'pre_unpatch:klpforge_pre_unpatch',
+      ]);
+      expect([...d.ignoredFunctions]).toEqual(['klpforge_ignored']);
+      expect([...d.forcedFunctions]).toEqual(['klpforge_forced']);
+      expect([...d.ignoredSections]).toEqual(['.klpforge.side_effects']);
+      expect([...d.ignoredStatics]).toEqual(['klpforge_calls']);
+      // The name given is the source's: gcc's symbol carries a `.N` the differ removes.
+      expect(obj.symbols.some((s) => /^klpforge_calls\.\d+$/.test(s.name))).toBe(true);
 
-    // Each directive section, and its relocations, is metadata: never compared, never included.
-    const sections = ['.kpatch.ignore.functions', '.kpatch.ignore.sections', '.kpatch.ignore.statics', '.kpatch.force',
-      '.kpatch.callbacks.pre_patch', '.kpatch.callbacks.post_patch', '.kpatch.callbacks.pre_unpatch', '.kpatch.callbacks.post_unpatch'];
-    for (const s of sections) {
-      const idx = obj.findSection(s);
-      expect({ s, present: idx !== undefined }).toEqual({ s, present: true });
-      expect(d.directiveSections.has(idx!)).toBe(true);
-      for (const r of obj.relocationsFor(idx!)) expect(d.directiveSections.has(r)).toBe(true);
-    }
-    // Callback entries are { fn, objname } with objname left NULL: one relocation each, at offset 0.
-    for (const kind of ['pre_patch', 'post_patch', 'pre_unpatch', 'post_unpatch']) {
-      const idx = obj.findSection(`.kpatch.callbacks.${kind}`)!;
-      const relocs = obj.relocationsFor(idx).map((r) => obj.section(r).body).flatMap((b) => (b.kind === 'relocations' ? [...b.table.offsets] : []));
-      expect({ kind, relocs }).toEqual({ kind, relocs: [0n] });
-    }
-  }, 120_000);
+      // Each directive section, and its relocations, is metadata: never compared, never included.
+      const sections = [
+        '.kpatch.ignore.functions',
+        '.kpatch.ignore.sections',
+        '.kpatch.ignore.statics',
+        '.kpatch.force',
+        '.kpatch.callbacks.pre_patch',
+        '.kpatch.callbacks.post_patch',
+        '.kpatch.callbacks.pre_unpatch',
+        '.kpatch.callbacks.post_unpatch',
+      ];
+      for (const s of sections) {
+        const idx = obj.findSection(s);
+        expect({ s, present: idx !== undefined }).toEqual({ s, present: true });
+        expect(d.directiveSections.has(idx!)).toBe(true);
+        for (const r of obj.relocationsFor(idx!)) expect(d.directiveSections.has(r)).toBe(true);
+      }
+      // Callback entries are { fn, objname } with objname left NULL: one relocation each, at offset 0.
+      for (const kind of ['pre_patch', 'post_patch', 'pre_unpatch', 'post_unpatch']) {
+        const idx = obj.findSection(`.kpatch.callbacks.${kind}`)!;
+        const relocs = obj
+          .relocationsFor(idx)
+          .map((r) => obj.section(r).body)
+          .flatMap((b) => (b.kind === 'relocations' ? [...b.table.offsets] : []));
+        expect({ kind, relocs }).toEqual({ kind, relocs: [0n] });
+      }
+    },
+    120_000,
+  );
 
-  it('a callback that does not take a patch_object is a compile error, as with kpatch\'s header', async () => {
+  it("a callback that does not take a patch_object is a compile error, as with kpatch's header", async () => {
     const built = await compileObject(tmp.path, 'kpatch_void_callback', VOID_CALLBACK_SOURCE);
     expect(built.exitCode).not.toBe(0);
     expect(built.output).toMatch(/incompatible-pointer-types/);

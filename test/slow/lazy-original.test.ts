@@ -25,8 +25,10 @@ const runner = new HostRunner();
 
 describe('objectMembership asks the directory Makefiles evaluated against the config', () => {
   test('built-in, modular, switched-off and unreachable objects are told apart, with the Makefile that decides', async () => {
-    const m = await objectMembership(['fs/proc/cmdline.o', 'fs/binfmt_misc.o', 'kernel/sched/build_policy.o', 'kernel/sched/rt.o', 'fs/ntfs/super.o', 'fs/proc/kcore.o'],
-      { buildDir: kernel.fsections, sourceDir: kernel.source, runner });
+    const m = await objectMembership(
+      ['fs/proc/cmdline.o', 'fs/binfmt_misc.o', 'kernel/sched/build_policy.o', 'kernel/sched/rt.o', 'fs/ntfs/super.o', 'fs/proc/kcore.o'],
+      { buildDir: kernel.fsections, sourceDir: kernel.source, runner },
+    );
     expect(m).toEqual([
       { object: 'fs/proc/cmdline.o', built: 'vmlinux' },
       { object: 'fs/binfmt_misc.o', built: 'module' },
@@ -51,7 +53,9 @@ describe('objectMembership asks the directory Makefiles evaluated against the co
 
 describe('firstMismatch: original objects against the running kernel', () => {
   let vmlinux: RunningSymbols;
-  beforeAll(async () => { vmlinux = runningSymbols(await readElfFile(kernel.vmlinux), 'vmlinux'); });
+  beforeAll(async () => {
+    vmlinux = runningSymbols(await readElfFile(kernel.vmlinux), 'vmlinux');
+  });
 
   test('every C object of the function-sections build matches the plain build it was not linked into (vmlinux and modules)', async () => {
     const index = await buildIndex(kernel.fsections);
@@ -87,12 +91,17 @@ describe('firstMismatch: original objects against the running kernel', () => {
     const w = await dir({ prefix: 'klpforge-match-', unsafeCleanup: true });
     try {
       const r = await buildPatchedObjects({
-        sourceDir: kernel.source, buildDir: kernel.fsections, patches: [path.join(REPO_ROOT, 'kernel-fixtures/integration/01-cmdline-extra-word/fix.patch')],
-        workDir: w.path, jobs: 2,
+        sourceDir: kernel.source,
+        buildDir: kernel.fsections,
+        patches: [path.join(REPO_ROOT, 'kernel-fixtures/integration/01-cmdline-extra-word/fix.patch')],
+        workDir: w.path,
+        jobs: 2,
       });
       const p = firstMismatch(await readElfFile(r.pairs[0]!.patched), 'fs/proc/cmdline.o', vmlinux);
       expect(p?.symbol).toBe('cmdline_proc_show');
-      expect(p?.message).toMatch(/^fs\/proc\/cmdline\.o: cmdline_proc_show is \d+ bytes compiled here but \d+ bytes in the running kernel \(vmlinux\): the source, config or compiler is not the running kernel's/);
+      expect(p?.message).toMatch(
+        /^fs\/proc\/cmdline\.o: cmdline_proc_show is \d+ bytes compiled here but \d+ bytes in the running kernel \(vmlinux\): the source, config or compiler is not the running kernel's/,
+      );
     } finally {
       await w.cleanup();
     }
@@ -100,7 +109,7 @@ describe('firstMismatch: original objects against the running kernel', () => {
 });
 
 describe('klpforge build --original lazy on the fixture kernel', () => {
-  test('a header, a .c file compiled only inside another, and one a Makefile builds from another directory (kvm.ko\'s virt/kvm), reach exactly the objects the full build\'s dependency records name', async () => {
+  test("a header, a .c file compiled only inside another, and one a Makefile builds from another directory (kvm.ko's virt/kvm), reach exactly the objects the full build's dependency records name", async () => {
     const cache = await dir({ prefix: 'klpforge-lazy-hdr-', unsafeCleanup: true });
     const out = await dir({ prefix: 'klpforge-lazy-hdr-out-', unsafeCleanup: true });
     try {
@@ -110,12 +119,31 @@ describe('klpforge build --original lazy on the fixture kernel', () => {
         const first = (await readFile(path.join(kernel.source, file), 'utf8')).split('\n')[0];
         const patch = path.join(out.path, 'comment.patch');
         await writeFile(patch, [`--- a/${file}`, `+++ b/${file}`, '@@ -1,1 +1,2 @@', '+/* klpforge */', ` ${first}`, ''].join('\n'));
-        const r = await klpforge(['build', patch, '-s', kernel.source, '-c', path.join(kernel.fsections, '.config'), '-v', kernel.vmlinux,
-          '--original', 'lazy', '--cache-dir', cache.path, '-o', out.path, '-n', 'hdr', '-j', '2']);
+        const r = await klpforge([
+          'build',
+          patch,
+          '-s',
+          kernel.source,
+          '-c',
+          path.join(kernel.fsections, '.config'),
+          '-v',
+          kernel.vmlinux,
+          '--original',
+          'lazy',
+          '--cache-dir',
+          cache.path,
+          '-o',
+          out.path,
+          '-n',
+          'hdr',
+          '-j',
+          '2',
+        ]);
         expect(r.exitCode).toBe(3);
         const named = /no function changed in (.*): nothing to livepatch/.exec(r.stderr)?.[1]?.split(', ').sort();
         const expected = [...(full.byDependency.get(file) ?? []), ...(full.bySource.get(file) ?? [])]
-          .filter((o) => full.objects.get(o)!.livepatch.livepatchable).sort();
+          .filter((o) => full.objects.get(o)!.livepatch.livepatchable)
+          .sort();
         expect(expected.length).toBeGreaterThan(0);
         expect(named).toEqual(expected);
       }
@@ -128,21 +156,45 @@ describe('klpforge build --original lazy on the fixture kernel', () => {
     }
   });
 
-  test('without --original, klpforge picks the lazy original only with the running kernel\'s build dir at hand, and falls back to the full one for a header that reaches too many objects, saying so', async () => {
+  test("without --original, klpforge picks the lazy original only with the running kernel's build dir at hand, and falls back to the full one for a header that reaches too many objects, saying so", async () => {
     const cacheDir = await fixtureCache(kernel); // the full original: the fixture's function-sections build, adopted
     const out = await dir({ prefix: 'klpforge-auto-', unsafeCleanup: true });
     try {
-      const run = (args: string[], env: Record<string, string> = {}) => execa(process.execPath, [path.join(REPO_ROOT, 'bin/klpforge.js'), 'build', ...args,
-        '-s', kernel.source, '-c', path.join(kernel.fsections, '.config'), '--cache-dir', cacheDir, '-o', out.path, '-j', '2', '--json'],
-      { reject: false, env: { ...process.env, ...env } });
+      const run = (args: string[], env: Record<string, string> = {}) =>
+        execa(
+          process.execPath,
+          [
+            path.join(REPO_ROOT, 'bin/klpforge.js'),
+            'build',
+            ...args,
+            '-s',
+            kernel.source,
+            '-c',
+            path.join(kernel.fsections, '.config'),
+            '--cache-dir',
+            cacheDir,
+            '-o',
+            out.path,
+            '-j',
+            '2',
+            '--json',
+          ],
+          { reject: false, env: { ...process.env, ...env } },
+        );
       const cmdline = path.join(REPO_ROOT, 'kernel-fixtures/integration/01-cmdline-extra-word/fix.patch');
       // A vmlinux alone (no Module.symvers beside it): the full original.
       await copyFile(kernel.vmlinux, path.join(out.path, 'vmlinux'));
       const alone = await run([cmdline, '-v', path.join(out.path, 'vmlinux')]);
-      expect({ exit: alone.exitCode, mode: (JSON.parse(alone.stdout) as { original: { mode: string } }).original.mode }).toEqual({ exit: 0, mode: 'full' });
+      expect({ exit: alone.exitCode, mode: (JSON.parse(alone.stdout) as { original: { mode: string } }).original.mode }).toEqual({
+        exit: 0,
+        mode: 'full',
+      });
       // The build dir's vmlinux: lazy.
       const lazy = await run([cmdline, '-v', kernel.vmlinux]);
-      expect({ exit: lazy.exitCode, mode: (JSON.parse(lazy.stdout) as { original: { mode: string } }).original.mode }).toEqual({ exit: 0, mode: 'lazy' });
+      expect({ exit: lazy.exitCode, mode: (JSON.parse(lazy.stdout) as { original: { mode: string } }).original.mode }).toEqual({
+        exit: 0,
+        mode: 'lazy',
+      });
       // A header past the limit: the full original, with the reason and the cost on stderr.
       const file = 'include/linux/tsacct_kern.h';
       const first = (await readFile(path.join(kernel.source, file), 'utf8')).split('\n')[0];
@@ -150,11 +202,18 @@ describe('klpforge build --original lazy on the fixture kernel', () => {
       await writeFile(patch, [`--- a/${file}`, `+++ b/${file}`, '@@ -1,1 +1,2 @@', '+/* klpforge */', ` ${first}`, ''].join('\n'));
       const header = await run([patch, '-v', kernel.vmlinux], { KLPFORGE_LAZY_MAX_OBJECTS: '2' });
       expect(header.exitCode).toBe(3);
-      expect(header.stderr).toMatch(/klpforge: note: include\/linux\/tsacct_kern\.h is included by 4 objects of this configuration: compiling each before and after the patch takes about \d+ min on 2 core\(s\), and the lazy original stops at 2; the full original \(all \d+ objects, about \d+ min of compiles, cached for later patches\): building the full original instead/);
-      expect((JSON.parse(header.stdout) as { error: { message: string } }).error.message).toMatch(/no function changed in fs\/exec\.o, kernel\/exit\.o, kernel\/fork\.o, kernel\/sched\/build_policy\.o/);
+      expect(header.stderr).toMatch(
+        /klpforge: note: include\/linux\/tsacct_kern\.h is included by 4 objects of this configuration: compiling each before and after the patch takes about \d+ min on 2 core\(s\), and the lazy original stops at 2; the full original \(all \d+ objects, about \d+ min of compiles, cached for later patches\): building the full original instead/,
+      );
+      expect((JSON.parse(header.stdout) as { error: { message: string } }).error.message).toMatch(
+        /no function changed in fs\/exec\.o, kernel\/exit\.o, kernel\/fork\.o, kernel\/sched\/build_policy\.o/,
+      );
       // With --original lazy asked for, the same is an error, not a fallback.
       const asked = await run([patch, '-v', kernel.vmlinux, '--original', 'lazy'], { KLPFORGE_LAZY_MAX_OBJECTS: '2' });
-      expect({ exit: asked.exitCode, code: (JSON.parse(asked.stdout) as { error: { code: string } }).error.code }).toEqual({ exit: 1, code: 'LAZY_TOO_MANY_OBJECTS' });
+      expect({ exit: asked.exitCode, code: (JSON.parse(asked.stdout) as { error: { code: string } }).error.code }).toEqual({
+        exit: 1,
+        code: 'LAZY_TOO_MANY_OBJECTS',
+      });
     } finally {
       await out.cleanup();
     }
@@ -164,9 +223,30 @@ describe('klpforge build --original lazy on the fixture kernel', () => {
     const cache = await dir({ prefix: 'klpforge-lazy-', unsafeCleanup: true });
     const out = await dir({ prefix: 'klpforge-lazy-out-', unsafeCleanup: true });
     try {
-      for (const [c, fn] of [['01-cmdline-extra-word', 'vmlinux:cmdline_proc_show'], ['07-module-loaded-before', 'binfmt_misc:bm_status_read']] as const) {
-        const r = await klpforge(['build', path.join(REPO_ROOT, 'kernel-fixtures/integration', c, 'fix.patch'), '-s', kernel.source,
-          '-c', path.join(kernel.fsections, '.config'), '-v', kernel.vmlinux, '--original', 'lazy', '--cache-dir', cache.path, '-o', out.path, '-n', c.slice(0, 2), '-j', String(Math.min(2, os.cpus().length))]);
+      for (const [c, fn] of [
+        ['01-cmdline-extra-word', 'vmlinux:cmdline_proc_show'],
+        ['07-module-loaded-before', 'binfmt_misc:bm_status_read'],
+      ] as const) {
+        const r = await klpforge([
+          'build',
+          path.join(REPO_ROOT, 'kernel-fixtures/integration', c, 'fix.patch'),
+          '-s',
+          kernel.source,
+          '-c',
+          path.join(kernel.fsections, '.config'),
+          '-v',
+          kernel.vmlinux,
+          '--original',
+          'lazy',
+          '--cache-dir',
+          cache.path,
+          '-o',
+          out.path,
+          '-n',
+          c.slice(0, 2),
+          '-j',
+          String(Math.min(2, os.cpus().length)),
+        ]);
         if (r.exitCode !== 0) throw new Error(explainRun('klpforge build --original lazy', r));
         expect(r.stdout).toContain(`patched ${fn} `);
         expect(r.stderr).toMatch(/ok +original objects [\d.]+s: 1 compiled/);
@@ -176,8 +256,13 @@ describe('klpforge build --original lazy on the fixture kernel', () => {
       const trees = await import('node:fs/promises').then((fs) => fs.readdir(prepared));
       expect(trees).toHaveLength(1);
       const index = await buildIndex(path.join(prepared, trees[0]!));
-      expect([...index.objects.keys()].filter((o) => o === 'fs/proc/cmdline.o' || o === 'fs/binfmt_misc.o').sort()).toEqual(['fs/binfmt_misc.o', 'fs/proc/cmdline.o']);
-      expect((await readFile(path.join(prepared, trees[0]!, 'Module.symvers'), 'utf8'))).toBe(await readFile(path.join(kernel.plain, 'Module.symvers'), 'utf8'));
+      expect([...index.objects.keys()].filter((o) => o === 'fs/proc/cmdline.o' || o === 'fs/binfmt_misc.o').sort()).toEqual([
+        'fs/binfmt_misc.o',
+        'fs/proc/cmdline.o',
+      ]);
+      expect(await readFile(path.join(prepared, trees[0]!, 'Module.symvers'), 'utf8')).toBe(
+        await readFile(path.join(kernel.plain, 'Module.symvers'), 'utf8'),
+      );
     } finally {
       await cache.cleanup();
       await out.cleanup();

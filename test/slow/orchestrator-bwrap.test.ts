@@ -36,7 +36,11 @@ describe('BwrapRunner over the debootstrap rootfs', () => {
     work = await dir({ prefix: 'klpforge-bwrap-', unsafeCleanup: true });
     index = await buildIndex(kernel.fsections);
     // As `klpforge build --runner bwrap` gets it: the factory finds the cached rootfs.
-    runner = await createRunner({ kind: 'bwrap', readOnly: [kernel.source, index.recordedSourceDir, kernel.fsections], writable: [work.path] });
+    runner = await createRunner({
+      kind: 'bwrap',
+      readOnly: [kernel.source, index.recordedSourceDir, kernel.fsections],
+      writable: [work.path],
+    });
   }, 20 * 60_000);
   afterAll(async () => {
     await work?.cleanup();
@@ -47,7 +51,7 @@ describe('BwrapRunner over the debootstrap rootfs', () => {
     expect((runner as BwrapRunner).config.rootfs).toBe(rootfs.path);
   });
 
-  test('a command runs inside, with the rootfs\'s gcc, which is the host\'s version', async () => {
+  test("a command runs inside, with the rootfs's gcc, which is the host's version", async () => {
     const real = 'usr/bin/x86_64-linux-gnu-gcc-12';
     const r = await sh(`command -v gcc; stat -c %i /${real}; gcc --version | head -n1; pwd`);
     expect(r.stderr).toBe('');
@@ -62,16 +66,28 @@ describe('BwrapRunner over the debootstrap rootfs', () => {
 
   test('there is no network: only a loopback interface, and connecting out fails', async () => {
     const r = await sh('cat /proc/net/dev');
-    const interfaces = r.stdout.split('\n').slice(2).map((l) => l.split(':')[0]!.trim()).filter(Boolean);
+    const interfaces = r.stdout
+      .split('\n')
+      .slice(2)
+      .map((l) => l.split(':')[0]!.trim())
+      .filter(Boolean);
     expect(interfaces).toEqual(['lo']);
     // An address, not a name: the failure must be the network's, not a missing resolver's.
-    const connect = await runner.run(['python3', '-c', 'import socket; socket.create_connection(("151.101.2.132", 80), timeout=5)'], { cwd: '/' });
+    const connect = await runner.run(['python3', '-c', 'import socket; socket.create_connection(("151.101.2.132", 80), timeout=5)'], {
+      cwd: '/',
+    });
     expect(connect.exitCode).not.toBe(0);
     expect(connect.stderr).toMatch(/Network is unreachable/);
   });
 
   test('writes succeed only in the writable binds (and the private /tmp); the rootfs is never written', async () => {
-    const attempts = ['/usr/klpforge-x', '/klpforge-x', '/root/klpforge-x', `${kernel.source}/klpforge-x`, `${kernel.fsections}/klpforge-x`];
+    const attempts = [
+      '/usr/klpforge-x',
+      '/klpforge-x',
+      '/root/klpforge-x',
+      `${kernel.source}/klpforge-x`,
+      `${kernel.fsections}/klpforge-x`,
+    ];
     for (const target of attempts) {
       const r = await sh(`touch ${target}`);
       expect([target, r.exitCode, r.stderr]).toEqual([target, 1, `touch: cannot touch '${target}': Read-only file system\n`]);
@@ -99,7 +115,11 @@ describe('BwrapRunner over the debootstrap rootfs', () => {
       recompileObject(record, { ...common, outDir: path.join(work.path, 'bwrap'), runner }),
     ]);
     expect(sandboxed.output).toBe(path.join(work.path, 'bwrap', OBJECT));
-    const [a, b, original] = await Promise.all([readFile(host.output), readFile(sandboxed.output), readFile(path.join(kernel.fsections, OBJECT))]);
+    const [a, b, original] = await Promise.all([
+      readFile(host.output),
+      readFile(sandboxed.output),
+      readFile(path.join(kernel.fsections, OBJECT)),
+    ]);
     expect(b.length).toBeGreaterThan(1000);
     expect(b.equals(a)).toBe(true);
     // And both are the object kbuild built: the sandbox replays the build exactly.

@@ -48,7 +48,12 @@ describe('buildPatchedObjects on the fixture kernel (fsections build)', () => {
     const w = await dir({ prefix: 'klpforge-orch-', unsafeCleanup: true });
     works.push(w);
     const result = await buildPatchedObjects({
-      sourceDir: kernel.source, buildDir: kernel.fsections, patches, workDir: w.path, jobs: 2, index,
+      sourceDir: kernel.source,
+      buildDir: kernel.fsections,
+      patches,
+      workDir: w.path,
+      jobs: 2,
+      index,
     });
     return { result, workDir: w.path };
   }
@@ -63,9 +68,9 @@ describe('buildPatchedObjects on the fixture kernel (fsections build)', () => {
     expect(result.touched).toEqual(['fs/proc/cmdline.c']);
     expect(result.outside).toEqual([]);
     expect(result.notLivepatchable).toEqual([]);
-    expect(result.pairs.map((p) => [p.object, p.original, p.patched])).toEqual([[
-      'fs/proc/cmdline.o', path.join(kernel.fsections, 'fs/proc/cmdline.o'), path.join(workDir, 'patched/fs/proc/cmdline.o'),
-    ]]);
+    expect(result.pairs.map((p) => [p.object, p.original, p.patched])).toEqual([
+      ['fs/proc/cmdline.o', path.join(kernel.fsections, 'fs/proc/cmdline.o'), path.join(workDir, 'patched/fs/proc/cmdline.o')],
+    ]);
 
     const [original, patched] = await Promise.all([readElfFile(result.pairs[0]!.original), readElfFile(result.pairs[0]!.patched)]);
     const a = bytesSections(original);
@@ -75,7 +80,11 @@ describe('buildPatchedObjects on the fixture kernel (fsections build)', () => {
     const changed = [...a.keys()].filter((name) => !b.get(name)?.equals(a.get(name)!));
     expect(changed).toEqual(['.text.cmdline_proc_show']);
     // objtool ran on the new object: it made the same special sections as for the original.
-    const names = (o: ElfObject): string[] => o.sections.map((s) => s.name).filter((n) => /orc_unwind|return_sites|__mcount_loc/.test(n)).sort();
+    const names = (o: ElfObject): string[] =>
+      o.sections
+        .map((s) => s.name)
+        .filter((n) => /orc_unwind|return_sites|__mcount_loc/.test(n))
+        .sort();
     expect(names(patched)).toEqual(names(original));
     expect(names(patched)).toEqual(expect.arrayContaining(['.orc_unwind', '.orc_unwind_ip', '.return_sites']));
   });
@@ -114,9 +123,14 @@ describe('buildPatchedObjects on the fixture kernel (fsections build)', () => {
   test('a widely used header reaches exactly the objects whose .cmd files list it', async () => {
     for (const header of ['include/linux/fs.h', 'include/linux/kernel.h']) {
       // Independent oracle: grep the dependency lines kbuild wrote.
-      const grep = await execa('grep', ['-rlxF', '--include=.*.o.cmd', `  ${kernel.source}/${header} \\`, kernel.fsections], { reject: false });
-      const expected = grep.stdout.split('\n').filter(Boolean)
-        .map((f) => path.relative(kernel.fsections, f).replace(/(^|\/)\.([^/]+)\.cmd$/, '$1$2')).sort();
+      const grep = await execa('grep', ['-rlxF', '--include=.*.o.cmd', `  ${kernel.source}/${header} \\`, kernel.fsections], {
+        reject: false,
+      });
+      const expected = grep.stdout
+        .split('\n')
+        .filter(Boolean)
+        .map((f) => path.relative(kernel.fsections, f).replace(/(^|\/)\.([^/]+)\.cmd$/, '$1$2'))
+        .sort();
       const got = affectedObjects(index, [header]);
       const all = [...got.rebuild.map((o) => o.object), ...got.notLivepatchable.map((o) => o.object)].sort();
       expect(all).toEqual(expected);
@@ -137,7 +151,7 @@ describe('buildPatchedObjects on the fixture kernel (fsections build)', () => {
     expect(err.code).toBe('ORCH_PATCH_DOES_NOT_APPLY');
     expect(err.message.split('\n')[0]).toContain(patch('cmdline-stale.patch'));
     expect(err.message).toContain('fs/proc/cmdline.c: hunk #1 FAILED at line 6:\n@@ -6,7 +6,7 @@');
-    expect(err.message).toContain("\tseq_putc(m, 0);");
+    expect(err.message).toContain('\tseq_putc(m, 0);');
   });
 
   test("a patch that does not compile gives the object name and the compiler's error", async () => {

@@ -26,8 +26,12 @@ jest.setTimeout(180_000);
 describe('preflight checks on the fixture kernel', () => {
   const kernel = fixtureKernel();
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await dir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await dir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   test('its .config passes the livepatch rules', async () => {
     expect(checkKernelConfig(await readKernelConfig(path.join(kernel.plain, '.config')))).toEqual([]);
@@ -40,8 +44,11 @@ describe('preflight checks on the fixture kernel', () => {
     const config = await readKernelConfig(path.join(kernel.plain, '.config'));
     expect(checkKernelRelease(info, await expectedKernelRelease(kernel.source, config, {}))).toBeUndefined();
     expect(checkKernelRelease(info, (await buildKernelRelease(kernel.plain))!)).toBeUndefined();
-    expect(await checkCompiler({ runner: new HostRunner(), workDir: tmp.path, target: info }))
-      .toEqual({ status: 'match', target: info.gcc[0], patch: info.gcc[0] });
+    expect(await checkCompiler({ runner: new HostRunner(), workDir: tmp.path, target: info })).toEqual({
+      status: 'match',
+      target: info.gcc[0],
+      patch: info.gcc[0],
+    });
   });
 
   test('a vmlinux whose .comment names another gcc is refused with both versions', async () => {
@@ -65,14 +72,21 @@ describe('original-build cache on the fixture kernel', () => {
   let cacheDir: string;
   const calls: string[] = [];
   const host = new HostRunner();
-  const runner: Runner = { run: (argv, o) => { calls.push(argv.join(' ')); return host.run(argv, o); } };
+  const runner: Runner = {
+    run: (argv, o) => {
+      calls.push(argv.join(' '));
+      return host.run(argv, o);
+    },
+  };
   const inputs = () => ({ sourceDir: kernel.source, config: path.join(kernel.fsections, '.config'), cacheDir, runner });
 
   beforeAll(async () => {
     tmp = await dir({ unsafeCleanup: true });
     cacheDir = path.join(tmp.path, 'cache');
   });
-  afterAll(async () => { await tmp.cleanup(); });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   test('the key is stable and takes seconds, not a build', async () => {
     const config = await readKernelConfig(path.join(kernel.fsections, '.config'));
@@ -81,7 +95,11 @@ describe('original-build cache on the fixture kernel', () => {
     const took = Date.now() - t0;
     const b = await computeCacheKey({ sourceDir: kernel.source, config, runner, cwd: tmp.path });
     expect(b.key).toBe(a.key);
-    expect(a.inputs).toMatchObject({ sourceDir: await realpath(kernel.source), compiler: kernel.compiler, kcflags: ['-ffunction-sections', '-fdata-sections'] });
+    expect(a.inputs).toMatchObject({
+      sourceDir: await realpath(kernel.source),
+      compiler: kernel.compiler,
+      kcflags: ['-ffunction-sections', '-fdata-sections'],
+    });
     expect(took).toBeLessThan(15_000);
   });
 
@@ -104,15 +122,21 @@ describe('original-build cache on the fixture kernel', () => {
   });
 
   test('the plain build (no -ffunction-sections) cannot be adopted as the original', async () => {
-    await expect(adoptBuild({ ...inputs(), config: path.join(kernel.plain, '.config'), buildDir: kernel.plain }))
-      .rejects.toMatchObject({ code: 'CACHE_NOT_A_BUILD', message: expect.stringContaining('not compiled with -ffunction-sections -fdata-sections') });
+    await expect(adoptBuild({ ...inputs(), config: path.join(kernel.plain, '.config'), buildDir: kernel.plain })).rejects.toMatchObject({
+      code: 'CACHE_NOT_A_BUILD',
+      message: expect.stringContaining('not compiled with -ffunction-sections -fdata-sections'),
+    });
   });
 
   test('the cached entry is what recompiling needs: a one-line patch recompiles fs/proc/cmdline.o from it', async () => {
     const r = await ensureOriginalBuild(inputs());
     const work = path.join(tmp.path, 'work');
     const result = await buildPatchedObjects({
-      sourceDir: kernel.source, buildDir: r.buildDir, patches: [path.join(REPO_ROOT, 'kernel-fixtures/orchestrator/cmdline-one-line.patch')], workDir: work, jobs: 2,
+      sourceDir: kernel.source,
+      buildDir: r.buildDir,
+      patches: [path.join(REPO_ROOT, 'kernel-fixtures/orchestrator/cmdline-one-line.patch')],
+      workDir: work,
+      jobs: 2,
     });
     expect(result.pairs.map((p) => p.object)).toEqual(['fs/proc/cmdline.o']);
   });
@@ -128,10 +152,14 @@ describe('original-build cache on the fixture kernel', () => {
 describe('a kbuild O= dir does not survive a move', () => {
   const kernel = fixtureKernel();
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await dir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await dir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
-  test('objtool\'s recorded commands name the absolute build dir; kernel objects\' do not', async () => {
+  test("objtool's recorded commands name the absolute build dir; kernel objects' do not", async () => {
     const objtoolCmd = await readFile(path.join(kernel.fsections, 'tools/objtool/.check.o.cmd'), 'utf8');
     expect(objtoolCmd).toContain(`${kernel.fsections}/tools/objtool/check.o`);
     const kernelCmd = await readFile(path.join(kernel.fsections, 'fs/proc/.cmdline.o.cmd'), 'utf8');
@@ -142,19 +170,30 @@ describe('a kbuild O= dir does not survive a move', () => {
     const moved = path.join(tmp.path, 'moved');
     await execa('cp', ['-a', kernel.fsections, moved]);
     const make = execa('make', ['-C', kernel.source, `O=${moved}`, '-j2', 'KCFLAGS=-ffunction-sections -fdata-sections', 'vmlinux'], {
-      detached: true, buffer: false, reject: false, all: true, stdin: 'ignore',
+      detached: true,
+      buffer: false,
+      reject: false,
+      all: true,
+      stdin: 'ignore',
     });
     const seen: string[] = [];
     let stopped = false;
     const stop = (): void => {
       if (stopped) return;
       stopped = true;
-      try { process.kill(-make.pid!, 'SIGKILL'); } catch { /* already gone */ }
+      try {
+        process.kill(-make.pid!, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     };
     const guard = setTimeout(stop, 150_000);
     for await (const line of createInterface({ input: make.all })) {
       if (/^ {2}CC /.test(line)) seen.push(line);
-      if (/^ {2}CC +(init|kernel|fs|mm|arch)\//.test(line)) { stop(); break; }
+      if (/^ {2}CC +(init|kernel|fs|mm|arch)\//.test(line)) {
+        stop();
+        break;
+      }
     }
     stop();
     clearTimeout(guard);

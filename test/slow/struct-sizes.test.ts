@@ -15,14 +15,24 @@ import { fixtureKernel } from '../helpers/kernel.js';
 describe('special-section entry sizes of the fixture kernel', () => {
   const kernel = fixtureKernel();
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await tmpDir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   it('the probe reads every struct size the config has, and the bug_entry line offset', async () => {
     const sizes = await probeStructSizes(kernel.plain, tmp.path);
     expect(Object.fromEntries(sizes.entrySizes)).toEqual({
-      '.altinstructions': 12, '__ex_table': 12, '__jump_table': 16, '__bug_table': 12,
-      '.static_call_sites': 8, '.orc_unwind': 6, '.parainstructions': 16, '.printk_index': 8,
+      '.altinstructions': 12,
+      __ex_table: 12,
+      __jump_table: 16,
+      __bug_table: 12,
+      '.static_call_sites': 8,
+      '.orc_unwind': 6,
+      '.parainstructions': 16,
+      '.printk_index': 8,
     });
     expect(sizes.bugLineOffset).toBe(8);
   }, 120_000);

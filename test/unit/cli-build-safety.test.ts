@@ -11,8 +11,12 @@ import { OrchestratorError } from '../../src/orchestrator/errors.js';
 import { BuildError } from '../../src/pipeline/errors.js';
 
 let tmp: string;
-beforeEach(async () => { tmp = await mkdtemp(path.join(os.tmpdir(), 'klpforge-safety-')); });
-afterEach(async () => { await rm(tmp, { recursive: true, force: true }); });
+beforeEach(async () => {
+  tmp = await mkdtemp(path.join(os.tmpdir(), 'klpforge-safety-'));
+});
+afterEach(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
 
 /** The pid of a process that has exited (and been reaped). */
 async function deadPid(): Promise<number> {
@@ -28,7 +32,9 @@ describe('work dirs: named after their process, swept once it is gone', () => {
     const w = await makeWorkDir(path.join(tmp, 'cache'), source, false);
     expect(path.dirname(w)).toBe(path.join(tmp, 'cache/work'));
     expect(path.basename(w)).toMatch(new RegExp(`^build-[0-9a-f]{8}-${process.pid}-\\d+-[A-Za-z0-9]{6}$`));
-    expect(path.basename(await makeWorkDir(path.join(tmp, 'cache'), source, true))).toMatch(new RegExp(`^kept-[0-9a-f]{8}-${process.pid}-`));
+    expect(path.basename(await makeWorkDir(path.join(tmp, 'cache'), source, true))).toMatch(
+      new RegExp(`^kept-[0-9a-f]{8}-${process.pid}-`),
+    );
   });
 
   test('the next work dir sweeps those of dead processes (and of a reused pid), never a live one, a kept one or a foreign name', async () => {
@@ -63,7 +69,11 @@ describe('work dirs: named after their process, swept once it is gone', () => {
     const stale = path.join(path.dirname(mine), `build-${host}-${dead}-${start}-ffffff`);
     await mkdir(stale);
     // What the dead run started carries its tag (every command klpforge runs inherits it); a user's shell in the dir does not.
-    const writer = execa('sh', ['-c', `while :; do : > "f.$$.$(date +%N)"; sleep 0.01; done`], { cwd: stale, reject: false, env: { [RUN_TAG_VAR]: `${dead}-${start}` } });
+    const writer = execa('sh', ['-c', `while :; do : > "f.$$.$(date +%N)"; sleep 0.01; done`], {
+      cwd: stale,
+      reject: false,
+      env: { [RUN_TAG_VAR]: `${dead}-${start}` },
+    });
     const bystander = execa('sleep', ['30'], { cwd: stale, reject: false });
     await new Promise((r) => setTimeout(r, 100));
     expect(await sweepStaleWorkDirs(path.dirname(mine))).toEqual([path.basename(stale)]);
@@ -81,7 +91,9 @@ test('removeUntilGone: a work dir that code still unwinding brings back is remov
   await mkdir(path.join(work, 'likely/generate'), { recursive: true });
   // What an attempt stopped mid-way may still do on its way out: create its scratch dir again, a moment later.
   const late = new Promise<void>((resolve, reject) => {
-    setTimeout(() => { mkdir(path.join(work, 'likely/generate/module'), { recursive: true }).then(() => resolve(), reject); }, 30);
+    setTimeout(() => {
+      mkdir(path.join(work, 'likely/generate/module'), { recursive: true }).then(() => resolve(), reject);
+    }, 30);
   });
   await removeUntilGone(work, 60);
   await late;
@@ -95,7 +107,9 @@ describe('a full disk is said as such', () => {
 
   test('ENOSPC from Node, or a tool saying "No space left on device", is recognised', () => {
     expect(isDiskFull(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' }))).toBe(true);
-    expect(isDiskFull(new OrchestratorError('ORCH_COMPILE_FAILED', 'x.o: fatal error: closing dependency file .x.o.d: No space left on device'))).toBe(true);
+    expect(
+      isDiskFull(new OrchestratorError('ORCH_COMPILE_FAILED', 'x.o: fatal error: closing dependency file .x.o.d: No space left on device')),
+    ).toBe(true);
     expect(isDiskFull(new OrchestratorError('ORCH_COMPILE_FAILED', 'x.c:1:1: error: expected identifier'))).toBe(false);
   });
 
@@ -116,13 +130,19 @@ describe('a full disk is said as such', () => {
       console.log(JSON.stringify([compile?.message, refusal?.message ?? null, config?.message ?? null]));`;
     const r = await execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script, 'sh', mount, code]);
     const [compile, refusal, config] = JSON.parse(r.stdout) as [string, null, null];
-    expect(compile).toMatch(new RegExp(`^a step failed with the disk nearly full \\(patched objects stage\\): the output dir ${mount} is on a filesystem with 2\\d\\d KiB free: pass another -o\n  x.o: objtool: cannot write data$`));
+    expect(compile).toMatch(
+      new RegExp(
+        `^a step failed with the disk nearly full \\(patched objects stage\\): the output dir ${mount} is on a filesystem with 2\\d\\d KiB free: pass another -o\n  x.o: objtool: cannot write data$`,
+      ),
+    );
     expect(refusal).toBeNull();
     expect(config).toBeNull();
   });
 
   test('with room on every filesystem, an ordinary failure is left as it is', async () => {
-    expect(await diskFullError(new OrchestratorError('ORCH_COMPILE_FAILED', 'x.c:1: error: y'), places(tmp), 'patched objects')).toBeUndefined();
+    expect(
+      await diskFullError(new OrchestratorError('ORCH_COMPILE_FAILED', 'x.c:1: error: y'), places(tmp), 'patched objects'),
+    ).toBeUndefined();
   });
 
   test('ENOSPC with room everywhere still gets one line naming the filesystems to check, the original error as detail', async () => {
@@ -131,7 +151,9 @@ describe('a full disk is said as such', () => {
     expect(d).toBeInstanceOf(BuildError);
     expect(d!.code).toBe('BUILD_DISK_FULL');
     expect(d!.exitCode).toBe(1);
-    expect(d!.message).toBe(`no space left on device (module stage): free space on the filesystems of the output dir ${path.join(tmp, 'not-yet-made')}\n  ENOSPC: no space left on device, write`);
+    expect(d!.message).toBe(
+      `no space left on device (module stage): free space on the filesystems of the output dir ${path.join(tmp, 'not-yet-made')}\n  ENOSPC: no space left on device, write`,
+    );
   });
 });
 
@@ -154,7 +176,9 @@ describe('affected objects: never-livepatchable directories', () => {
   const index = { bySource: new Map(), byDependency: new Map(), objects: new Map() } as unknown as BuildIndex;
 
   test('a boot-code or vdso file no object of the build compiles is not livepatchable, named by its source path; other unbuilt files are outside', () => {
-    expect(affectedObjects(index, ['arch/x86/boot/main.c', 'arch/x86/entry/vdso/vdso32/note.S', 'lib/bch.c', 'arch/x86/boot/Makefile'])).toEqual({
+    expect(
+      affectedObjects(index, ['arch/x86/boot/main.c', 'arch/x86/entry/vdso/vdso32/note.S', 'lib/bch.c', 'arch/x86/boot/Makefile']),
+    ).toEqual({
       rebuild: [],
       notLivepatchable: [
         { object: 'arch/x86/boot/main.c', because: ['arch/x86/boot/main.c'], reason: 'boot' },

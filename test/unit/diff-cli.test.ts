@@ -18,7 +18,9 @@ describe('klpforge diff on the command line', () => {
     tmp = await tmpDir({ unsafeCleanup: true });
     orig = await compileC(tmp.path, 'orig', SRC, FLAGS);
   }, 120_000);
-  afterAll(async () => { await tmp.cleanup(); });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   it('exits 0 and names the changed function, writing an output object ld accepts', async () => {
     const patched = await compileC(tmp.path, 'changed', SRC.replace('x + limit', 'x - limit'), FLAGS);

@@ -33,7 +33,10 @@ int other(long x) { return consume(x + 1); }
   });
 
   it('includes a new function called from a changed one, and nothing else', async () => {
-    const patched = BASE.replace('int show(long x) {', 'static noinline int helper(long x) { return consume(x * 3); }\nint show(long x) { helper(x);');
+    const patched = BASE.replace(
+      'int show(long x) {',
+      'static noinline int helper(long x) { return consume(x * 3); }\nint show(long x) { helper(x);',
+    );
     const r = await diff(BASE, patched);
     // gcc may clone the helper (helper.isra.0): a new clone is a new function.
     expect(names(r).changed).toEqual(['show']);
@@ -85,7 +88,12 @@ int other(long x) { return consume(x + 1); }
     const r = diffObjects(orig, pat, { output: true });
     const origName = orig.symbols.find((s) => s.name.startsWith('count.'))!.name;
     expect(origName).toBe('count.0');
-    expect(pat.symbols.filter((s) => s.name.startsWith('count.')).map((s) => s.name).sort()).toEqual(['count.0', 'count.1']);
+    expect(
+      pat.symbols
+        .filter((s) => s.name.startsWith('count.'))
+        .map((s) => s.name)
+        .sort(),
+    ).toEqual(['count.0', 'count.1']);
     expect(r.changed.map((f) => f.name)).toEqual(['a']);
     expect(r.externals.filter((e) => e.name.startsWith('count.')).map((e) => e.name)).toEqual([origName]);
     expect(r.output!.symbols.some((s) => s.name === origName && s.shndx === 0)).toBe(true);
@@ -120,7 +128,12 @@ int setup(long *a, long *b, long *c) { LOCK_INIT(a); LOCK_INIT(b); LOCK_INIT(c);
     expect(names(r)).toEqual({ changed: ['setup'], new: [] });
     // Each stays the running kernel's: referenced by its original name, none copied as new data.
     expect(r.included.data).toEqual([]);
-    expect(r.externals.filter((e) => e.name.startsWith('__key.')).map((e) => e.name).sort()).toEqual(keys.map((s) => s.name).sort());
+    expect(
+      r.externals
+        .filter((e) => e.name.startsWith('__key.'))
+        .map((e) => e.name)
+        .sort(),
+    ).toEqual(keys.map((s) => s.name).sort());
   });
 
   it('still refuses same-named static locals in one function that hold state: which is which matters', async () => {
@@ -138,11 +151,19 @@ int f(long x) { return consume(x + bump()); }
 int g(long x) { return consume(x - bump()); }`;
     const r = await diff(src, src.replace('consume(x + bump())', 'consume(x + 1)'));
     expect(names(r).changed).toEqual(['f']);
-    expect(r.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/^f no longer references static local n\.\d+, which still exists/)]));
+    expect(r.warnings).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^f no longer references static local n\.\d+, which still exists/)]),
+    );
   });
 
   it('includes a new static local as new data', async () => {
-    const r = await diff(BASE, BASE.replace('int other(long x) { return consume(x + 1); }', 'int other(long x) { static long calls; calls++; return consume(x + calls); }'));
+    const r = await diff(
+      BASE,
+      BASE.replace(
+        'int other(long x) { return consume(x + 1); }',
+        'int other(long x) { static long calls; calls++; return consume(x + calls); }',
+      ),
+    );
     expect(names(r).changed).toEqual(['other']);
     expect(r.included.data.some((d) => /^calls\.\d+$/.test(d))).toBe(true);
   });

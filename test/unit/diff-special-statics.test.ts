@@ -107,7 +107,10 @@ describe('new functions and parts of functions', () => {
 
   it('reports a new .cold part under its changed parent, never as a function of its own', async () => {
     const src = `extern void report(const char *what) __attribute__((cold));\nint hot(long x) { return consume(x); }\n`;
-    const patched = src.replace('{ return consume(x); }', '{ if (__builtin_expect(x < 0, 0)) { report("negative"); printk("bad %ld\\n", x); return -1; } return consume(x); }');
+    const patched = src.replace(
+      '{ return consume(x); }',
+      '{ if (__builtin_expect(x < 0, 0)) { report("negative"); printk("bad %ld\\n", x); return -1; } return consume(x); }',
+    );
     const r = await diff(src, patched);
     expect(names(r)).toEqual({ changed: ['hot'], new: [] });
     expect(r.changed[0]!.parts).toEqual([expect.stringMatching(/^hot\.cold/)]);

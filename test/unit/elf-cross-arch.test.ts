@@ -21,7 +21,10 @@ grp_sig: .byte 0
 
 const ARCHES = [
   {
-    name: 'aarch64', prefix: 'aarch64-linux-gnu-', machine: EM.AARCH64, endian: 'little',
+    name: 'aarch64',
+    prefix: 'aarch64-linux-gnu-',
+    machine: EM.AARCH64,
+    endian: 'little',
     text: `  .section .text.caller,"ax",%progbits
   .globl caller
   .type caller,%function
@@ -34,7 +37,10 @@ caller:
 `,
   },
   {
-    name: 'ppc64le', prefix: 'powerpc64le-linux-gnu-', machine: EM.PPC64, endian: 'little',
+    name: 'ppc64le',
+    prefix: 'powerpc64le-linux-gnu-',
+    machine: EM.PPC64,
+    endian: 'little',
     text: `  .abiversion 2
   .section .text.caller,"ax",%progbits
   .globl caller
@@ -49,7 +55,10 @@ caller:
 `,
   },
   {
-    name: 's390x', prefix: 's390x-linux-gnu-', machine: EM.S390, endian: 'big',
+    name: 's390x',
+    prefix: 's390x-linux-gnu-',
+    machine: EM.S390,
+    endian: 'big',
     text: `  .section .text.caller,"ax",%progbits
   .globl caller
   .type caller,%function
@@ -99,7 +108,9 @@ describe.each(ARCHES)('$name objects', (arch) => {
     tmp = await tmpDir({ unsafeCleanup: true });
     obj = await assemble(tmp.path, arch.name, arch.text + COMMON, `${arch.prefix}as`);
   });
-  afterAll(async () => { await tmp.cleanup(); });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   it('read with the right byte order and machine, and the same symbols and relocations readelf sees', async () => {
     const model = await readElfFile(obj);

@@ -2,8 +2,18 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import {
-  ElfPeek, parseElf, readElfFile, serializeElf, writeElfFile, SHF, SHN, SHT, STB, STT,
-  type ElfSymbol, type SectionIndex,
+  ElfPeek,
+  parseElf,
+  readElfFile,
+  serializeElf,
+  writeElfFile,
+  SHF,
+  SHN,
+  SHT,
+  STB,
+  STT,
+  type ElfSymbol,
+  type SectionIndex,
 } from '../../src/elf/index.js';
 import { modelDifference } from '../helpers/model.js';
 import { firstDifference, readelfNormalized } from '../helpers/readelf.js';
@@ -15,15 +25,21 @@ const FUNCTIONS = 32_700;
 function manySectionsAsm(n: number): string {
   const parts: string[] = [];
   for (let i = 0; i < n; i++) {
-    parts.push(`.section .text.f${i},"ax",@progbits\n.globl f${i}\n.type f${i},@function\nf${i}: call f${(i + 1) % n}\n ret\n.size f${i},.-f${i}\n`);
+    parts.push(
+      `.section .text.f${i},"ax",@progbits\n.globl f${i}\n.type f${i},@function\nf${i}: call f${(i + 1) % n}\n ret\n.size f${i},.-f${i}\n`,
+    );
   }
   return parts.join('');
 }
 
 describe('objects with more than 65,279 sections (SHN_XINDEX)', () => {
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await tmpDir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   it('reads the real section count, name table and symbol sections from the escapes gas writes, and writes them back', async () => {
     const obj = await assemble(tmp.path, 'many', manySectionsAsm(FUNCTIONS));
@@ -57,8 +73,15 @@ describe('objects with more than 65,279 sections (SHN_XINDEX)', () => {
     for (let i = 0; i < 66_000; i++) {
       const index = model.sections.length as SectionIndex;
       model.sections.push({
-        name: `.rodata.item${i}`, type: SHT.PROGBITS, flags: SHF.ALLOC, addr: 0n, addralign: 1n, entsize: 0n,
-        link: 0, info: 0, body: { kind: 'bytes', data: Buffer.from([i & 0xff]) },
+        name: `.rodata.item${i}`,
+        type: SHT.PROGBITS,
+        flags: SHF.ALLOC,
+        addr: 0n,
+        addralign: 1n,
+        entsize: 0n,
+        link: 0,
+        info: 0,
+        body: { kind: 'bytes', data: Buffer.from([i & 0xff]) },
       });
       added.push({ name: `item${i}`, value: 0n, size: 1n, bind: STB.GLOBAL, type: STT.OBJECT, other: 0, shndx: index, reserved: 0 });
     }

@@ -23,7 +23,9 @@ describe('ElfPeek: section headers and chosen symbols without a full parse', () 
     await execa('ld', ['-e', 'api', '-o', linked, obj]);
     objects = [obj, linked];
   });
-  afterAll(async () => { await tmp.cleanup(); });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   test('every section has the name, type, address and bytes the full parse gives (relocatable and linked files)', async () => {
     for (const file of objects) {
@@ -32,7 +34,8 @@ describe('ElfPeek: section headers and chosen symbols without a full parse', () 
       const peek = ElfPeek.of(buf, file);
       expect(peek.sections.map((s) => [s.name, s.type, s.addr])).toEqual(full.sections.map((s) => [s.name, s.type, s.addr]));
       for (const [i, s] of full.sections.entries()) {
-        if (s.type === SHT.PROGBITS) expect(peek.sections[i]!.data.equals(s.body.kind === 'bytes' ? s.body.data : Buffer.alloc(1))).toBe(true);
+        if (s.type === SHT.PROGBITS)
+          expect(peek.sections[i]!.data.equals(s.body.kind === 'bytes' ? s.body.data : Buffer.alloc(1))).toBe(true);
         if (s.type === SHT.NOBITS) expect(peek.sections[i]!.data).toHaveLength(0);
       }
       expect(peek.section('.comment')?.index).toBe(full.findSection('.comment'));
@@ -47,7 +50,10 @@ describe('ElfPeek: section headers and chosen symbols without a full parse', () 
       const names = new Set(full.symbols.map((s) => s.name).filter((n) => n !== ''));
       expect(names.size).toBeGreaterThan(5);
       for (const name of names) {
-        const want = full.symbolsNamed(name).map((i) => full.symbol(i)).map((s) => ({ name, value: s.value, size: s.size, type: s.type, shndx: s.shndx, reserved: s.reserved }));
+        const want = full
+          .symbolsNamed(name)
+          .map((i) => full.symbol(i))
+          .map((s) => ({ name, value: s.value, size: s.size, type: s.type, shndx: s.shndx, reserved: s.reserved }));
         expect(peek.symbolsNamed(name)).toEqual(want);
       }
       expect(peek.symbolsNamed('calls')).toEqual([]); // a prefix of calls.0 is not a match
@@ -55,9 +61,16 @@ describe('ElfPeek: section headers and chosen symbols without a full parse', () 
     }
   });
 
-  test('bad files get the full parser\'s errors: not ELF, truncated section headers, a section past the end', async () => {
+  test("bad files get the full parser's errors: not ELF, truncated section headers, a section past the end", async () => {
     const good = await readFile(objects[0]!);
-    const codeOf = (buf: Buffer) => { try { ElfPeek.of(buf, 'x.o'); return 'ok'; } catch (e) { return (e as ElfError).code; } };
+    const codeOf = (buf: Buffer) => {
+      try {
+        ElfPeek.of(buf, 'x.o');
+        return 'ok';
+      } catch (e) {
+        return (e as ElfError).code;
+      }
+    };
     expect(codeOf(Buffer.from('MZ not an elf'))).toBe('ELF_NOT_ELF');
     expect(codeOf(good.subarray(0, good.length - 64))).toBe('ELF_TRUNCATED'); // the section header table is at the end
     const moved = Buffer.from(good);

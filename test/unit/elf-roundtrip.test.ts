@@ -51,8 +51,12 @@ weak_fn: ret
 
 describe('ELF read → write round trip on objects gcc and gas produce here', () => {
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await tmpDir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   async function roundTrip(obj: string): Promise<string> {
     const model = await readElfFile(obj);
@@ -79,7 +83,8 @@ describe('ELF read → write round trip on objects gcc and gas produce here', ()
     const group = model.sections.find((s) => s.type === SHT.GROUP)!;
     expect(group.body.kind).toBe('group');
     expect(group.body.kind === 'group' && group.body.members.map((m) => model.sections[m]!.name)).toEqual(
-      expect.arrayContaining(['.text.inline_fn', '.rela.text.inline_fn']));
+      expect.arrayContaining(['.text.inline_fn', '.rela.text.inline_fn']),
+    );
     const abs = model.symbol(model.symbolsNamed('abs_sym')[0]!);
     expect(abs.reserved).toBe(0xfff1);
     expect(abs.value).toBe(0x1234n);

@@ -6,7 +6,14 @@ import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { diffObjects } from '../../src/diff/index.js';
 import { type ElfObject, type ElfSymbol, readElfFile, serializeElf, SHF, SHN, STB, STT } from '../../src/elf/index.js';
 import {
-  finalizeModule, GeneratorError, KallsymsIndex, parseSymvers, patchGlobals, prepareObject, resolveSymbol, sectionObjectsOf,
+  finalizeModule,
+  GeneratorError,
+  KallsymsIndex,
+  parseSymvers,
+  patchGlobals,
+  prepareObject,
+  resolveSymbol,
+  sectionObjectsOf,
 } from '../../src/klp/index.js';
 import { KERNEL_FLAGS } from '../helpers/kernel-like-diff.js';
 import { compileC } from '../helpers/toolchain.js';
@@ -38,8 +45,12 @@ const BUG_SIZES = new Map([['__bug_table', 12]]);
 describe('references inside one livepatch', () => {
   let tmp: DirectoryResult;
   let n = 0;
-  beforeAll(async () => { tmp = await tmpDir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await tmpDir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
 
   /** The differ's output for `name.c` before and after (both builds of one file name, as in two kernel builds). */
   async function diffOutput(name: string, orig: string, patched: string): Promise<ElfObject> {
@@ -73,13 +84,18 @@ describe('references inside one livepatch', () => {
     return readElfFile(out);
   }
 
-  const undefinedNames = (elf: ElfObject) => elf.symbols.filter((s) => s.shndx === SHN.UNDEF && s.reserved === 0 && s.name !== '').map((s) => s.name).sort();
+  const undefinedNames = (elf: ElfObject) =>
+    elf.symbols
+      .filter((s) => s.shndx === SHN.UNDEF && s.reserved === 0 && s.name !== '')
+      .map((s) => s.name)
+      .sort();
 
   // fs/a.c gains a global function and a global variable its own code does not use; fs/b.c's target uses both.
   const A = 'int a_fn(int x) { return x + 1; }';
   const A_PATCHED = `${A}\nint klpforge_helper(int x) { return x * 7; }\nint klpforge_counter;`;
   const B = 'int target(int x) { return exported_fn(x); }';
-  const B_PATCHED = 'extern int klpforge_helper(int x); extern int klpforge_counter;\nint target(int x) { klpforge_counter++; return exported_fn(klpforge_helper(x)); }';
+  const B_PATCHED =
+    'extern int klpforge_helper(int x); extern int klpforge_counter;\nint target(int x) { klpforge_counter++; return exported_fn(klpforge_helper(x)); }';
 
   test('a new global function and variable defined in one object and used from another resolve inside the module', async () => {
     const vmlinux = { objname: 'vmlinux', symbols: await linkedKernel({ a: A, b: B }) };
@@ -87,9 +103,14 @@ describe('references inside one livepatch', () => {
 
     // Looked up in the running kernel alone, the new names are not found (what happened before).
     const before = prepareObject(alone, { exports: EXPORTS, vmlinux }, { object: 'fs/b.o', anchorPrefix: '__b_' });
-    expect(before.problems.map((p) => p.message)).toEqual(expect.arrayContaining([expect.stringMatching(/needs klpforge_helper, which vmlinux does not have/)]));
+    expect(before.problems.map((p) => p.message)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/needs klpforge_helper, which vmlinux does not have/)]),
+    );
 
-    const globals = patchGlobals([{ object: 'fs/a.o', output: a }, { object: 'fs/b.o', output: b }]);
+    const globals = patchGlobals([
+      { object: 'fs/a.o', output: a },
+      { object: 'fs/b.o', output: b },
+    ]);
     expect(globals.problems).toEqual([]);
     expect(globals.globals.get('klpforge_helper')).toBe('fs/a.o');
     expect(globals.globals.get('klpforge_counter')).toBe('fs/a.o');
@@ -115,22 +136,51 @@ describe('references inside one livepatch', () => {
   });
 
   test('a global another object of the patch defines is reached there, ahead of an export or the running kernel; a local of that name is not', async () => {
-    const vmlinux = { objname: 'vmlinux', symbols: await linkedKernel({ core: 'int exported_fn(int x) { return x; } static __attribute__((noinline)) int helper(int x) { return x * 3; } int use(int x) { return helper(x); }' }) };
-    const ctx = { exports: EXPORTS, vmlinux, patchGlobals: new Map([['exported_fn', 'fs/a.o'], ['helper', 'fs/a.o']]) };
+    const vmlinux = {
+      objname: 'vmlinux',
+      symbols: await linkedKernel({
+        core: 'int exported_fn(int x) { return x; } static __attribute__((noinline)) int helper(int x) { return x * 3; } int use(int x) { return helper(x); }',
+      }),
+    };
+    const ctx = {
+      exports: EXPORTS,
+      vmlinux,
+      patchGlobals: new Map([
+        ['exported_fn', 'fs/a.o'],
+        ['helper', 'fs/a.o'],
+      ]),
+    };
     const need = { object: 'fs/b.o', where: 'target()' };
     expect(resolveSymbol({ ...need, name: 'exported_fn', local: false }, ctx)).toEqual({ kind: 'patch', object: 'fs/a.o' });
-    expect(resolveSymbol({ ...need, name: 'helper', local: true, file: 'core.c' }, ctx)).toMatchObject({ kind: 'klp', objname: 'vmlinux', name: 'helper' });
+    expect(resolveSymbol({ ...need, name: 'helper', local: true, file: 'core.c' }, ctx)).toMatchObject({
+      kind: 'klp',
+      objname: 'vmlinux',
+      name: 'helper',
+    });
     expect(resolveSymbol({ ...need, name: 'exported_fn', local: false }, { exports: EXPORTS, vmlinux })).toEqual({ kind: 'link' });
   });
 
   test('two objects of one patch defining one global are refused, naming both; a weak definition gives way to the strong one', async () => {
     const [a, b] = await Promise.all([
-      diffOutput('a', A, `${A}\nint klpforge_helper(int x) { return x * 7; }\n__attribute__((weak)) int klpforge_weak(int x) { return x; }`),
-      diffOutput('c', 'int c_fn(int x) { return x; }', 'int c_fn(int x) { return x; }\nint klpforge_helper(int x) { return x * 9; }\nint klpforge_weak(int x) { return -x; }'),
+      diffOutput(
+        'a',
+        A,
+        `${A}\nint klpforge_helper(int x) { return x * 7; }\n__attribute__((weak)) int klpforge_weak(int x) { return x; }`,
+      ),
+      diffOutput(
+        'c',
+        'int c_fn(int x) { return x; }',
+        'int c_fn(int x) { return x; }\nint klpforge_helper(int x) { return x * 9; }\nint klpforge_weak(int x) { return -x; }',
+      ),
     ]);
-    const r = patchGlobals([{ object: 'fs/a.o', output: a }, { object: 'fs/c.o', output: b }]);
+    const r = patchGlobals([
+      { object: 'fs/a.o', output: a },
+      { object: 'fs/c.o', output: b },
+    ]);
     expect(r.problems.map((p) => p.code)).toEqual(['DUPLICATE_GLOBAL']);
-    expect(r.problems[0]!.message).toMatch(/^fs\/c\.o: defines global klpforge_helper, which fs\/a\.o of the same patch defines too; .*make one of them static or rename it/);
+    expect(r.problems[0]!.message).toMatch(
+      /^fs\/c\.o: defines global klpforge_helper, which fs\/a\.o of the same patch defines too; .*make one of them static or rename it/,
+    );
     expect(r.globals.get('klpforge_weak')).toBe('fs/c.o');
     // A refusal (exit 2): the change is fine, one livepatch just can't hold both.
     expect(new GeneratorError(r.problems).exitCode).toBe(2);
@@ -156,7 +206,7 @@ describe('references inside one livepatch', () => {
 
   const noSectionNamedUndefined = (elf: ElfObject) => expect(undefinedNames(elf).filter((s) => s.startsWith('.'))).toEqual([]);
 
-  test('a __bug_table entry\'s file string is carried with the function', async () => {
+  test("a __bug_table entry's file string is carried with the function", async () => {
     const out = await diffOutput('bug', B, `int target(int x) { if (x < 0) ${BUG}; return exported_fn(x); }`);
     noSectionNamedUndefined(out);
     // The entry's file field (offset 4) points into a copy of the string section, at the file name.
@@ -174,7 +224,11 @@ describe('references inside one livepatch', () => {
   });
 
   test('a constant a special-section entry alone points at is carried with its own relocations', async () => {
-    const out = await diffOutput('desc', B, `int target(int x) { if (x < 0) ${ENTRY_TO('.rodata.klpforge_desc', 'a')}; return exported_fn(x); }`);
+    const out = await diffOutput(
+      'desc',
+      B,
+      `int target(int x) { if (x < 0) ${ENTRY_TO('.rodata.klpforge_desc', 'a')}; return exported_fn(x); }`,
+    );
     noSectionNamedUndefined(out);
     const desc = relocationTarget(out, '__bug_table', 4n);
     expect(desc).toEqual({ section: '.rodata.klpforge_desc', at: 0 });
@@ -188,7 +242,12 @@ describe('references inside one livepatch', () => {
     await Promise.all([mkdir(o), mkdir(p)]);
     const [a, b] = await Promise.all([
       compileC(o, 'state', PRELUDE + B, KERNEL_FLAGS),
-      compileC(p, 'state', `${PRELUDE}int target(int x) { if (x < 0) ${ENTRY_TO('.data.klpforge_state', 'aw')}; return exported_fn(x); }`, KERNEL_FLAGS),
+      compileC(
+        p,
+        'state',
+        `${PRELUDE}int target(int x) { if (x < 0) ${ENTRY_TO('.data.klpforge_state', 'aw')}; return exported_fn(x); }`,
+        KERNEL_FLAGS,
+      ),
     ]);
     const [orig, patched] = await Promise.all([readElfFile(a), readElfFile(b)]);
     const r = diffObjects(orig, patched, { output: true, entrySizes: BUG_SIZES });
@@ -199,7 +258,9 @@ describe('references inside one livepatch', () => {
   test("patched module code calling another module's export gets a klp relocation applied with the patched module, not a dependency", async () => {
     const M = 'extern int input_register_device(int x);\nint target(int x) { return exported_fn(x); }';
     const M_PATCHED = 'extern int input_register_device(int x);\nint target(int x) { return exported_fn(input_register_device(x)); }';
-    const exports = parseSymvers('0x0\texported_fn\tvmlinux\tEXPORT_SYMBOL\t\n0x0\t__fentry__\tvmlinux\tEXPORT_SYMBOL\t\n0x0\tinput_register_device\tdrivers/input/input-core\tEXPORT_SYMBOL\t\n');
+    const exports = parseSymvers(
+      '0x0\texported_fn\tvmlinux\tEXPORT_SYMBOL\t\n0x0\t__fentry__\tvmlinux\tEXPORT_SYMBOL\t\n0x0\tinput_register_device\tdrivers/input/input-core\tEXPORT_SYMBOL\t\n',
+    );
     const out = await diffOutput('pcspkr', M, M_PATCHED);
     const module = { objname: 'pcspkr', symbols: await linkedKernel({ pcspkr: M }) };
     const vmlinux = { objname: 'vmlinux', symbols: await linkedKernel({ core: 'int exported_fn(int x) { return x; }' }) };

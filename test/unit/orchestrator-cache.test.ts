@@ -74,11 +74,16 @@ describe('original-build cache (fake make)', () => {
     await chmod(path.join(bin, 'make'), 0o755);
     for (const k of Object.keys(env)) delete env[k];
     const host = new HostRunner();
-    runner = { run: (argv, o) => host.run(argv, { ...o, env: { ...o.env, ...env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state } }) };
+    runner = {
+      run: (argv, o) => host.run(argv, { ...o, env: { ...o.env, ...env, PATH: `${bin}:${process.env.PATH}`, FAKE_STATE: state } }),
+    };
   });
-  afterEach(async () => { await tmp.cleanup(); });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
-  const makeCalls = async (): Promise<string[]> => (await readFile(path.join(state, 'calls'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  const makeCalls = async (): Promise<string[]> =>
+    (await readFile(path.join(state, 'calls'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
   const ensure = (extra: Partial<Parameters<typeof ensureOriginalBuild>[0]> = {}) =>
     ensureOriginalBuild({ sourceDir, config: configFile, cacheDir, runner, jobs: 2, ...extra });
   const keyNow = async (): Promise<string> =>
@@ -100,7 +105,9 @@ describe('original-build cache (fake make)', () => {
       `pwd=${first.buildDir} O=${first.buildDir} targets= vmlinux modules args=`,
     ]);
     const log = await readFile(first.logFile!, 'utf8');
-    expect(log).toContain(`# klpforge: make -C ${await realpath(sourceDir)} O=${first.buildDir} -j2 'KCFLAGS=-ffunction-sections -fdata-sections' vmlinux modules`);
+    expect(log).toContain(
+      `# klpforge: make -C ${await realpath(sourceDir)} O=${first.buildDir} -j2 'KCFLAGS=-ffunction-sections -fdata-sections' vmlinux modules`,
+    );
     expect(log).toContain('  CC      obj12.o');
 
     const stamp = JSON.parse(await readFile(path.join(first.buildDir, STAMP_FILE), 'utf8')) as BuildStamp;
@@ -132,10 +139,25 @@ describe('original-build cache (fake make)', () => {
     await writeFile(configFile, `${CONFIG}CONFIG_MODULE_UNLOAD=y\n`);
     expect(await keyNow()).not.toBe(k2);
 
-    const base: CacheKeyInputs = { recipe: 1, sourceDir: '/src', tree: 't', config: 'c', compiler: 'gcc 12', kcflags: ['-a'], targets: ['vmlinux'], makeVars: [] };
+    const base: CacheKeyInputs = {
+      recipe: 1,
+      sourceDir: '/src',
+      tree: 't',
+      config: 'c',
+      compiler: 'gcc 12',
+      kcflags: ['-a'],
+      targets: ['vmlinux'],
+      makeVars: [],
+    };
     const k = cacheKey(base);
     expect(k).toMatch(/^[0-9a-f]{16}$/);
-    for (const change of [{ sourceDir: '/other' }, { compiler: 'gcc 13' }, { kcflags: ['-b'] }, { makeVars: ['ARCH=arm64'] }, { recipe: 2 }]) {
+    for (const change of [
+      { sourceDir: '/other' },
+      { compiler: 'gcc 13' },
+      { kcflags: ['-b'] },
+      { makeVars: ['ARCH=arm64'] },
+      { recipe: 2 },
+    ]) {
       expect(cacheKey({ ...base, ...change })).not.toBe(k);
     }
   });
@@ -150,7 +172,10 @@ describe('original-build cache (fake make)', () => {
 
   test('a failed build is an error naming the log with the compiler error; nothing is committed and the dir is gone', async () => {
     env.FAKE_FAIL = '1';
-    const e = await ensure().then(() => undefined, (x: unknown) => x) as SetupError;
+    const e = (await ensure().then(
+      () => undefined,
+      (x: unknown) => x,
+    )) as SetupError;
     expect(e).toBeInstanceOf(SetupError);
     expect(e.code).toBe('CACHE_BUILD_FAILED');
     const logFile = /full log: (\S+)/.exec(e.message)![1]!;
@@ -169,7 +194,7 @@ describe('original-build cache (fake make)', () => {
     expect((await ensure()).hit).toBe(false);
   });
 
-  test('leftovers of an interrupted build (no stamp) and a dead process\'s lock are ignored, broken and removed', async () => {
+  test("leftovers of an interrupted build (no stamp) and a dead process's lock are ignored, broken and removed", async () => {
     const key = await keyNow();
     await ensure({ jobs: 1 }).then(() => undefined); // creates the layout
     const real = await realpath(cacheDir);
@@ -187,8 +212,11 @@ describe('original-build cache (fake make)', () => {
     // …and a pointer someone wrote to it must not be trusted either (no stamp).
     await writeFile(path.join(layout.entries, `${key2}.json`), JSON.stringify({ format: 1, key: key2, buildDir: half, adopted: false }));
     // The killed run's make is still going in there (kill -9 does not reach it): it carries that run's tag.
-    const orphanMake = execa('sh', ['-c', 'while :; do : > "fs/proc/.o.$(date +%N)"; sleep 0.01; done'],
-      { cwd: half, reject: false, env: { [RUN_TAG_VAR]: `${dead.pid}-1` } });
+    const orphanMake = execa('sh', ['-c', 'while :; do : > "fs/proc/.o.$(date +%N)"; sleep 0.01; done'], {
+      cwd: half,
+      reject: false,
+      env: { [RUN_TAG_VAR]: `${dead.pid}-1` },
+    });
     await new Promise((r) => setTimeout(r, 100));
 
     const waits: LockHolder[] = [];
@@ -232,7 +260,10 @@ describe('original-build cache (fake make)', () => {
     await writeFile(path.join(build, '.config'), `# written by kconfig\n${CONFIG}`);
     await writeFile(path.join(build, 'vmlinux.o'), '');
     await writeFile(path.join(build, 'Module.symvers'), '');
-    await writeFile(path.join(build, 'init/.main.o.cmd'), 'cmd_init/main.o := gcc -Wp,-MMD,init/.main.o.d -O2 -ffunction-sections -fdata-sections -c -o init/main.o init/main.c\n');
+    await writeFile(
+      path.join(build, 'init/.main.o.cmd'),
+      'cmd_init/main.o := gcc -Wp,-MMD,init/.main.o.d -O2 -ffunction-sections -fdata-sections -c -o init/main.o init/main.c\n',
+    );
     await writeFile(path.join(build, 'init/.version.o.cmd'), '');
 
     const adopted = await adoptBuild({ sourceDir, config: configFile, cacheDir, runner, buildDir: build });
@@ -243,17 +274,21 @@ describe('original-build cache (fake make)', () => {
 
     // What does not match is refused, with the reason.
     await writeFile(path.join(build, '.config'), `${CONFIG}CONFIG_Y=y\n`);
-    await expect(adoptBuild({ sourceDir, config: configFile, cacheDir, runner, buildDir: build }))
-      .rejects.toThrow(/its \.config differs in 1 options \(CONFIG_Y: n → y\)/);
+    await expect(adoptBuild({ sourceDir, config: configFile, cacheDir, runner, buildDir: build })).rejects.toThrow(
+      /its \.config differs in 1 options \(CONFIG_Y: n → y\)/,
+    );
     await writeFile(path.join(build, '.config'), CONFIG);
     await writeFile(path.join(build, 'init/.main.o.cmd'), 'cmd_init/main.o := gcc -O2 -c -o init/main.o init/main.c\n');
-    await expect(adoptBuild({ sourceDir, config: configFile, cacheDir, runner, buildDir: build }))
-      .rejects.toThrow(/init\/main\.o was not compiled with -ffunction-sections -fdata-sections/);
+    await expect(adoptBuild({ sourceDir, config: configFile, cacheDir, runner, buildDir: build })).rejects.toThrow(
+      /init\/main\.o was not compiled with -ffunction-sections -fdata-sections/,
+    );
     const other = path.join(tmp.path, 'other-linux');
     await mkdir(other);
     await writeFile(path.join(other, 'Makefile'), 'VERSION = 6\n');
-    await expect(adoptBuild({ sourceDir: other, config: configFile, cacheDir, runner, buildDir: build }))
-      .rejects.toMatchObject({ code: 'CACHE_NOT_A_BUILD', message: expect.stringContaining(`it was built from ${await realpath(sourceDir)}`) });
+    await expect(adoptBuild({ sourceDir: other, config: configFile, cacheDir, runner, buildDir: build })).rejects.toMatchObject({
+      code: 'CACHE_NOT_A_BUILD',
+      message: expect.stringContaining(`it was built from ${await realpath(sourceDir)}`),
+    });
     // The adopted dir is still there after all this: the cache only removes dirs under builds/.
     expect((await stat(path.join(build, 'vmlinux.o'))).isFile()).toBe(true);
   });
@@ -265,7 +300,10 @@ describe('original-build cache (fake make)', () => {
     await expect(ensure({ cacheDir: path.join(sourceDir, '.cache/klp') })).rejects.toMatchObject({ code: 'CACHE_UNUSABLE' });
     await expect(stat(path.join(sourceDir, '.cache'))).rejects.toThrow(/ENOENT/); // refused before anything was created in the tree
     await writeFile(path.join(sourceDir, '.config'), CONFIG);
-    await expect(ensure()).rejects.toMatchObject({ code: 'SOURCE_NOT_USABLE', message: expect.stringContaining('configured or built in place') });
+    await expect(ensure()).rejects.toMatchObject({
+      code: 'SOURCE_NOT_USABLE',
+      message: expect.stringContaining('configured or built in place'),
+    });
     expect(await makeCalls()).toEqual([]);
   });
 
@@ -278,8 +316,12 @@ describe('original-build cache (fake make)', () => {
 
 describe('cache lock', () => {
   let tmp: DirectoryResult;
-  beforeEach(async () => { tmp = await dir({ unsafeCleanup: true }); });
-  afterEach(async () => { await tmp.cleanup(); });
+  beforeEach(async () => {
+    tmp = await dir({ unsafeCleanup: true });
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
   test('exclusive while held; released by its holder', async () => {
     const file = path.join(tmp.path, 'k.lock');
@@ -293,7 +335,7 @@ describe('cache lock', () => {
     expect(await readdir(tmp.path)).toEqual([]);
   });
 
-  test('a dead holder\'s lock, and a reused pid (other start time), are broken', async () => {
+  test("a dead holder's lock, and a reused pid (other start time), are broken", async () => {
     const file = path.join(tmp.path, 'k.lock');
     const dead = execa('true');
     await dead;
@@ -314,7 +356,8 @@ describe('cache lock', () => {
     const startTime = await processStartTime(child.pid!);
     await writeFile(file, JSON.stringify({ pid: child.pid, host: os.hostname(), startTime, since: 'x' }));
     await expect(acquireLock(file, { timeoutMs: 300, pollMs: 100 })).rejects.toMatchObject({
-      code: 'CACHE_LOCK_TIMEOUT', message: expect.stringContaining(`held by pid ${child.pid}`),
+      code: 'CACHE_LOCK_TIMEOUT',
+      message: expect.stringContaining(`held by pid ${child.pid}`),
     });
     const waits: LockHolder[] = [];
     const t0 = Date.now();
@@ -334,8 +377,12 @@ describe('cache lock', () => {
 
 describe('source tree digest', () => {
   let tmp: DirectoryResult;
-  beforeEach(async () => { tmp = await dir({ unsafeCleanup: true }); });
-  afterEach(async () => { await tmp.cleanup(); });
+  beforeEach(async () => {
+    tmp = await dir({ unsafeCleanup: true });
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
   test('stable; changes with any size, mtime, mode, name or link change; ignores .git; misses a same-size same-mtime rewrite (the documented trade-off)', async () => {
     const root = tmp.path;

@@ -60,7 +60,9 @@ describe('parseKbuildCmd', () => {
     const r = parsed.record;
     expect(r.object).toBe('fs/proc/cmdline.o');
     expect(r.command).toMatch(/^gcc -Wp,-MMD,fs\/proc\/\.cmdline\.o\.d /);
-    expect(r.command).toMatch(/-c -o fs\/proc\/cmdline\.o \/src\/linux\/fs\/proc\/cmdline\.c +; \.\/tools\/objtool\/objtool .* fs\/proc\/cmdline\.o$/);
+    expect(r.command).toMatch(
+      /-c -o fs\/proc\/cmdline\.o \/src\/linux\/fs\/proc\/cmdline\.c +; \.\/tools\/objtool\/objtool .* fs\/proc\/cmdline\.o$/,
+    );
     expect(r.command).toContain(`-DKBUILD_MODFILE='"fs/proc/proc"'`);
     expect(r.source).toBe('/src/linux/fs/proc/cmdline.c');
     expect(r.deps).toEqual([
@@ -75,7 +77,8 @@ describe('parseKbuildCmd', () => {
   test('a dependency list whose last line has no trailing backslash ends there', () => {
     const parsed = parseKbuildCmd(ENTRY_O_CMD, 'arch/x86/entry/entry_64.o', 'x');
     expect(parsed.kind === 'compile' && parsed.record.deps).toEqual([
-      '/src/linux/include/linux/linkage.h', '/src/linux/arch/x86/include/asm/unwind_hints.h',
+      '/src/linux/include/linux/linkage.h',
+      '/src/linux/arch/x86/include/asm/unwind_hints.h',
     ]);
   });
 
@@ -84,7 +87,8 @@ describe('parseKbuildCmd', () => {
   });
 
   test('tools/ builds record absolute object paths: not a compile of this tree', () => {
-    const text = 'cmd_/b/tools/objtool/check.o := gcc -c -o /b/tools/objtool/check.o check.c\n\nsource_/b/tools/objtool/check.o := check.c\n';
+    const text =
+      'cmd_/b/tools/objtool/check.o := gcc -c -o /b/tools/objtool/check.o check.c\n\nsource_/b/tools/objtool/check.o := check.c\n';
     expect(parseKbuildCmd(text, 'tools/objtool/check.o', 'x').kind).toBe('other');
   });
 
@@ -124,7 +128,14 @@ describe('livepatchability', () => {
 
 describe('isBuildInput', () => {
   test('Makefiles, Kbuild, Kconfig, syscall tables and linker scripts steer the build; sources and docs do not', () => {
-    for (const f of ['Makefile', 'fs/proc/Makefile', 'arch/x86/Kconfig.cpu', 'fs/Kbuild', 'arch/x86/entry/syscalls/syscall_64.tbl', 'arch/x86/kernel/vmlinux.lds.S']) {
+    for (const f of [
+      'Makefile',
+      'fs/proc/Makefile',
+      'arch/x86/Kconfig.cpu',
+      'fs/Kbuild',
+      'arch/x86/entry/syscalls/syscall_64.tbl',
+      'arch/x86/kernel/vmlinux.lds.S',
+    ]) {
       expect([f, isBuildInput(f)]).toEqual([f, true]);
     }
     for (const f of ['fs/proc/cmdline.c', 'include/linux/fs.h', 'Documentation/filesystems/proc.rst', 'fs/Makefile.c/x.c']) {

@@ -25,18 +25,25 @@ describe('objectOwners: what each object of a kernel build is linked into', () =
     }
   });
 
-  it('in a tree where only some objects were compiled, takes the module from the recorded -DMODULE/KBUILD_MODNAME and its file from the running kernel\'s modules.order', async () => {
+  it("in a tree where only some objects were compiled, takes the module from the recorded -DMODULE/KBUILD_MODNAME and its file from the running kernel's modules.order", async () => {
     const tmp = await tmpDir({ unsafeCleanup: true });
     try {
       // As an installed kernel has it: lib/modules/RELEASE/modules.order, paths under kernel/.
       const order = path.join(tmp.path, 'modules.order');
       await writeFile(order, 'kernel/fs/nfsd/nfsd.ko\nkernel/drivers/input/misc/pcspkr.ko\nkernel/arch/x86/kvm/kvm-intel.ko\n');
-      const record = (command: string) => ({ command } as unknown as IndexedObject);
-      const index = { objects: new Map([
-        ['fs/nfsd/nfs4state.o', record("gcc -DMODULE -DKBUILD_BASENAME='\"nfs4state\"' -DKBUILD_MODNAME='\"nfsd\"' -D__KBUILD_MODNAME=kmod_nfsd -c -o fs/nfsd/nfs4state.o")],
-        ['arch/x86/kvm/vmx/vmx.o', record("gcc -DMODULE -DKBUILD_MODNAME='\"kvm_intel\"' -c -o arch/x86/kvm/vmx/vmx.o")],
-        ['fs/proc/cmdline.o', record("gcc -DKBUILD_MODNAME='\"cmdline\"' -c -o fs/proc/cmdline.o")],
-      ]) } as unknown as BuildIndex;
+      const record = (command: string) => ({ command }) as unknown as IndexedObject;
+      const index = {
+        objects: new Map([
+          [
+            'fs/nfsd/nfs4state.o',
+            record(
+              'gcc -DMODULE -DKBUILD_BASENAME=\'"nfs4state"\' -DKBUILD_MODNAME=\'"nfsd"\' -D__KBUILD_MODNAME=kmod_nfsd -c -o fs/nfsd/nfs4state.o',
+            ),
+          ],
+          ['arch/x86/kvm/vmx/vmx.o', record('gcc -DMODULE -DKBUILD_MODNAME=\'"kvm_intel"\' -c -o arch/x86/kvm/vmx/vmx.o')],
+          ['fs/proc/cmdline.o', record('gcc -DKBUILD_MODNAME=\'"cmdline"\' -c -o fs/proc/cmdline.o')],
+        ]),
+      } as unknown as BuildIndex;
       const owner = await recordedObjectOwners(index, order);
       expect(owner('fs/nfsd/nfs4state.o')).toEqual({ kind: 'module', name: 'nfsd', ko: 'fs/nfsd/nfsd.ko' });
       // kvm-intel.ko's name has a dash; KBUILD_MODNAME has the underscore.

@@ -9,14 +9,19 @@ describe('parsePatchFiles', () => {
       '@@ -9,2 +9,2 @@',
       '-\tseq_puts(m, saved_command_line);',
       '+\tseq_printf(m, "%s", saved_command_line);',
-      ' \tseq_putc(m, \'\\n\');',
+      " \tseq_putc(m, '\\n');",
       '',
     ].join('\n');
     const files = parsePatchFiles(patch);
-    expect(files).toEqual([{
-      path: 'fs/proc/cmdline.c', kind: 'modified',
-      hunks: ['@@ -9,2 +9,2 @@\n-\tseq_puts(m, saved_command_line);\n+\tseq_printf(m, "%s", saved_command_line);\n \tseq_putc(m, \'\\n\');'],
-    }]);
+    expect(files).toEqual([
+      {
+        path: 'fs/proc/cmdline.c',
+        kind: 'modified',
+        hunks: [
+          '@@ -9,2 +9,2 @@\n-\tseq_puts(m, saved_command_line);\n+\tseq_printf(m, "%s", saved_command_line);\n \tseq_putc(m, \'\\n\');',
+        ],
+      },
+    ]);
   });
 
   test('git diffs: new, deleted, renamed (with and without content change) and mode-only files', () => {
@@ -61,15 +66,31 @@ new mode 100755
       { path: 'scripts/x.sh', kind: 'modified', hunks: 0 },
     ]);
     expect(touchedPaths(parsePatchFiles(patch))).toEqual([
-      'include/linux/new.h', 'fs/old.c', 'fs/a.c', 'fs/b.c', 'fs/c.c', 'fs/d.c', 'scripts/x.sh',
+      'include/linux/new.h',
+      'fs/old.c',
+      'fs/a.c',
+      'fs/b.c',
+      'fs/c.c',
+      'fs/d.c',
+      'scripts/x.sh',
     ]);
   });
 
   test("hunk lines that look like headers ('--- ' removed lines) stay in the hunk", () => {
     const patch = [
-      '--- a/Documentation/x.rst', '+++ b/Documentation/x.rst', '@@ -1,3 +1,2 @@', ' title',
-      '--- underline removed', '+++ not a header either', ' end',
-      '--- a/fs/y.c', '+++ b/fs/y.c', '@@ -1 +1 @@', '-a', '+b', '',
+      '--- a/Documentation/x.rst',
+      '+++ b/Documentation/x.rst',
+      '@@ -1,3 +1,2 @@',
+      ' title',
+      '--- underline removed',
+      '+++ not a header either',
+      ' end',
+      '--- a/fs/y.c',
+      '+++ b/fs/y.c',
+      '@@ -1 +1 @@',
+      '-a',
+      '+b',
+      '',
     ].join('\n');
     const files = parsePatchFiles(patch);
     expect(files.map((f) => f.path)).toEqual(['Documentation/x.rst', 'fs/y.c']);
@@ -78,7 +99,8 @@ new mode 100755
 
   test('git-quoted paths are decoded', () => {
     expect(unquoteGitPath('"a/caf\\303\\251 x.c"')).toBe('a/café x.c');
-    const patch = 'diff --git "a/fs/caf\\303\\251.c" "b/fs/caf\\303\\251.c"\n--- "a/fs/caf\\303\\251.c"\n+++ "b/fs/caf\\303\\251.c"\n@@ -1 +1 @@\n-a\n+b\n';
+    const patch =
+      'diff --git "a/fs/caf\\303\\251.c" "b/fs/caf\\303\\251.c"\n--- "a/fs/caf\\303\\251.c"\n+++ "b/fs/caf\\303\\251.c"\n@@ -1 +1 @@\n-a\n+b\n';
     expect(parsePatchFiles(patch).map((f) => f.path)).toEqual(['fs/café.c']);
   });
 

@@ -4,7 +4,13 @@ import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
 import { checkCompiler, compareCompilers, probeCompiler } from '../../src/orchestrator/checks/compiler-check.js';
 import { checkKernelConfig, CONFIG_RULES } from '../../src/orchestrator/checks/config-check.js';
-import { canonicalConfig, configDifferences, configString, parseKernelConfig, readKernelConfig } from '../../src/orchestrator/kbuild/kconfig.js';
+import {
+  canonicalConfig,
+  configDifferences,
+  configString,
+  parseKernelConfig,
+  readKernelConfig,
+} from '../../src/orchestrator/kbuild/kconfig.js';
 import { checkKernelRelease, expectedKernelRelease, sourceKernelVersion } from '../../src/orchestrator/checks/kernel-release.js';
 import { HostRunner, type Runner } from '../../src/orchestrator/runners/runner.js';
 import { SetupError } from '../../src/orchestrator/setup-errors.js';
@@ -41,7 +47,10 @@ const edit = (text: string, option: string, line: string | null): string => {
 };
 
 async function expectSetupError(p: Promise<unknown>, code: string, ...fragments: string[]): Promise<SetupError> {
-  const e = await p.then(() => undefined, (x: unknown) => x);
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
   expect(e).toBeInstanceOf(SetupError);
   const err = e as SetupError;
   expect(err.code).toBe(code);
@@ -65,7 +74,12 @@ describe('kernel .config parsing', () => {
   });
 
   test('CRLF line ends and a config fragment (no header) are fine', () => {
-    expect(config('CONFIG_A=y\r\n# CONFIG_B is not set\r\n').options).toEqual(new Map([['CONFIG_A', 'y'], ['CONFIG_B', 'n']]));
+    expect(config('CONFIG_A=y\r\n# CONFIG_B is not set\r\n').options).toEqual(
+      new Map([
+        ['CONFIG_A', 'y'],
+        ['CONFIG_B', 'n'],
+      ]),
+    );
   });
 
   test.each([
@@ -77,7 +91,11 @@ describe('kernel .config parsing', () => {
     ['binary data', '\x7fELF\0\0\0', 'binary data'],
   ])('%s is not a .config', (_what, text, why) => {
     let caught: unknown;
-    try { config(text); } catch (e) { caught = e; }
+    try {
+      config(text);
+    } catch (e) {
+      caught = e;
+    }
     expect(caught).toBeInstanceOf(SetupError);
     expect((caught as SetupError).code).toBe('CONFIG_NOT_A_CONFIG');
     expect((caught as SetupError).message).toContain('test.config: not a kernel .config');
@@ -87,7 +105,12 @@ describe('kernel .config parsing', () => {
   test('a missing file and a directory are clear errors', async () => {
     const tmp = await dir({ unsafeCleanup: true });
     try {
-      await expectSetupError(readKernelConfig(path.join(tmp.path, 'nope')), 'CONFIG_NOT_FOUND', 'nope: cannot read the kernel config (ENOENT)', '-c/--config');
+      await expectSetupError(
+        readKernelConfig(path.join(tmp.path, 'nope')),
+        'CONFIG_NOT_FOUND',
+        'nope: cannot read the kernel config (ENOENT)',
+        '-c/--config',
+      );
       await expectSetupError(readKernelConfig(tmp.path), 'CONFIG_NOT_A_CONFIG', 'is a directory');
     } finally {
       await tmp.cleanup();
@@ -96,7 +119,12 @@ describe('kernel .config parsing', () => {
 
   test('the canonical form ignores comments, order and "is not set"; differences treat absent as n', () => {
     const a = config(GOOD);
-    const b = config(GOOD.split('\n').filter((l) => !l.startsWith('#')).reverse().join('\n'));
+    const b = config(
+      GOOD.split('\n')
+        .filter((l) => !l.startsWith('#'))
+        .reverse()
+        .join('\n'),
+    );
     expect(canonicalConfig(b)).toBe(canonicalConfig(a));
     expect(canonicalConfig(config(`${GOOD}CONFIG_NR_CPUS=8\n`))).not.toBe(canonicalConfig(a));
     expect(configDifferences(a, config(edit(edit(GOOD, 'CONFIG_MODULE_UNLOAD', null), 'CONFIG_LTO_CLANG', null)))).toEqual([
@@ -111,20 +139,28 @@ describe('config checks', () => {
   });
 
   test.each(['CONFIG_LIVEPATCH', 'CONFIG_DYNAMIC_FTRACE', 'CONFIG_FUNCTION_TRACER', 'CONFIG_KALLSYMS_ALL', 'CONFIG_MODULES'])(
-    'missing %s is an error naming it and why', (option) => {
+    'missing %s is an error naming it and why',
+    (option) => {
       for (const text of [edit(GOOD, option, null), edit(GOOD, option, `# ${option} is not set`)]) {
         const problems = checkKernelConfig(config(text));
         expect(problems).toHaveLength(1);
         expect(problems[0]).toMatchObject({ code: 'CONFIG_REQUIRED_MISSING', option, severity: 'error' });
         const rule = CONFIG_RULES.find((r) => r.options.includes(option))!;
-        expect(problems[0]!.message).toBe(`test.config: ${option} is not set, and a livepatch needs it: ${rule.reason}; only a kernel built and booted with ${option}=y can be livepatched`);
+        expect(problems[0]!.message).toBe(
+          `test.config: ${option} is not set, and a livepatch needs it: ${rule.reason}; only a kernel built and booted with ${option}=y can be livepatched`,
+        );
       }
-    });
+    },
+  );
 
   test('missing MODULE_UNLOAD is a warning', () => {
-    expect(checkKernelConfig(config(edit(GOOD, 'CONFIG_MODULE_UNLOAD', null)))).toEqual([expect.objectContaining({
-      code: 'CONFIG_RECOMMENDED_MISSING', option: 'CONFIG_MODULE_UNLOAD', severity: 'warning',
-    })]);
+    expect(checkKernelConfig(config(edit(GOOD, 'CONFIG_MODULE_UNLOAD', null)))).toEqual([
+      expect.objectContaining({
+        code: 'CONFIG_RECOMMENDED_MISSING',
+        option: 'CONFIG_MODULE_UNLOAD',
+        severity: 'warning',
+      }),
+    ]);
   });
 
   test.each([
@@ -153,20 +189,29 @@ describe('config checks', () => {
     text = edit(text, 'CONFIG_KALLSYMS_ALL', null);
     text += '\nCONFIG_LTO_CLANG=y\nCONFIG_LTO_CLANG_FULL=y\n';
     expect(checkKernelConfig(config(text)).map((p) => [p.severity, p.option])).toEqual([
-      ['error', 'CONFIG_KALLSYMS_ALL'], ['error', 'CONFIG_LTO_CLANG'], ['warning', 'CONFIG_MODULE_UNLOAD'],
+      ['error', 'CONFIG_KALLSYMS_ALL'],
+      ['error', 'CONFIG_LTO_CLANG'],
+      ['warning', 'CONFIG_MODULE_UNLOAD'],
     ]);
   });
 });
 
 describe('kernel release of a source tree', () => {
   let tmp: DirectoryResult;
-  beforeEach(async () => { tmp = await dir({ unsafeCleanup: true }); });
-  afterEach(async () => { await tmp.cleanup(); });
+  beforeEach(async () => {
+    tmp = await dir({ unsafeCleanup: true });
+  });
+  afterEach(async () => {
+    await tmp.cleanup();
+  });
 
   async function tree(extraversion = ''): Promise<string> {
     const src = path.join(tmp.path, 'linux');
     await mkdir(src, { recursive: true });
-    await writeFile(path.join(src, 'Makefile'), `# SPDX\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =${extraversion ? ` ${extraversion}` : ''}\nNAME = Curry Ramen\n`);
+    await writeFile(
+      path.join(src, 'Makefile'),
+      `# SPDX\nVERSION = 6\nPATCHLEVEL = 1\nSUBLEVEL = 192\nEXTRAVERSION =${extraversion ? ` ${extraversion}` : ''}\nNAME = Curry Ramen\n`,
+    );
     return src;
   }
 
@@ -177,7 +222,11 @@ describe('kernel release of a source tree', () => {
     await writeFile(path.join(src, 'localversion-a'), '-a');
     await writeFile(path.join(src, 'localversion-z~'), '-backup');
     const c = config(edit(GOOD, 'CONFIG_LOCALVERSION', 'CONFIG_LOCALVERSION="-klp"'));
-    expect(await expectedKernelRelease(src, c, {})).toEqual({ release: '6.1.192-rc1-a-b-klp', exact: true, from: `${src} with test.config` });
+    expect(await expectedKernelRelease(src, c, {})).toEqual({
+      release: '6.1.192-rc1-a-b-klp',
+      exact: true,
+      from: `${src} with test.config`,
+    });
     expect((await expectedKernelRelease(src, c, { LOCALVERSION: '-x' })).release).toBe('6.1.192-rc1-a-b-klp-x');
   });
 
@@ -194,10 +243,17 @@ describe('kernel release of a source tree', () => {
 
   test('a mismatch names both releases and what to do', async () => {
     const src = await tree();
-    const p = checkKernelRelease({ file: '/boot/vmlinux', release: '5.15.0-91-generic' }, await expectedKernelRelease(src, config(GOOD), {}));
+    const p = checkKernelRelease(
+      { file: '/boot/vmlinux', release: '5.15.0-91-generic' },
+      await expectedKernelRelease(src, config(GOOD), {}),
+    );
     expect(p).toEqual({
-      code: 'VMLINUX_RELEASE_MISMATCH', severity: 'error', vmlinuxRelease: '5.15.0-91-generic', expected: '6.1.192',
-      message: `/boot/vmlinux is Linux 5.15.0-91-generic, but ${src} with test.config builds 6.1.192: ` +
+      code: 'VMLINUX_RELEASE_MISMATCH',
+      severity: 'error',
+      vmlinuxRelease: '5.15.0-91-generic',
+      expected: '6.1.192',
+      message:
+        `/boot/vmlinux is Linux 5.15.0-91-generic, but ${src} with test.config builds 6.1.192: ` +
         'pass the vmlinux of the kernel this source and config built (the module would only load into that kernel), or the source and config of this vmlinux',
     });
   });
@@ -211,8 +267,12 @@ describe('kernel release of a source tree', () => {
 
 describe('vmlinux identity and the compiler check', () => {
   let tmp: DirectoryResult;
-  beforeAll(async () => { tmp = await dir({ unsafeCleanup: true }); });
-  afterAll(async () => { await tmp.cleanup(); });
+  beforeAll(async () => {
+    tmp = await dir({ unsafeCleanup: true });
+  });
+  afterAll(async () => {
+    await tmp.cleanup();
+  });
   const runner = new HostRunner();
 
   /** A small ELF with a linux_banner and gcc's .comment, optionally with .comment replaced. */
@@ -243,7 +303,11 @@ describe('vmlinux identity and the compiler check', () => {
   test('the compiler that builds the patch matches the one that built the file; a fake .comment does not', async () => {
     const good = await readVmlinuxInfo(await fakeKernel('k2', 'Linux version 6.1.0 (x) #1\n'));
     const probe = await probeCompiler({ runner, workDir: tmp.path });
-    expect(await checkCompiler({ runner, workDir: tmp.path, target: good })).toEqual({ status: 'match', target: probe.gcc[0], patch: probe.gcc[0] });
+    expect(await checkCompiler({ runner, workDir: tmp.path, target: good })).toEqual({
+      status: 'match',
+      target: probe.gcc[0],
+      patch: probe.gcc[0],
+    });
 
     const old = await readVmlinuxInfo(await fakeKernel('k3', 'Linux version 6.1.0 (x) #1\n', 'GCC: (Debian 10.2.1-6) 10.2.1 20210110'));
     const r = await checkCompiler({ runner, workDir: tmp.path, target: old });
@@ -258,17 +322,31 @@ describe('vmlinux identity and the compiler check', () => {
 
   test('a target with no or several compiler strings never matches', async () => {
     const patch = { file: 'p.o', comments: ['GCC: (A) 1'], gcc: ['GCC: (A) 1'] };
-    expect(compareCompilers({ file: 'v', comments: [], gcc: [] }, patch)).toMatchObject({ status: 'mismatch', target: '(no compiler recorded in .comment)' });
-    expect(compareCompilers({ file: 'v', comments: ['GCC: (A) 1', 'GCC: (B) 2'], gcc: ['GCC: (A) 1', 'GCC: (B) 2'] }, patch))
-      .toMatchObject({ status: 'mismatch', target: 'GCC: (A) 1 + GCC: (B) 2' });
+    expect(compareCompilers({ file: 'v', comments: [], gcc: [] }, patch)).toMatchObject({
+      status: 'mismatch',
+      target: '(no compiler recorded in .comment)',
+    });
+    expect(compareCompilers({ file: 'v', comments: ['GCC: (A) 1', 'GCC: (B) 2'], gcc: ['GCC: (A) 1', 'GCC: (B) 2'] }, patch)).toMatchObject(
+      { status: 'mismatch', target: 'GCC: (A) 1 + GCC: (B) 2' },
+    );
     expect(compareCompilers({ file: 'v', comments: ['GCC: (A) 1', 'Linker: LLD 15'], gcc: ['GCC: (A) 1'] }, patch).status).toBe('match');
   });
 
   test('the probe runs through the runner: a sandbox whose compiler fails is a clear error', async () => {
     const broken: Runner = { run: async () => ({ exitCode: 127, stdout: '', stderr: 'sh: 1: gcc: not found' }) };
-    await expectSetupError(probeCompiler({ runner: broken, workDir: tmp.path }), 'COMPILER_UNUSABLE', 'gcc could not compile an empty file (exit 127)', 'gcc: not found');
+    await expectSetupError(
+      probeCompiler({ runner: broken, workDir: tmp.path }),
+      'COMPILER_UNUSABLE',
+      'gcc could not compile an empty file (exit 127)',
+      'gcc: not found',
+    );
     const seen: string[][] = [];
-    const recording: Runner = { run: (argv, o) => { seen.push([...argv]); return runner.run(argv, o); } };
+    const recording: Runner = {
+      run: (argv, o) => {
+        seen.push([...argv]);
+        return runner.run(argv, o);
+      },
+    };
     await probeCompiler({ runner: recording, workDir: tmp.path, cc: 'gcc' });
     expect(seen).toEqual([['gcc', '-c', 'probe.c', '-o', 'probe.o']]);
   });

@@ -57,8 +57,12 @@ describe('source view (hard-link farm + patch)', () => {
     expect(await readFile(path.join(view, 'kernel/f.c'), 'utf8')).toContain('return 2;');
     expect(await readFile(path.join(tree, 'kernel/f.c'), 'utf8')).toBe(ORIGINAL_C);
     const after = await stat(path.join(tree, 'kernel/f.c'));
-    expect({ ino: after.ino, mtime: after.mtimeMs, size: after.size, mode: after.mode })
-      .toEqual({ ino: before.ino, mtime: before.mtimeMs, size: before.size, mode: before.mode });
+    expect({ ino: after.ino, mtime: after.mtimeMs, size: after.size, mode: after.mode }).toEqual({
+      ino: before.ino,
+      mtime: before.mtimeMs,
+      size: before.size,
+      mode: before.mode,
+    });
     expect((await stat(path.join(view, 'kernel/f.c'))).ino).not.toBe(before.ino);
     // The deleted file is gone from the view only; the new one exists in the view only.
     expect(await readFile(path.join(tree, 'doc/old.txt'), 'utf8')).toBe('old\n');
@@ -145,7 +149,7 @@ describe('source view (hard-link farm + patch)', () => {
     expect(await readFile(path.join(tree, 'kernel/f.c'), 'utf8')).toBe(ORIGINAL_C);
   });
 
-  test('a patch touching a symlink is refused: the link could point into the user\'s tree', async () => {
+  test("a patch touching a symlink is refused: the link could point into the user's tree", async () => {
     await symlink(path.join(tree, 'kernel/f.c'), path.join(tree, 'kernel/link.c'));
     const view = path.join(tmp.path, 'view');
     const patchFile = path.join(tmp.path, 'p.patch');

@@ -53,7 +53,9 @@ describe('sparse source view', () => {
   }
 
   test('holds the touched files as copies, their siblings as hard links, every other directory as a link to the tree; the tree is untouched', async () => {
-    const p = await patch('p.patch', `${PATCH_F}diff --git a/include/new.h b/include/new.h
+    const p = await patch(
+      'p.patch',
+      `${PATCH_F}diff --git a/include/new.h b/include/new.h
 new file mode 100644
 --- /dev/null
 +++ b/include/new.h
@@ -65,7 +67,8 @@ deleted file mode 100644
 +++ /dev/null
 @@ -1 +0,0 @@
 -old
-`);
+`,
+    );
     const before = await snapshot(tree);
     const work = path.join(tmp.path, 'work');
     const view = await prepareView(tree, work, [p]);
@@ -117,7 +120,8 @@ deleted file mode 100644
   });
 
   test('files in new directories, then a second patch in the same new directory', async () => {
-    const add = (file: string, line: string): string => `diff --git a/${file} b/${file}\nnew file mode 100644\n--- /dev/null\n+++ b/${file}\n@@ -0,0 +1 @@\n+${line}\n`;
+    const add = (file: string, line: string): string =>
+      `diff --git a/${file} b/${file}\nnew file mode 100644\n--- /dev/null\n+++ b/${file}\n@@ -0,0 +1 @@\n+${line}\n`;
     const first = await patch('1.patch', add('newdir/deep/a.c', 'int a;'));
     const second = await patch('2.patch', add('newdir/deep/b.c', 'int b;'));
     const view = await prepareView(tree, path.join(tmp.path, 'work'), [first, second]);
@@ -133,25 +137,32 @@ deleted file mode 100644
  * directory holding a symbolic link across the tree.
  */
 function miniBuild(): Promise<MiniBuild> {
-  return miniKbuild({
-    'include/lib.h': '#define VALUE 1\n',
-    'kernel/common/value.h': '#define COMMON 10\n',
-    'kernel/local/local.h': '#define LOCAL 100\n',
-    'kernel/local/a.c': '#include "local.h"\n#include "../common/value.h"\n#include <lib.h>\nconst char *a_file = __FILE__;\nint a(void)\n{\n\treturn VALUE + COMMON + LOCAL;\n}\n',
-    'kernel/b.c': '#include <link.h>\nint b(void)\n{\n\treturn LINKED;\n}\n',
-    'kernel/target/linked.h': '#define LINKED 5\n',
-  }, [
-    { object: 'kernel/local/a.o', source: 'kernel/local/a.c', flags: (src) => `-I${src}/include -I ${src}/kernel/local` },
-    { object: 'kernel/b.o', source: 'kernel/b.c', flags: (src) => `-I${src}/kernel/links` },
-  ], async (src) => {
-    await mkdir(path.join(src, 'kernel/links'), { recursive: true });
-    await symlink('../target/linked.h', path.join(src, 'kernel/links/link.h'));
-  });
+  return miniKbuild(
+    {
+      'include/lib.h': '#define VALUE 1\n',
+      'kernel/common/value.h': '#define COMMON 10\n',
+      'kernel/local/local.h': '#define LOCAL 100\n',
+      'kernel/local/a.c':
+        '#include "local.h"\n#include "../common/value.h"\n#include <lib.h>\nconst char *a_file = __FILE__;\nint a(void)\n{\n\treturn VALUE + COMMON + LOCAL;\n}\n',
+      'kernel/b.c': '#include <link.h>\nint b(void)\n{\n\treturn LINKED;\n}\n',
+      'kernel/target/linked.h': '#define LINKED 5\n',
+    },
+    [
+      { object: 'kernel/local/a.o', source: 'kernel/local/a.c', flags: (src) => `-I${src}/include -I ${src}/kernel/local` },
+      { object: 'kernel/b.o', source: 'kernel/b.c', flags: (src) => `-I${src}/kernel/links` },
+    ],
+    async (src) => {
+      await mkdir(path.join(src, 'kernel/links'), { recursive: true });
+      await symlink('../target/linked.h', path.join(src, 'kernel/links/link.h'));
+    },
+  );
 }
 
 describe('recompiling in a sparse view', () => {
   let mini: MiniBuild;
-  beforeAll(async () => { mini = await miniBuild(); });
+  beforeAll(async () => {
+    mini = await miniBuild();
+  });
   afterAll(async () => mini.tmp.cleanup());
 
   const patchFile = (name: string, text: string): Promise<string> => patchFileIn(mini, name, text);
@@ -165,13 +176,20 @@ describe('recompiling in a sparse view', () => {
     return { s, f };
   }
 
-  test('a header reached through ../ and a sibling quote include: the object is the full view\'s, byte for byte', async () => {
-    const p = await patchFile('common.patch', '--- a/kernel/common/value.h\n+++ b/kernel/common/value.h\n@@ -1 +1 @@\n-#define COMMON 10\n+#define COMMON 20\n');
+  test("a header reached through ../ and a sibling quote include: the object is the full view's, byte for byte", async () => {
+    const p = await patchFile(
+      'common.patch',
+      '--- a/kernel/common/value.h\n+++ b/kernel/common/value.h\n@@ -1 +1 @@\n-#define COMMON 10\n+#define COMMON 20\n',
+    );
     const [srcBefore, buildBefore] = [await snapshot(mini.src), await snapshot(mini.build)];
     const { s, f } = await both([p]);
     expect(s.pairs.map((x) => [x.object, x.because])).toEqual([['kernel/local/a.o', ['kernel/common/value.h']]]);
     expect(s.pairs[0]!.fullViewBecause).toBeUndefined();
-    const [so, fo, orig] = await Promise.all([readFile(s.pairs[0]!.patched), readFile(f.pairs[0]!.patched), readFile(s.pairs[0]!.original)]);
+    const [so, fo, orig] = await Promise.all([
+      readFile(s.pairs[0]!.patched),
+      readFile(f.pairs[0]!.patched),
+      readFile(s.pairs[0]!.original),
+    ]);
     expect(so.equals(fo)).toBe(true);
     expect(so.equals(orig)).toBe(false);
     expect(execFileSync('strings', [s.pairs[0]!.patched], { encoding: 'utf8' })).toContain('kernel/local/a.c');
@@ -182,7 +200,10 @@ describe('recompiling in a sparse view', () => {
   });
 
   test('a comment-only change gives the original object back', async () => {
-    const p = await patchFile('comment.patch', '--- a/kernel/local/a.c\n+++ b/kernel/local/a.c\n@@ -3,3 +3,4 @@\n #include <lib.h>\n+/* a comment */\n const char *a_file = __FILE__;\n int a(void)\n');
+    const p = await patchFile(
+      'comment.patch',
+      '--- a/kernel/local/a.c\n+++ b/kernel/local/a.c\n@@ -3,3 +3,4 @@\n #include <lib.h>\n+/* a comment */\n const char *a_file = __FILE__;\n int a(void)\n',
+    );
     const r = await buildPatchedObjects({ sourceDir: mini.src, buildDir: mini.build, patches: [p], workDir: await work() });
     // Only the line numbers of what follows the comment could move; this object has none in its code.
     expect(r.pairs[0]!.fullViewBecause).toBeUndefined();
@@ -190,10 +211,13 @@ describe('recompiling in a sparse view', () => {
   });
 
   test('a file read through a symbolic link of the tree onto a touched file: compiled again in a full view', async () => {
-    const p = await patchFile('linked.patch', [
-      '--- a/kernel/target/linked.h\n+++ b/kernel/target/linked.h\n@@ -1 +1 @@\n-#define LINKED 5\n+#define LINKED 6\n',
-      '--- a/kernel/b.c\n+++ b/kernel/b.c\n@@ -2,3 +2,3 @@\n int b(void)\n {\n-\treturn LINKED;\n+\treturn LINKED + 0;\n',
-    ].join(''));
+    const p = await patchFile(
+      'linked.patch',
+      [
+        '--- a/kernel/target/linked.h\n+++ b/kernel/target/linked.h\n@@ -1 +1 @@\n-#define LINKED 5\n+#define LINKED 6\n',
+        '--- a/kernel/b.c\n+++ b/kernel/b.c\n@@ -2,3 +2,3 @@\n int b(void)\n {\n-\treturn LINKED;\n+\treturn LINKED + 0;\n',
+      ].join(''),
+    );
     const { s, f } = await both([p]);
     expect(s.pairs.map((x) => x.object)).toEqual(['kernel/b.o']);
     expect(s.pairs[0]!.fullViewBecause).toBe(path.join(s.viewRoot, 'kernel/links/link.h'));
@@ -211,7 +235,9 @@ describe('gcc dependency files', () => {
 
 describe('stored build index', () => {
   let mini: MiniBuild;
-  beforeAll(async () => { mini = await miniBuild(); });
+  beforeAll(async () => {
+    mini = await miniBuild();
+  });
   afterAll(async () => mini.tmp.cleanup());
 
   test('reads back equal to the index it was made from, and only for the same build', async () => {

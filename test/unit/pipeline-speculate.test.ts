@@ -3,14 +3,26 @@ import { type Attempt, onOriginal } from '../../src/pipeline/speculate.js';
 import type { StageEvent } from '../../src/pipeline/stages.js';
 
 // onOriginal only sequences promises: the originals here are plain records, the work a function that logs what it was given.
-const choice = (key: string, buildDir = `/cache/builds/${key}`): OriginalChoice => ({ key, buildDir, index: {} as OriginalChoice['index'], entrySizes: new Map() });
+const choice = (key: string, buildDir = `/cache/builds/${key}`): OriginalChoice => ({
+  key,
+  buildDir,
+  index: {} as OriginalChoice['index'],
+  entrySizes: new Map(),
+});
 const original = (c: OriginalChoice, hit = true): Original => ({ ...c, hit, warnings: [] });
 
-interface Deferred<T> { promise: Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void }
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
 function deferred<T>(): Deferred<T> {
   let resolve!: (v: T) => void;
   let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
   return { promise, resolve, reject };
 }
 const tick = () => new Promise((r) => setImmediate(r));
@@ -18,7 +30,13 @@ const tick = () => new Promise((r) => setImmediate(r));
 function recorder() {
   const shown: StageEvent[] = [];
   const calls: Array<{ key: string; attempt: Attempt['name']; done: boolean }> = [];
-  return { shown, calls, progress: (e: StageEvent) => { shown.push(e); } };
+  return {
+    shown,
+    calls,
+    progress: (e: StageEvent) => {
+      shown.push(e);
+    },
+  };
 }
 
 describe('onOriginal: the patched side runs against the likely cache entry while the key is computed', () => {
@@ -26,8 +44,14 @@ describe('onOriginal: the patched side runs against the likely cache entry while
     const r = recorder();
     const actual = deferred<Original>();
     const run = onOriginal({
-      likely: Promise.resolve(undefined), actual: actual.promise, progress: r.progress,
-      work: async (o, a) => { r.calls.push({ key: o.key, attempt: a.name, done: true }); a.progress({ stage: 'patched', state: 'start' }); return `built against ${o.key}`; },
+      likely: Promise.resolve(undefined),
+      actual: actual.promise,
+      progress: r.progress,
+      work: async (o, a) => {
+        r.calls.push({ key: o.key, attempt: a.name, done: true });
+        a.progress({ stage: 'patched', state: 'start' });
+        return `built against ${o.key}`;
+      },
     });
     await tick();
     expect(r.calls).toEqual([]); // nothing before the key is known
@@ -43,7 +67,9 @@ describe('onOriginal: the patched side runs against the likely cache entry while
     const actual = deferred<Original>();
     const guess = choice('k1');
     const run = onOriginal({
-      likely: Promise.resolve(guess), actual: actual.promise, progress: r.progress,
+      likely: Promise.resolve(guess),
+      actual: actual.promise,
+      progress: r.progress,
       work: async (o, a) => {
         r.calls.push({ key: o.key, attempt: a.name, done: false });
         a.progress({ stage: 'patched', state: 'start' });
@@ -57,7 +83,10 @@ describe('onOriginal: the patched side runs against the likely cache entry while
     expect(r.shown).toEqual([]); // but nothing shown yet
     actual.resolve(original(choice('k1')));
     await expect(run).resolves.toMatchObject({ result: 'early', speculation: 'confirmed', original: { key: 'k1' } });
-    expect(r.shown).toEqual([{ stage: 'patched', state: 'start' }, { stage: 'patched', state: 'done', elapsedMs: 5 }]);
+    expect(r.shown).toEqual([
+      { stage: 'patched', state: 'start' },
+      { stage: 'patched', state: 'done', elapsedMs: 5 },
+    ]);
     expect(r.calls).toHaveLength(1);
   });
 
@@ -67,7 +96,9 @@ describe('onOriginal: the patched side runs against the likely cache entry while
       const log: string[] = [];
       const first = deferred<string>();
       const run = onOriginal({
-        likely: Promise.resolve(choice('k1')), actual: Promise.resolve(original(actualChoice, false)), progress: r.progress,
+        likely: Promise.resolve(choice('k1')),
+        actual: Promise.resolve(original(actualChoice, false)),
+        progress: r.progress,
         work: async (o, a) => {
           log.push(`start ${a.name} ${o.buildDir}`);
           a.progress({ stage: 'patched', state: 'start' });
@@ -88,8 +119,13 @@ describe('onOriginal: the patched side runs against the likely cache entry while
   test('a confirmed guess whose work failed: that failure is the outcome (the work is not run again)', async () => {
     let runs = 0;
     const run = onOriginal({
-      likely: Promise.resolve(choice('k1')), actual: Promise.resolve(original(choice('k1'))), progress: () => {},
-      work: async () => { runs++; throw new Error('the patch does not compile'); },
+      likely: Promise.resolve(choice('k1')),
+      actual: Promise.resolve(original(choice('k1'))),
+      progress: () => {},
+      work: async () => {
+        runs++;
+        throw new Error('the patch does not compile');
+      },
     });
     await expect(run).rejects.toThrow('the patch does not compile');
     expect(runs).toBe(1);
@@ -97,8 +133,13 @@ describe('onOriginal: the patched side runs against the likely cache entry while
 
   test('a discarded guess whose work failed: the failure does not count, the work on the actual entry decides', async () => {
     const run = onOriginal({
-      likely: Promise.resolve(choice('k1')), actual: Promise.resolve(original(choice('k2'))), progress: () => {},
-      work: async (o) => { if (o.key === 'k1') throw new Error('stale entry'); return 'ok'; },
+      likely: Promise.resolve(choice('k1')),
+      actual: Promise.resolve(original(choice('k2'))),
+      progress: () => {},
+      work: async (o) => {
+        if (o.key === 'k1') throw new Error('stale entry');
+        return 'ok';
+      },
     });
     await expect(run).resolves.toMatchObject({ result: 'ok', speculation: 'discarded' });
   });
@@ -108,9 +149,17 @@ describe('onOriginal: the patched side runs against the likely cache entry while
     const attempt = deferred<string>();
     const actual = deferred<Original>();
     const run = onOriginal({
-      likely: Promise.resolve(choice('k1')), actual: actual.promise, progress: () => {},
-      work: async () => { const v = await attempt.promise; order.push('attempt settled'); return v; },
-    }).catch((e: Error) => { order.push(`rejected: ${e.message}`); });
+      likely: Promise.resolve(choice('k1')),
+      actual: actual.promise,
+      progress: () => {},
+      work: async () => {
+        const v = await attempt.promise;
+        order.push('attempt settled');
+        return v;
+      },
+    }).catch((e: Error) => {
+      order.push(`rejected: ${e.message}`);
+    });
     actual.reject(new Error('make failed'));
     await tick();
     expect(order).toEqual([]); // still waiting for the attempt
@@ -121,7 +170,12 @@ describe('onOriginal: the patched side runs against the likely cache entry while
 
   test('an original build that fails before the guess is known is not an unhandled rejection', async () => {
     const likely = deferred<OriginalChoice | undefined>();
-    const run = onOriginal({ likely: likely.promise, actual: Promise.reject(new Error('no such tree')), progress: () => {}, work: async () => 'x' });
+    const run = onOriginal({
+      likely: likely.promise,
+      actual: Promise.reject(new Error('no such tree')),
+      progress: () => {},
+      work: async () => 'x',
+    });
     await tick(); // an unhandled rejection would fail the test run here
     likely.resolve(undefined);
     await expect(run).rejects.toThrow('no such tree');

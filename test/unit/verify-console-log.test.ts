@@ -1,14 +1,37 @@
 import { cleanConsoleLine, parseConsole, scanKernelLog, tailLines } from '../../src/verify/console-log.js';
 import {
-  BROKEN_NONCE, brokenInsmodLog, HUNG_NONCE, hungLog, PASS_NONCE, passingLog, WARN_NONCE, warningLog,
+  BROKEN_NONCE,
+  brokenInsmodLog,
+  HUNG_NONCE,
+  hungLog,
+  PASS_NONCE,
+  passingLog,
+  WARN_NONCE,
+  warningLog,
 } from './verify-console-fixtures.js';
 
 describe('parseConsole: the guest report read back from the serial log', () => {
   test('a passing run: every step ended with its exit code, output and the kernel lines it caused', () => {
     const p = parseConsole(passingLog, PASS_NONCE);
     expect(p.done).toBe(true);
-    expect([...p.steps.keys()]).toEqual(['before.1', 'insmod', 'transition', 'enabled', 'loaded.1', 'disable', 'unpatched', 'rmmod', 'after.1']);
-    expect(p.steps.get('before.1')).toMatchObject({ began: true, ended: true, exitCode: 1, guestStatus: 'PASS', output: ['console=ttyS0 panic=-1'] });
+    expect([...p.steps.keys()]).toEqual([
+      'before.1',
+      'insmod',
+      'transition',
+      'enabled',
+      'loaded.1',
+      'disable',
+      'unpatched',
+      'rmmod',
+      'after.1',
+    ]);
+    expect(p.steps.get('before.1')).toMatchObject({
+      began: true,
+      ended: true,
+      exitCode: 1,
+      guestStatus: 'PASS',
+      output: ['console=ttyS0 panic=-1'],
+    });
     expect(p.steps.get('loaded.1')!.output).toEqual(['this has been live patched']);
     expect(p.steps.get('insmod')!.kernelLog).toEqual([
       'livepatch_sample: tainting kernel with TAINT_LIVEPATCH',
@@ -34,7 +57,7 @@ describe('parseConsole: the guest report read back from the serial log', () => {
     expect(passingLog.split('\n')[enabling.lineNo - 1]).toContain('enabling patch');
   });
 
-  test('a failed insmod: exit code, insmod error text and the kernel\'s livepatch error, then skipped steps', () => {
+  test("a failed insmod: exit code, insmod error text and the kernel's livepatch error, then skipped steps", () => {
     const p = parseConsole(brokenInsmodLog, BROKEN_NONCE);
     const insmod = p.steps.get('insmod')!;
     expect(insmod).toMatchObject({ ended: true, exitCode: 22, guestStatus: 'FAIL' });
@@ -58,7 +81,7 @@ describe('parseConsole: the guest report read back from the serial log', () => {
     expect(s.exitCode).toBe(0);
   });
 
-  test('markers carrying another run\'s nonce are ordinary text, not results', () => {
+  test("markers carrying another run's nonce are ordinary text, not results", () => {
     const p = parseConsole(warningLog, WARN_NONCE);
     expect(p.steps.has('loaded.2')).toBe(false);
     expect(p.otherLines.some((l) => l.text.includes('deadbeef0000'))).toBe(true);
@@ -85,7 +108,7 @@ describe('scanKernelLog', () => {
       'Oops: 0002 [#1] PREEMPT SMP NOPTI',
       'general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] SMP',
       'Kernel panic - not syncing: Fatal exception',
-      'livepatch: enabling patch \'x\'',
+      "livepatch: enabling patch 'x'",
     ].map((text, i) => ({ lineNo: i + 1, text }));
     expect(scanKernelLog(lines).map((p) => p.kind)).toEqual(['bug', 'oops', 'general-protection-fault', 'panic']);
   });
@@ -98,6 +121,9 @@ describe('helpers', () => {
   });
 
   test('tailLines keeps the last non-empty lines, cleaned', () => {
-    expect(tailLines(hungLog, 2)).toEqual(['tsc: Refined TSC clocksource calibration: 2096.006 MHz', 'clocksource: Switched to clocksource tsc']);
+    expect(tailLines(hungLog, 2)).toEqual([
+      'tsc: Refined TSC clocksource calibration: 2096.006 MHz',
+      'clocksource: Switched to clocksource tsc',
+    ]);
   });
 });

@@ -3,17 +3,34 @@ import { evaluate, type GuestRun } from '../../src/verify/evaluate.js';
 import { failureSummary, formatReport } from '../../src/verify/report.js';
 import { planSteps } from '../../src/verify/steps.js';
 import {
-  BROKEN_NONCE, brokenInsmodLog, HUNG_NONCE, hungLog, PASS_NONCE, passingLog, WARN_NONCE, warningLog,
+  BROKEN_NONCE,
+  brokenInsmodLog,
+  HUNG_NONCE,
+  hungLog,
+  PASS_NONCE,
+  passingLog,
+  WARN_NONCE,
+  warningLog,
 } from './verify-console-fixtures.js';
 
 const finishedRun: GuestRun = {
-  accel: 'tcg', timedOut: false, timeoutSeconds: 120, qemuExitCode: 0, qemuStderr: '', durationMs: 3400, serialLog: '/tmp/x/serial.log',
+  accel: 'tcg',
+  timedOut: false,
+  timeoutSeconds: 120,
+  qemuExitCode: 0,
+  qemuStderr: '',
+  durationMs: 3400,
+  serialLog: '/tmp/x/serial.log',
 };
 
 function report(log: string, nonce: string, moduleName: string, checks: string[], run: GuestRun = finishedRun) {
   return evaluate({
-    plan: planSteps(moduleName, checks), module: `/b/${moduleName}.ko`, kernel: '/k/bzImage',
-    console: parseConsole(log, nonce), consoleText: log, run,
+    plan: planSteps(moduleName, checks),
+    module: `/b/${moduleName}.ko`,
+    kernel: '/k/bzImage',
+    console: parseConsole(log, nonce),
+    consoleText: log,
+    run,
   });
 }
 
@@ -44,10 +61,20 @@ describe('evaluate: from guest report to verdict', () => {
     expect(r.steps.find((s) => s.id === 'after.1')).toMatchObject({ status: 'failed', reason: 'killed by signal 9 (exit 137)' });
   });
 
-  test('a broken livepatch: insmod failed with the kernel\'s own error in the one-line failure, later steps skipped', () => {
+  test("a broken livepatch: insmod failed with the kernel's own error in the one-line failure, later steps skipped", () => {
     const r = report(brokenInsmodLog, BROKEN_NONCE, 'klpforge_broken_livepatch', [CHECK]);
     expect(r.ok).toBe(false);
-    expect(r.steps.map((s) => s.status)).toEqual(['passed', 'failed', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped', 'skipped']);
+    expect(r.steps.map((s) => s.status)).toEqual([
+      'passed',
+      'failed',
+      'skipped',
+      'skipped',
+      'skipped',
+      'skipped',
+      'skipped',
+      'skipped',
+      'skipped',
+    ]);
     expect(r.failures).toHaveLength(1);
     expect(r.failures[0]).toContain("insmod: can't insert '/klpv/klpforge_broken_livepatch.ko': Invalid argument");
     expect(r.failures[0]).toContain("kernel: livepatch: symbol 'klpforge_no_such_function' not found in symbol table");
@@ -55,17 +82,30 @@ describe('evaluate: from guest report to verdict', () => {
   });
 
   test('a guest killed at the time limit: the running step is interrupted, the rest not reached, the console tail kept', () => {
-    const r = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['sleep 100'], { ...finishedRun, timedOut: true, timeoutSeconds: 12, qemuExitCode: null });
+    const r = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['sleep 100'], {
+      ...finishedRun,
+      timedOut: true,
+      timeoutSeconds: 12,
+      qemuExitCode: null,
+    });
     expect(r.ok).toBe(false);
-    expect(r.steps[0]).toMatchObject({ id: 'before.1', status: 'interrupted', reason: 'still running when the guest was killed after 12s' });
+    expect(r.steps[0]).toMatchObject({
+      id: 'before.1',
+      status: 'interrupted',
+      reason: 'still running when the guest was killed after 12s',
+    });
     expect(r.steps.slice(1).every((s) => s.status === 'not-reached')).toBe(true);
     expect(r.failures).toContain('the guest did not finish within 12s and was killed during step before.1');
     expect(r.serialTail.at(-1)).toBe('clocksource: Switched to clocksource tsc');
     expect(r.taint).toBeNull();
   });
 
-  test('a guest that stopped early without a timeout names QEMU\'s exit and its last stderr lines', () => {
-    const r = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['true'], { ...finishedRun, qemuExitCode: 1, qemuStderr: 'qemu-system-x86_64: could not load kernel\n' });
+  test("a guest that stopped early without a timeout names QEMU's exit and its last stderr lines", () => {
+    const r = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['true'], {
+      ...finishedRun,
+      qemuExitCode: 1,
+      qemuStderr: 'qemu-system-x86_64: could not load kernel\n',
+    });
     expect(r.failures).toContain('the guest stopped before finishing its steps (qemu exit 1: qemu-system-x86_64: could not load kernel)');
   });
 
@@ -73,7 +113,9 @@ describe('evaluate: from guest report to verdict', () => {
     const r = report(warningLog, WARN_NONCE, 'livepatch_sample', []);
     expect(r.ok).toBe(false);
     expect(r.kernelProblems.map((p) => p.kind)).toEqual(['warning', 'call-trace']);
-    expect(r.failures.some((f) => f.startsWith('kernel log line 5 reports a problem (warning): [    1.000200] WARNING: CPU: 0'))).toBe(true);
+    expect(r.failures.some((f) => f.startsWith('kernel log line 5 reports a problem (warning): [    1.000200] WARNING: CPU: 0'))).toBe(
+      true,
+    );
     // 33280 = K (15) + W (9)
     expect(r.taint).toEqual({ value: 33280, letters: 'WK', unexpected: [{ letter: 'W', name: 'kernel issued a warning' }] });
     expect(r.failures.some((f) => /tainted WK \(33280\); not expected from a livepatch: W \(kernel issued a warning\)/.test(f))).toBe(true);
@@ -92,7 +134,12 @@ describe('formatReport', () => {
   });
 
   test('a step running when the time limit struck is HUNG; one running when the guest died on its own is STOP', () => {
-    const killed = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['sleep 100'], { ...finishedRun, timedOut: true, timeoutSeconds: 12, qemuExitCode: null });
+    const killed = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['sleep 100'], {
+      ...finishedRun,
+      timedOut: true,
+      timeoutSeconds: 12,
+      qemuExitCode: null,
+    });
     const died = report(hungLog, HUNG_NONCE, 'livepatch_sample', ['reboot -f']);
     expect(formatReport(killed)).toContainEqual(expect.stringMatching(/^ {2}HUNG {2}before\.1 /));
     expect(formatReport(died)).toContainEqual(expect.stringMatching(/^ {2}STOP {2}before\.1 .*the guest stopped while it ran$/));

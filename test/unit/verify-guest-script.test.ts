@@ -11,7 +11,7 @@ const NASTY_CHECKS = [
   `echo "it's \\"quoted\\" \\$HOME" && test -n "$PATH"`,
   'echo `uname -r`; echo $(( 1 + 2 ))',
   'printf "%s\\n" a\\\\b; echo tab\there',
-  "line one\necho line two",
+  'line one\necho line two',
   "echo 'unbalanced \" double'",
   'echo ünïcødé ✓',
 ];
@@ -46,9 +46,13 @@ describe('generateGuestScript', () => {
     const n = NASTY_CHECKS.length;
     expect(order).toEqual([
       ...Array.from({ length: n }, (_, i) => `before.${i + 1}`),
-      'insmod', 'transition', 'enabled',
+      'insmod',
+      'transition',
+      'enabled',
       ...Array.from({ length: n }, (_, i) => `loaded.${i + 1}`),
-      'disable', 'unpatched', 'rmmod',
+      'disable',
+      'unpatched',
+      'rmmod',
       ...Array.from({ length: n }, (_, i) => `after.${i + 1}`),
     ]);
   });
@@ -57,7 +61,9 @@ describe('generateGuestScript', () => {
     const text = '#!/bin/sh\n# a comment line\ngrep -q patched /proc/cmdline\n';
     const plan = planSteps('m', ['true', text], [undefined, 'cases/01/check.sh']);
     expect(plan.steps.filter((st) => st.checkIndex === 1).map((st) => st.title)).toEqual([
-      'check 2 fails before loading: cases/01/check.sh', 'check 2 holds with the patch loaded: cases/01/check.sh', 'check 2 fails again after unloading: cases/01/check.sh',
+      'check 2 fails before loading: cases/01/check.sh',
+      'check 2 holds with the patch loaded: cases/01/check.sh',
+      'check 2 fails again after unloading: cases/01/check.sh',
     ]);
     expect(plan.steps.find((st) => st.id === 'loaded.1')!.title).toBe('check 1 holds with the patch loaded: true');
     const guest = generateGuestScript({ plan, nonce: 'n', checkTimeoutSeconds: 5, transitionTimeoutSeconds: 5 });
@@ -96,7 +102,14 @@ describe('generateGuestScript', () => {
 
   test('with no checks still loads, waits, disables and unloads', () => {
     const bare = generateGuestScript({ plan: planSteps('m', []), nonce: 'n', checkTimeoutSeconds: 5, transitionTimeoutSeconds: 5 });
-    expect([...bare.matchAll(/^run_step (\S+)/gm)].map((m) => m[1])).toEqual(['insmod', 'transition', 'enabled', 'disable', 'unpatched', 'rmmod']);
+    expect([...bare.matchAll(/^run_step (\S+)/gm)].map((m) => m[1])).toEqual([
+      'insmod',
+      'transition',
+      'enabled',
+      'disable',
+      'unpatched',
+      'rmmod',
+    ]);
   });
 });
 

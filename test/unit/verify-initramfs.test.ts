@@ -12,14 +12,21 @@ describe('cpioList (gen_init_cpio input)', () => {
     { guestPath: '/modules/fs/binfmt_misc.ko', source: { file: '/b/fs/binfmt_misc.ko' }, mode: 0o644 },
   ];
   const sources = new Map([
-    ['/bin/busybox', '/w/stage/0-busybox'], ['/init', '/w/stage/1-init'], ['/modules/fs/binfmt_misc.ko', '/w/stage/2-binfmt_misc.ko'],
+    ['/bin/busybox', '/w/stage/0-busybox'],
+    ['/init', '/w/stage/1-init'],
+    ['/modules/fs/binfmt_misc.ko', '/w/stage/2-binfmt_misc.ko'],
   ]);
   const list = cpioList(files, sources).split('\n');
 
-  test('creates every parent directory once, before the files, and /dev/console for init\'s stdio', () => {
+  test("creates every parent directory once, before the files, and /dev/console for init's stdio", () => {
     expect(list.filter((l) => l.startsWith('dir '))).toEqual([
-      'dir /bin 0755 0 0', 'dir /dev 0755 0 0', 'dir /modules 0755 0 0', 'dir /modules/fs 0755 0 0',
-      'dir /proc 0755 0 0', 'dir /sys 0755 0 0', 'dir /tmp 1777 0 0',
+      'dir /bin 0755 0 0',
+      'dir /dev 0755 0 0',
+      'dir /modules 0755 0 0',
+      'dir /modules/fs 0755 0 0',
+      'dir /proc 0755 0 0',
+      'dir /sys 0755 0 0',
+      'dir /tmp 1777 0 0',
     ]);
     expect(list).toContain('nod /dev/console 0600 0 0 c 5 1');
     expect(list.findIndex((l) => l.startsWith('file '))).toBeGreaterThan(list.findIndex((l) => l.startsWith('nod ')));
@@ -39,7 +46,7 @@ describe('cpioList (gen_init_cpio input)', () => {
 });
 
 describe('findKernelModules', () => {
-  test('finds .ko files at any depth, sorted, without following the build tree\'s symlinks', async () => {
+  test("finds .ko files at any depth, sorted, without following the build tree's symlinks", async () => {
     const d = await dir({ unsafeCleanup: true });
     try {
       await mkdir(path.join(d.path, 'fs'), { recursive: true });
@@ -68,7 +75,7 @@ describe('moduleNameFromFile', () => {
 });
 
 describe('isStaticElf', () => {
-  test('busybox-static\'s /bin/busybox has no program interpreter; a dynamic executable has one', async () => {
+  test("busybox-static's /bin/busybox has no program interpreter; a dynamic executable has one", async () => {
     expect(await isStaticElf('/bin/busybox')).toBe(true);
     expect(await isStaticElf(process.execPath)).toBe(false);
   });

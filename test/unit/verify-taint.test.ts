@@ -31,7 +31,7 @@ describe('decodeTaint (/proc/sys/kernel/tainted)', () => {
 
   test('text that is not a decimal taint value is refused', () => {
     expect(decodeTaint('')).toBeNull();
-    expect(decodeTaint('cat: can\'t open')).toBeNull();
+    expect(decodeTaint("cat: can't open")).toBeNull();
     expect(decodeTaint('-1')).toBeNull();
   });
 });

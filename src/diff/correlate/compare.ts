@@ -19,9 +19,12 @@ const quote = (s: string) => JSON.stringify(s.length > 40 ? `${s.slice(0, 37)}..
 
 export function describeTarget(v: ObjectView, t: Target): string {
   switch (t.kind) {
-    case 'symbol': return v.obj.displayName(v.symbol(t.sym));
-    case 'string': return quote(t.text);
-    case 'section': return `${v.sectionName(t.section)}+${t.offset}`;
+    case 'symbol':
+      return v.obj.displayName(v.symbol(t.sym));
+    case 'string':
+      return quote(t.text);
+    case 'section':
+      return `${v.sectionName(t.section)}+${t.offset}`;
   }
 }
 
@@ -29,7 +32,8 @@ export function describeTarget(v: ObjectView, t: Target): string {
 export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target, c: Correlation): boolean {
   if (to.kind !== tp.kind) return false;
   switch (to.kind) {
-    case 'string': return to.text === (tp as typeof to).text || sameButForLineNumbers(to.text, (tp as typeof to).text);
+    case 'string':
+      return to.text === (tp as typeof to).text || sameButForLineNumbers(to.text, (tp as typeof to).text);
     case 'symbol': {
       const q = tp as typeof to;
       if (to.offset !== q.offset) return false;
@@ -42,13 +46,21 @@ export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target,
     }
     case 'section': {
       const q = tp as typeof to;
-      return to.offset === q.offset && to.contents.equals(q.contents) &&
-        (c.sectionTwinOfPatched.get(q.section) === to.section || o.sectionName(to.section) === p.sectionName(q.section));
+      return (
+        to.offset === q.offset &&
+        to.contents.equals(q.contents) &&
+        (c.sectionTwinOfPatched.get(q.section) === to.section || o.sectionName(to.section) === p.sectionName(q.section))
+      );
     }
   }
 }
 
-interface Relocs { table: RelocationTable; entries: ArrayLike<number>; section: SectionIndex; base: number }
+interface Relocs {
+  table: RelocationTable;
+  entries: ArrayLike<number>;
+  section: SectionIndex;
+  base: number;
+}
 
 function relocsOf(v: ObjectView, e: Extent): Relocs {
   const r = v.relocationsIn(e.section, e.start, e.end);
@@ -110,7 +122,8 @@ function describeChange(o: ObjectView, to: Target, p: ObjectView, tp: Target): s
   const a = describeTarget(o, to);
   const b = describeTarget(p, tp);
   if (to.kind === 'string' && tp.kind === 'string') return `string literal changed (${a} → ${b})`;
-  if (to.kind === 'symbol' && tp.kind === 'symbol' && a === b) return `relocation addend changed (${a}${sign(to.offset)} → ${b}${sign(tp.offset)})`;
+  if (to.kind === 'symbol' && tp.kind === 'symbol' && a === b)
+    return `relocation addend changed (${a}${sign(to.offset)} → ${b}${sign(tp.offset)})`;
   if (o.arch.callTypes.size > 0 && a !== b) return `call or reference target changed (${a} → ${b})`;
   return `reference changed (${a} → ${b})`;
 }
@@ -126,10 +139,16 @@ export function sameSpecialStatic(o: ObjectView, so: SymbolIndex, p: ObjectView,
   const key = `${so}:${sp}`;
   const known = c.specialSame.get(key);
   if (known !== undefined) return known;
-  if (canonicalName(o.symbol(so).name) !== canonicalName(p.symbol(sp).name)) { c.specialSame.set(key, false); return false; }
+  if (canonicalName(o.symbol(so).name) !== canonicalName(p.symbol(sp).name)) {
+    c.specialSame.set(key, false);
+    return false;
+  }
   const eo = o.extentOf(so);
   const ep = p.extentOf(sp);
-  if (!eo || !ep) { c.specialSame.set(key, false); return false; }
+  if (!eo || !ep) {
+    c.specialSame.set(key, false);
+    return false;
+  }
   c.specialSame.set(key, true); // a table pointing back at itself is alike unless something else differs
   const line = lineFieldOf(p, sp);
   const bo = o.bytesOf(eo);

@@ -53,10 +53,19 @@ function groupByKey(v: ObjectView): Map<string, SymbolIndex[]> {
  */
 export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
   const c: Correlation = {
-    twinOfOrig: new Map(), twinOfPatched: new Map(), sectionTwinOfPatched: new Map(), guesses: [], ambiguousStaticLocals: [],
-    untiedSpecials: [], specialSame: new Map(), rebound: [],
+    twinOfOrig: new Map(),
+    twinOfPatched: new Map(),
+    sectionTwinOfPatched: new Map(),
+    guesses: [],
+    ambiguousStaticLocals: [],
+    untiedSpecials: [],
+    specialSame: new Map(),
+    rebound: [],
   };
-  const pair = (o: SymbolIndex, p: SymbolIndex) => { c.twinOfOrig.set(o, p); c.twinOfPatched.set(p, o); };
+  const pair = (o: SymbolIndex, p: SymbolIndex) => {
+    c.twinOfOrig.set(o, p);
+    c.twinOfPatched.set(p, o);
+  };
   const go = groupByKey(orig);
   const gp = groupByKey(patched);
   const pendingStatics: Array<[SymbolIndex[], SymbolIndex[]]> = [];
@@ -66,13 +75,25 @@ export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
     if (!ps) continue;
     // Static locals (`count.N`, `__UNIQUE_ID_*N`): gcc renumbers them whenever another of the same
     // name appears, so even equal names prove nothing; they are tied through the functions using them.
-    if (isRenumberedLocal(orig, os[0]!)) { pendingStatics.push([os, ps]); continue; }
-    if (os.length === 1 && ps.length === 1) { pair(os[0]!, ps[0]!); continue; }
+    if (isRenumberedLocal(orig, os[0]!)) {
+      pendingStatics.push([os, ps]);
+      continue;
+    }
+    if (os.length === 1 && ps.length === 1) {
+      pair(os[0]!, ps[0]!);
+      continue;
+    }
     // Same exact name on both sides, once each: take it.
     const byName = new Map<string, SymbolIndex | null>();
-    for (const p of ps) { const n = patched.symbol(p).name; byName.set(n, byName.has(n) ? null : p); }
+    for (const p of ps) {
+      const n = patched.symbol(p).name;
+      byName.set(n, byName.has(n) ? null : p);
+    }
     const countO = new Map<string, number>();
-    for (const o of os) { const n = orig.symbol(o).name; countO.set(n, (countO.get(n) ?? 0) + 1); }
+    for (const o of os) {
+      const n = orig.symbol(o).name;
+      countO.set(n, (countO.get(n) ?? 0) + 1);
+    }
     const leftO: SymbolIndex[] = [];
     for (const o of os) {
       const name = orig.symbol(o).name;
@@ -103,7 +124,12 @@ export function correlate(orig: ObjectView, patched: ObjectView): Correlation {
  * or variable: paired by its exact name when it is the only one of that name
  * left unpaired on each side. The running kernel knows it by its old binding.
  */
-function correlateAcrossBinding(orig: ObjectView, patched: ObjectView, c: Correlation, pair: (o: SymbolIndex, p: SymbolIndex) => void): void {
+function correlateAcrossBinding(
+  orig: ObjectView,
+  patched: ObjectView,
+  c: Correlation,
+  pair: (o: SymbolIndex, p: SymbolIndex) => void,
+): void {
   const unpaired = (v: ObjectView, twins: ReadonlyMap<SymbolIndex, SymbolIndex>) => {
     const byName = new Map<string, SymbolIndex[]>();
     v.obj.symbols.forEach((s, i) => {
@@ -126,12 +152,18 @@ function correlateAcrossBinding(orig: ObjectView, patched: ObjectView, c: Correl
 
 /** Ties static locals through references from paired functions, until nothing more can be tied. */
 function tieStaticLocals(
-  orig: ObjectView, patched: ObjectView, c: Correlation, pending: Array<[SymbolIndex[], SymbolIndex[]]>,
+  orig: ObjectView,
+  patched: ObjectView,
+  c: Correlation,
+  pending: Array<[SymbolIndex[], SymbolIndex[]]>,
   pair: (o: SymbolIndex, p: SymbolIndex) => void,
 ): void {
   const open = new Set<SymbolIndex>();
   const openP = new Set<SymbolIndex>();
-  for (const [os, ps] of pending) { os.forEach((o) => open.add(o)); ps.forEach((p) => openP.add(p)); }
+  for (const [os, ps] of pending) {
+    os.forEach((o) => open.add(o));
+    ps.forEach((p) => openP.add(p));
+  }
   const usersO = referencesTo(orig, open);
   const usersP = referencesTo(patched, openP);
 
@@ -151,12 +183,20 @@ function tieStaticLocals(
           open.delete(o);
           openP.delete(sameP[0]!);
           progress = true;
-        } else if (sameO.length === sameP.length && sameO.every((x) => interchangeable(orig, x)) && sameP.every((x) => interchangeable(patched, x))) {
+        } else if (
+          sameO.length === sameP.length &&
+          sameO.every((x) => interchangeable(orig, x)) &&
+          sameP.every((x) => interchangeable(patched, x))
+        ) {
           // Several of one name in one function, all empty (lockdep's `__key` in each mutex_init and
           // init_waitqueue_head when lockdep is off) or all special (each printk_ratelimited's `_rs`, each
           // WARN_ONCE's flag): no shared state to carry, so which twin is which cannot matter. Tied in
           // the order the function first uses them.
-          sameO.forEach((x, k) => { pair(x, sameP[k]!); open.delete(x); openP.delete(sameP[k]!); });
+          sameO.forEach((x, k) => {
+            pair(x, sameP[k]!);
+            open.delete(x);
+            openP.delete(sameP[k]!);
+          });
           progress = true;
         }
       }
@@ -168,7 +208,10 @@ function tieStaticLocals(
   const usedP = usedByFunctions(usersP);
   const dataOnly = (set: Set<SymbolIndex>, used: Set<SymbolIndex>) => [...set].filter((k) => !used.has(k));
   const exactP = new Map<string, SymbolIndex | null>();
-  for (const k of dataOnly(openP, usedP)) { const n = patched.symbol(k).name; exactP.set(n, exactP.has(n) ? null : k); }
+  for (const k of dataOnly(openP, usedP)) {
+    const n = patched.symbol(k).name;
+    exactP.set(n, exactP.has(n) ? null : k);
+  }
   for (const o of dataOnly(open, usedO)) {
     const p = exactP.get(orig.symbol(o).name);
     if (p === undefined || p === null || !openP.has(p)) continue;
@@ -178,7 +221,10 @@ function tieStaticLocals(
   }
   const lone = (set: Set<SymbolIndex>, v: ObjectView) => {
     const byName = new Map<string, SymbolIndex[]>();
-    for (const k of set) { const n = canonicalName(v.symbol(k).name); byName.set(n, [...(byName.get(n) ?? []), k]); }
+    for (const k of set) {
+      const n = canonicalName(v.symbol(k).name);
+      byName.set(n, [...(byName.get(n) ?? []), k]);
+    }
     return byName;
   };
   const loneP = lone(openP, patched);
@@ -193,10 +239,12 @@ function tieStaticLocals(
   const namesO = new Set([...open].map((o) => canonicalName(orig.symbol(o).name)));
   const namesP = new Set([...openP].map((p) => canonicalName(patched.symbol(p).name)));
   for (const o of open) {
-    if (namesP.has(canonicalName(orig.symbol(o).name)) && !isSpecialStatic(orig, o)) c.ambiguousStaticLocals.push({ name: orig.symbol(o).name, side: 'original' });
+    if (namesP.has(canonicalName(orig.symbol(o).name)) && !isSpecialStatic(orig, o))
+      c.ambiguousStaticLocals.push({ name: orig.symbol(o).name, side: 'original' });
   }
   for (const p of openP) {
-    if (namesO.has(canonicalName(patched.symbol(p).name)) && !isSpecialStatic(patched, p)) c.ambiguousStaticLocals.push({ name: patched.symbol(p).name, side: 'patched' });
+    if (namesO.has(canonicalName(patched.symbol(p).name)) && !isSpecialStatic(patched, p))
+      c.ambiguousStaticLocals.push({ name: patched.symbol(p).name, side: 'patched' });
   }
 }
 
@@ -242,7 +290,9 @@ function usedByFunctions(users: Map<SymbolIndex, Set<SymbolIndex>>): Set<SymbolI
 /** A local object gcc numbers (`count.3`) or the kernel's macros number (`__UNIQUE_ID_ddebug123`). */
 function isRenumberedLocal(v: ObjectView, sym: SymbolIndex): boolean {
   const s = v.symbol(sym);
-  return s.bind === STB.LOCAL && s.type !== STT.FUNC && s.type !== STT.FILE && (isStaticLocalName(s.name) || s.name.startsWith('__UNIQUE_ID_'));
+  return (
+    s.bind === STB.LOCAL && s.type !== STT.FUNC && s.type !== STT.FILE && (isStaticLocalName(s.name) || s.name.startsWith('__UNIQUE_ID_'))
+  );
 }
 
 /** function symbol → the symbols of `wanted` its code references. */

@@ -1,6 +1,13 @@
 import {
-  type ElfObject, type ElfSymbol, type RelocationTable, type SectionIndex, type SymbolIndex,
-  SHF, SHN, SHT, STT,
+  type ElfObject,
+  type ElfSymbol,
+  type RelocationTable,
+  type SectionIndex,
+  type SymbolIndex,
+  SHF,
+  SHN,
+  SHT,
+  STT,
 } from '../../elf/index.js';
 import type { ArchRules } from '../arch.js';
 import { isAnonymousLabel } from './names.js';
@@ -39,7 +46,11 @@ export class ObjectView {
   private symbolsBySection = new Map<SectionIndex, SymbolIndex[]>();
   private relocs = new Map<SectionIndex, SectionRelocs>();
 
-  constructor(readonly obj: ElfObject, readonly arch: ArchRules, readonly file: string) {
+  constructor(
+    readonly obj: ElfObject,
+    readonly arch: ArchRules,
+    readonly file: string,
+  ) {
     obj.symbols.forEach((s, i) => {
       if ((s.type === STT.FUNC || s.type === STT.OBJECT) && s.reserved === 0 && s.shndx !== SHN.UNDEF) {
         const list = this.symbolsBySection.get(s.shndx);
@@ -124,7 +135,10 @@ export class ObjectView {
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
       const s = this.symbol(list[mid]!);
-      if (Number(s.value) <= offset) { found = list[mid]; lo = mid + 1; } else hi = mid - 1;
+      if (Number(s.value) <= offset) {
+        found = list[mid];
+        lo = mid + 1;
+      } else hi = mid - 1;
     }
     if (found === undefined) return undefined;
     const s = this.symbol(found);
@@ -139,7 +153,8 @@ export class ObjectView {
   /** The NUL-terminated string at `offset` of a string section. */
   stringAt(section: SectionIndex, offset: number): string {
     const body = this.obj.sections[section]?.body;
-    if (body?.kind !== 'bytes' || offset < 0 || offset >= body.data.length) return `<offset ${offset} outside ${this.sectionName(section)}>`;
+    if (body?.kind !== 'bytes' || offset < 0 || offset >= body.data.length)
+      return `<offset ${offset} outside ${this.sectionName(section)}>`;
     const end = body.data.indexOf(0, offset);
     return body.data.toString('latin1', offset, end < 0 ? body.data.length : end);
   }

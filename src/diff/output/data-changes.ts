@@ -14,8 +14,12 @@ import { specialSectionNames, specialSections } from '../rules/special-sections.
  * sections themselves (compared per function instead).
  */
 export function checkData(
-  o: ObjectView, p: ObjectView, c: Correlation, directiveSections: ReadonlySet<SectionIndex>,
-  ignoredSection: (name: string) => boolean, result: DiffResult,
+  o: ObjectView,
+  p: ObjectView,
+  c: Correlation,
+  directiveSections: ReadonlySet<SectionIndex>,
+  ignoredSection: (name: string) => boolean,
+  result: DiffResult,
 ): void {
   const special = specialSectionNames(p.obj.ident.machine);
   const metadataTargets = metadataReferenced(p);
@@ -72,7 +76,12 @@ function metadataReferenced(p: ObjectView): Set<SymbolIndex> {
  * silently lost, so it is refused.
  */
 export function checkUnusedChangedSections(
-  o: ObjectView, p: ObjectView, c: Correlation, included: ReadonlySet<SectionIndex>, skip: ReadonlySet<SectionIndex>, result: DiffResult,
+  o: ObjectView,
+  p: ObjectView,
+  c: Correlation,
+  included: ReadonlySet<SectionIndex>,
+  skip: ReadonlySet<SectionIndex>,
+  result: DiffResult,
 ): void {
   const special = specialSectionNames(p.obj.ident.machine);
   p.obj.sections.forEach((s, i) => {
@@ -84,7 +93,12 @@ export function checkUnusedChangedSections(
     if (twin === undefined) return;
     const a = o.obj.sections[twin]!.body;
     const b = s.body;
-    const same = a.kind === 'bytes' && b.kind === 'bytes' ? a.data.equals(b.data) : a.kind === 'nobits' && b.kind === 'nobits' ? a.size === b.size : true;
+    const same =
+      a.kind === 'bytes' && b.kind === 'bytes'
+        ? a.data.equals(b.data)
+        : a.kind === 'nobits' && b.kind === 'nobits'
+          ? a.size === b.size
+          : true;
     if (!same) result.refusals.push(refuse.unusedChangedSection(s.name));
   });
 }
@@ -97,7 +111,8 @@ export function lostStaticReferences(o: ObjectView, symO: SymbolIndex, p: Object
     const out = new Set<SymbolIndex>();
     for (const k of r?.entries ?? []) {
       const t = v.target(r!.table, k, e!.section);
-      if (t.kind === 'symbol' && v.symbol(t.sym).type === STT.OBJECT && v.symbol(t.sym).bind === 0 && /\.\d+$/.test(v.symbol(t.sym).name)) out.add(t.sym);
+      if (t.kind === 'symbol' && v.symbol(t.sym).type === STT.OBJECT && v.symbol(t.sym).bind === 0 && /\.\d+$/.test(v.symbol(t.sym).name))
+        out.add(t.sym);
     }
     return out;
   };

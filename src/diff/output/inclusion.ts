@@ -35,7 +35,11 @@ export interface Inclusion {
  * everything else becomes a reference to the running kernel.
  */
 export function computeInclusion(
-  p: ObjectView, c: Correlation, roots: Iterable<SymbolIndex>, changed: ReadonlySet<SymbolIndex>, kernel: KernelNames,
+  p: ObjectView,
+  c: Correlation,
+  roots: Iterable<SymbolIndex>,
+  changed: ReadonlySet<SymbolIndex>,
+  kernel: KernelNames,
 ): Inclusion {
   const inc: Inclusion = { functions: new Set(), data: new Set(), sections: new Set(), externals: new Map(), writableAnonymous: new Set() };
   const work: SymbolIndex[] = [];
@@ -55,9 +59,12 @@ export function computeInclusion(
     if (!e || !r) continue;
     for (const k of r.entries) {
       const t = p.target(r.table, k, e.section);
-      if (t.kind === 'string') { inc.sections.add(t.section); continue; }
+      if (t.kind === 'string') {
+        inc.sections.add(t.section);
+        continue;
+      }
       if (t.kind === 'section') {
-        const writable = ((p.obj.sections[t.section]!.flags) & SHF.WRITE) !== 0n;
+        const writable = (p.obj.sections[t.section]!.flags & SHF.WRITE) !== 0n;
         if (writable) inc.writableAnonymous.add(t.section);
         else inc.sections.add(t.section);
         continue;
@@ -65,7 +72,10 @@ export function computeInclusion(
       const target = p.symbol(t.sym);
       const defined = target.shndx !== SHN.UNDEF || target.reserved !== 0;
       const isNew = defined && !c.twinOfPatched.has(t.sym);
-      if (isNew || changed.has(t.sym)) { take(t.sym); continue; }
+      if (isNew || changed.has(t.sym)) {
+        take(t.sym);
+        continue;
+      }
       if (t.sym === sym) continue;
       const kind = target.type === STT.FUNC ? 'function' : target.type === STT.OBJECT || target.type === STT.TLS ? 'data' : 'unknown';
       const name = kernel.name(t.sym);

@@ -1,6 +1,18 @@
 import {
-  ElfObject, type ElfSymbol, type Relocation, RelocationTable, type Section, type SectionIndex, type SymbolIndex,
-  SHF, SHT, STB, STT, StringTable, sectionIndex, symbolIndex,
+  ElfObject,
+  type ElfSymbol,
+  type Relocation,
+  RelocationTable,
+  type Section,
+  type SectionIndex,
+  type SymbolIndex,
+  SHF,
+  SHT,
+  STB,
+  STT,
+  StringTable,
+  sectionIndex,
+  symbolIndex,
 } from '../../elf/index.js';
 import type { Inclusion } from './inclusion.js';
 import type { ObjectView } from '../model/object-view.js';
@@ -30,7 +42,11 @@ export interface DiffMetadata {
  * they take from the running kernel. Relocations are rewritten onto it.
  */
 export function buildOutputObject(
-  p: ObjectView, inc: Inclusion, special: SpecialIndex, meta: DiffMetadata, kernelName: (sym: SymbolIndex) => string,
+  p: ObjectView,
+  inc: Inclusion,
+  special: SpecialIndex,
+  meta: DiffMetadata,
+  kernelName: (sym: SymbolIndex) => string,
 ): ElfObject {
   const b = new Builder(p, kernelName);
   for (const sym of [...inc.functions, ...inc.data].sort((x, y) => x - y)) b.addExtent(sym);
@@ -41,10 +57,27 @@ export function buildOutputObject(
   return b.finish();
 }
 
-interface Pending { out: SectionIndex; src: SectionIndex; start: number; end: number }
+interface Pending {
+  out: SectionIndex;
+  src: SectionIndex;
+  start: number;
+  end: number;
+}
 
 class Builder {
-  private sections: Section[] = [{ name: '', type: SHT.NULL, flags: 0n, addr: 0n, addralign: 0n, entsize: 0n, link: 0, info: 0, body: { kind: 'bytes', data: Buffer.alloc(0) } }];
+  private sections: Section[] = [
+    {
+      name: '',
+      type: SHT.NULL,
+      flags: 0n,
+      addr: 0n,
+      addralign: 0n,
+      entsize: 0n,
+      link: 0,
+      info: 0,
+      body: { kind: 'bytes', data: Buffer.alloc(0) },
+    },
+  ];
   private locals: ElfSymbol[] = [];
   private globals: ElfSymbol[] = [];
   /** patched symbol → output symbol key (resolved to an index in finish()) */
@@ -56,7 +89,10 @@ class Builder {
   private pending: Pending[] = [];
   private relocs = new Map<SectionIndex, Array<{ r: Relocation; sym: ElfSymbol }>>();
 
-  constructor(private p: ObjectView, private kernelName: (sym: SymbolIndex) => string) {
+  constructor(
+    private p: ObjectView,
+    private kernelName: (sym: SymbolIndex) => string,
+  ) {
     const file = p.obj.symbols.find((s) => s.type === STT.FILE);
     if (file) this.locals.push({ ...file, nameOffset: undefined });
   }
@@ -64,7 +100,14 @@ class Builder {
   private newSection(from: Section, name: string, data: Buffer | bigint): SectionIndex {
     const idx = sectionIndex(this.sections.length);
     this.sections.push({
-      name, type: from.type, flags: from.flags & ~SHF.GROUP, addr: 0n, addralign: from.addralign, entsize: from.entsize, link: 0, info: 0,
+      name,
+      type: from.type,
+      flags: from.flags & ~SHF.GROUP,
+      addr: 0n,
+      addralign: from.addralign,
+      entsize: from.entsize,
+      link: 0,
+      info: 0,
       body: typeof data === 'bigint' ? { kind: 'nobits', size: data } : { kind: 'bytes', data: Buffer.from(data) },
     });
     const sym: ElfSymbol = { name: '', value: 0n, size: 0n, bind: STB.LOCAL, type: STT.SECTION, other: 0, shndx: idx, reserved: 0 };
@@ -77,7 +120,8 @@ class Builder {
     const e = this.p.extentOf(sym)!;
     const s = this.p.symbol(sym);
     const from = this.p.obj.sections[e.section]!;
-    const kind = s.type === STT.FUNC ? '.text' : (from.flags & SHF.WRITE) !== 0n ? (from.type === SHT.NOBITS ? '.bss' : '.data') : '.rodata';
+    const kind =
+      s.type === STT.FUNC ? '.text' : (from.flags & SHF.WRITE) !== 0n ? (from.type === SHT.NOBITS ? '.bss' : '.data') : '.rodata';
     const out = this.newSection(from, `${kind}.${s.name}`, from.body.kind === 'nobits' ? BigInt(e.end - e.start) : this.p.bytesOf(e));
     const copy: ElfSymbol = { ...s, value: 0n, shndx: out, nameOffset: undefined };
     (s.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
@@ -87,7 +131,11 @@ class Builder {
 
   addWholeSection(sec: SectionIndex): SectionIndex {
     const from = this.p.obj.sections[sec]!;
-    const out = this.newSection(from, from.name, from.body.kind === 'nobits' ? from.body.size : (from.body.kind === 'bytes' ? from.body.data : Buffer.alloc(0)));
+    const out = this.newSection(
+      from,
+      from.name,
+      from.body.kind === 'nobits' ? from.body.size : from.body.kind === 'bytes' ? from.body.data : Buffer.alloc(0),
+    );
     this.copied.set(sec, out);
     this.pending.push({ out, src: sec, start: 0, end: Number.MAX_SAFE_INTEGER });
     return out;
@@ -126,8 +174,10 @@ class Builder {
    */
   private copyAnonymous(section: SectionIndex, from: SectionIndex): SectionIndex {
     if ((this.p.obj.sections[section]!.flags & SHF.WRITE) !== 0n) {
-      throw new Error(`${this.p.file}: ${this.p.sectionName(section)} is writable data without a symbol, referenced from ${this.p.sectionName(from)}, `
-        + 'yet the differ did not refuse it: a klpforge bug, please report it');
+      throw new Error(
+        `${this.p.file}: ${this.p.sectionName(section)} is writable data without a symbol, referenced from ${this.p.sectionName(from)}, ` +
+          'yet the differ did not refuse it: a klpforge bug, please report it',
+      );
     }
     return this.addWholeSection(section);
   }
@@ -192,7 +242,14 @@ class Builder {
 
   addMetadata(meta: DiffMetadata): void {
     this.sections.push({
-      name: '.klpforge.diff', type: SHT.PROGBITS, flags: 0n, addr: 0n, addralign: 1n, entsize: 0n, link: 0, info: 0,
+      name: '.klpforge.diff',
+      type: SHT.PROGBITS,
+      flags: 0n,
+      addr: 0n,
+      addralign: 1n,
+      entsize: 0n,
+      link: 0,
+      info: 0,
       body: { kind: 'bytes', data: Buffer.from(JSON.stringify(meta)) },
     });
   }
@@ -200,29 +257,69 @@ class Builder {
   finish(): ElfObject {
     const symbols: ElfSymbol[] = [
       { name: '', value: 0n, size: 0n, bind: STB.LOCAL, type: STT.NOTYPE, other: 0, shndx: 0 as SectionIndex, reserved: 0 },
-      ...this.locals, ...this.globals,
+      ...this.locals,
+      ...this.globals,
     ];
     const indexOf = new Map<ElfSymbol, SymbolIndex>(symbols.map((s, i) => [s, symbolIndex(i)]));
     const symtab = sectionIndex(this.sections.length);
     const strtab = sectionIndex(symtab + 1);
     for (const [out, list] of [...this.relocs].sort((a, b) => a[0] - b[0])) {
       if (list.length === 0) continue;
-      const table = RelocationTable.from(true, list.map(({ r, sym }) => ({ ...r, symbol: indexOf.get(sym)! })));
+      const table = RelocationTable.from(
+        true,
+        list.map(({ r, sym }) => ({ ...r, symbol: indexOf.get(sym)! })),
+      );
       this.sections.push({
-        name: `.rela${this.sections[out]!.name}`, type: SHT.RELA, flags: SHF.INFO_LINK, addr: 0n, addralign: 8n, entsize: 24n,
-        link: symtab, info: out, body: { kind: 'relocations', table },
+        name: `.rela${this.sections[out]!.name}`,
+        type: SHT.RELA,
+        flags: SHF.INFO_LINK,
+        addr: 0n,
+        addralign: 8n,
+        entsize: 24n,
+        link: symtab,
+        info: out,
+        body: { kind: 'relocations', table },
       });
     }
     // The symbol table must come at the index we promised the relocation sections.
     const rest = this.sections.splice(symtab);
     this.sections.push(
-      { name: '.symtab', type: SHT.SYMTAB, flags: 0n, addr: 0n, addralign: 8n, entsize: 24n, link: strtab, info: 0, body: { kind: 'symtab', symbols } },
-      { name: '.strtab', type: SHT.STRTAB, flags: 0n, addr: 0n, addralign: 1n, entsize: 0n, link: 0, info: 0, body: { kind: 'strtab', table: new StringTable() } },
+      {
+        name: '.symtab',
+        type: SHT.SYMTAB,
+        flags: 0n,
+        addr: 0n,
+        addralign: 8n,
+        entsize: 24n,
+        link: strtab,
+        info: 0,
+        body: { kind: 'symtab', symbols },
+      },
+      {
+        name: '.strtab',
+        type: SHT.STRTAB,
+        flags: 0n,
+        addr: 0n,
+        addralign: 1n,
+        entsize: 0n,
+        link: 0,
+        info: 0,
+        body: { kind: 'strtab', table: new StringTable() },
+      },
       ...rest,
     );
-    this.sections.push({ name: '.shstrtab', type: SHT.STRTAB, flags: 0n, addr: 0n, addralign: 1n, entsize: 0n, link: 0, info: 0, body: { kind: 'strtab', table: new StringTable() } });
+    this.sections.push({
+      name: '.shstrtab',
+      type: SHT.STRTAB,
+      flags: 0n,
+      addr: 0n,
+      addralign: 1n,
+      entsize: 0n,
+      link: 0,
+      info: 0,
+      body: { kind: 'strtab', table: new StringTable() },
+    });
     const ident = { ...this.p.obj.ident };
     return new ElfObject(ident, this.sections, sectionIndex(this.sections.length - 1));
   }
 }
-

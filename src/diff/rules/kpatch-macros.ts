@@ -21,14 +21,23 @@ export interface PatchDirectives {
 }
 
 export type CallbackKind = 'pre_patch' | 'post_patch' | 'pre_unpatch' | 'post_unpatch';
-export interface Callback { kind: CallbackKind; function: string; sym: SymbolIndex }
+export interface Callback {
+  kind: CallbackKind;
+  function: string;
+  sym: SymbolIndex;
+}
 
 const CALLBACK_KINDS: readonly CallbackKind[] = ['pre_patch', 'post_patch', 'pre_unpatch', 'post_unpatch'];
 
 /** Reads the directive sections of a patched object: each entry is a pointer at its start. */
 export function readDirectives(v: ObjectView): PatchDirectives {
   const d: PatchDirectives = {
-    ignoredFunctions: new Set(), ignoredSections: new Set(), ignoredStatics: new Set(), forcedFunctions: new Set(), callbacks: [], directiveSections: new Set(),
+    ignoredFunctions: new Set(),
+    ignoredSections: new Set(),
+    ignoredStatics: new Set(),
+    forcedFunctions: new Set(),
+    callbacks: [],
+    directiveSections: new Set(),
   };
   const pointers = (name: string) => {
     const out: Array<{ sym?: SymbolIndex; text?: string }> = [];

@@ -17,7 +17,7 @@ export class CallGraph {
       for (const k of r.entries) {
         if (!v.arch.callTypes.has(r.table.types[k]!)) continue;
         const t = v.target(r.table, k, e.section);
-        if (t.kind !== 'symbol' || v.symbol(t.sym).type !== STT.FUNC && v.symbol(t.sym).type !== STT.NOTYPE) continue;
+        if (t.kind !== 'symbol' || (v.symbol(t.sym).type !== STT.FUNC && v.symbol(t.sym).type !== STT.NOTYPE)) continue;
         const name = v.symbol(t.sym).name;
         if (t.sym === i || v.arch.fentrySymbols.includes(name)) continue;
         set.add(name);
@@ -33,7 +33,8 @@ export class CallGraph {
 /** Functions sharing one body (gcc's IPA-ICF folds identical functions into aliases). */
 export function foldedWith(v: ObjectView, sym: SymbolIndex): string[] {
   const s = v.symbol(sym);
-  return v.symbolsIn(s.shndx)
+  return v
+    .symbolsIn(s.shndx)
     .filter((k) => k !== sym && v.symbol(k).type === STT.FUNC && v.symbol(k).value === s.value)
     .map((k) => v.symbol(k).name);
 }
@@ -44,7 +45,12 @@ export function foldedWith(v: ObjectView, sym: SymbolIndex): string[] {
  * folded bodies (IPA-ICF).
  */
 export function explainChange(
-  o: ObjectView, go: CallGraph, symO: SymbolIndex | undefined, p: ObjectView, gp: CallGraph, symP: SymbolIndex,
+  o: ObjectView,
+  go: CallGraph,
+  symO: SymbolIndex | undefined,
+  p: ObjectView,
+  gp: CallGraph,
+  symP: SymbolIndex,
 ): string[] {
   const notes = describeSuffixes(p.symbol(symP).name);
   const folded = foldedWith(p, symP);
@@ -59,8 +65,10 @@ export function explainChange(
   for (const name of before) {
     if (after.has(name)) continue;
     if (!defined(o, name)) continue;
-    if (!defined(p, name)) notes.push(`call to ${name} vanished and ${name} no longer exists (inlined everywhere, or dead-code elimination)`);
-    else notes.push(`call to ${name} vanished (now inlined, removed by the patch, or IPA-PURE-CONST dropped a call whose result is unused)`);
+    if (!defined(p, name))
+      notes.push(`call to ${name} vanished and ${name} no longer exists (inlined everywhere, or dead-code elimination)`);
+    else
+      notes.push(`call to ${name} vanished (now inlined, removed by the patch, or IPA-PURE-CONST dropped a call whose result is unused)`);
   }
   for (const name of after) {
     if (before.has(name) || !defined(p, name)) continue;
@@ -73,7 +81,8 @@ export function explainChange(
 /** Whether gcc's IPA-RA was on for the object, from its kbuild command line when known. */
 export function ipaRaEnabled(compilerFlags: string | undefined): { on: boolean; known: boolean } {
   if (compilerFlags === undefined) return { on: true, known: false };
-  if (/(^|\s)-fno-ipa-ra(\s|$)/.test(compilerFlags) || /(^|\s)-flive-patching(=\S+)?(\s|$)/.test(compilerFlags)) return { on: false, known: true };
+  if (/(^|\s)-fno-ipa-ra(\s|$)/.test(compilerFlags) || /(^|\s)-flive-patching(=\S+)?(\s|$)/.test(compilerFlags))
+    return { on: false, known: true };
   if (/(^|\s)-O0(\s|$)/.test(compilerFlags)) return { on: false, known: true };
   return { on: true, known: true };
 }

@@ -7,10 +7,18 @@ import { inferEntrySize, type SpecialSection, specialSections } from './special-
 /** Entry sizes given by the user: option name or kpatch environment name → bytes. */
 export type EntrySizes = ReadonlyMap<string, number>;
 
-export interface ResolvedSize { size: number; source: 'option' | 'environment' | 'default' | 'inferred' }
+export interface ResolvedSize {
+  size: number;
+  source: 'option' | 'environment' | 'default' | 'inferred';
+}
 
 /** One record of a special section. */
-export interface SpecialEntry { def: SpecialSection; section: SectionIndex; start: number; size: number }
+export interface SpecialEntry {
+  def: SpecialSection;
+  section: SectionIndex;
+  start: number;
+  size: number;
+}
 
 /** The entry size of a special section: given (option, then environment), the table's default, or inferred from relocations. */
 export function resolveEntrySize(v: ObjectView, def: SpecialSection, section: SectionIndex, given: EntrySizes): ResolvedSize | undefined {
@@ -20,10 +28,12 @@ export function resolveEntrySize(v: ObjectView, def: SpecialSection, section: Se
   if (env > 0) return { size: env, source: 'environment' };
   if (def.defaultSize) return { size: def.defaultSize, source: 'default' };
   const r = v.relocationsIn(section, 0, Number.MAX_SAFE_INTEGER);
-  const relocs = r ? Array.from(r.entries, (k) => {
-    const target = v.symbol(r.table.symbols[k]! as SymbolIndex);
-    return { offset: Number(r.table.offsets[k]!), code: target.reserved === 0 && target.shndx !== 0 && v.isExec(target.shndx) };
-  }) : [];
+  const relocs = r
+    ? Array.from(r.entries, (k) => {
+        const target = v.symbol(r.table.symbols[k]! as SymbolIndex);
+        return { offset: Number(r.table.offsets[k]!), code: target.reserved === 0 && target.shndx !== 0 && v.isExec(target.shndx) };
+      })
+    : [];
   const size = inferEntrySize(sectionSize(v.obj, section), relocs);
   return size ? { size, source: 'inferred' } : undefined;
 }
@@ -42,7 +52,10 @@ export function indexSpecialEntries(v: ObjectView, given: EntrySizes): SpecialIn
   for (const def of specialSections(v.obj.ident.machine)) {
     for (const section of v.obj.sectionsNamed(def.name)) {
       const size = resolveEntrySize(v, def, section, given);
-      if (!size) { idx.unknownSize.push(def.name); continue; }
+      if (!size) {
+        idx.unknownSize.push(def.name);
+        continue;
+      }
       idx.sizes.set(def.name, size);
       const total = sectionSize(v.obj, section);
       for (let start = 0; start + size.size <= total; start += size.size) {
@@ -65,7 +78,11 @@ export function indexSpecialEntries(v: ObjectView, given: EntrySizes): SpecialIn
  * fields. Returns the name of the first section whose entries differ.
  */
 export function specialEntriesDiffer(
-  o: ObjectView, eo: readonly SpecialEntry[], p: ObjectView, ep: readonly SpecialEntry[], c: Correlation,
+  o: ObjectView,
+  eo: readonly SpecialEntry[],
+  p: ObjectView,
+  ep: readonly SpecialEntry[],
+  c: Correlation,
 ): string | undefined {
   const relevant = (list: readonly SpecialEntry[]) => list.filter((e) => !e.def.metadata && !e.def.derived);
   const a = relevant(eo);

@@ -44,7 +44,13 @@ const X86_64: readonly SpecialSection[] = [
   { name: '__bug_table', env: 'BUG_STRUCT_SIZE', keyOffset: 0, line: { offset: 8, size: 2 } },
   // struct static_call_site { s32 addr; s32 key; }
   { name: '.static_call_sites', env: 'STATIC_CALL_STRUCT_SIZE', keyOffset: 0, keyField: { offset: 4, kind: 'static call key' } },
-  { name: '.orc_unwind_ip', derived: true, defaultSize: 4, keyOffset: 0, parallel: { name: '.orc_unwind', size: 6, env: 'ORC_STRUCT_SIZE' } },
+  {
+    name: '.orc_unwind_ip',
+    derived: true,
+    defaultSize: 4,
+    keyOffset: 0,
+    parallel: { name: '.orc_unwind', size: 6, env: 'ORC_STRUCT_SIZE' },
+  },
   { name: '.smp_locks', derived: true, defaultSize: 4, keyOffset: 0 },
   { name: '.parainstructions', env: 'PARA_STRUCT_SIZE', keyOffset: 0 },
   { name: '.retpoline_sites', derived: true, defaultSize: 4, keyOffset: 0 },

@@ -23,7 +23,10 @@ interface SpecialStaticRule {
 }
 
 const RULES: readonly SpecialStaticRule[] = [
-  { name: '__key', why: 'lockdep class key: only its address matters; a fresh key is a new lock class for the locks the new code initialises' },
+  {
+    name: '__key',
+    why: 'lockdep class key: only its address matters; a fresh key is a new lock class for the locks the new code initialises',
+  },
   { name: '__warned', why: 'WARN_ONCE/WARN_ON_ONCE flag (older kernels): a fresh copy warns once more' },
   { name: '__already_done', why: '*_ONCE flag (DO_ONCE_LITE): a fresh copy warns or prints once more' },
   { name: '__print_once', why: 'printk_once flag (older kernels): a fresh copy prints once more' },

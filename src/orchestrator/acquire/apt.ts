@@ -20,7 +20,10 @@ export interface AptPackage {
 
 /** `apt-cache show NAME[=VERSION]`: the newest (or the given) version, or undefined if the archive has none. */
 export async function aptPackage(name: string, version?: string): Promise<AptPackage | undefined> {
-  const r = await execa('apt-cache', ['show', '--no-all-versions', version ? `${name}=${version}` : name], { reject: false, stdin: 'ignore' });
+  const r = await execa('apt-cache', ['show', '--no-all-versions', version ? `${name}=${version}` : name], {
+    reject: false,
+    stdin: 'ignore',
+  });
   if (r.exitCode !== 0 || !/^Package:/m.test(r.stdout)) return undefined;
   const field = (f: string): string | undefined => new RegExp(`^${f}: (.*)$`, 'm').exec(r.stdout)?.[1];
   return {
@@ -28,7 +31,10 @@ export async function aptPackage(name: string, version?: string): Promise<AptPac
     version: field('Version')!,
     size: Number(field('Size') ?? 0),
     installedSize: Number(field('Installed-Size') ?? 0) * 1024,
-    depends: (field('Depends') ?? '').split(',').map((d) => d.trim().split(/\s/, 1)[0]!).filter((d) => d !== ''),
+    depends: (field('Depends') ?? '')
+      .split(',')
+      .map((d) => d.trim().split(/\s/, 1)[0]!)
+      .filter((d) => d !== ''),
   };
 }
 
@@ -54,15 +60,27 @@ export async function downloadPackage(p: AptPackage, dir: string): Promise<{ fil
   const have = await debIn(dir, p);
   if (have) return { file: have, downloaded: false };
   // Root's download dir is not readable by apt's _apt sandbox user: download as root, quietly.
-  const r = await execa('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${p.name}=${p.version}`], { cwd: dir, reject: false, stdin: 'ignore' });
+  const r = await execa('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', `${p.name}=${p.version}`], {
+    cwd: dir,
+    reject: false,
+    stdin: 'ignore',
+  });
   const file = await debIn(dir, p);
   if (r.exitCode !== 0 || file === undefined) {
     const text = `${r.stderr}\n${r.stdout}`;
-    const why = text.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('E:')).pop() ?? `apt-get exited with ${r.exitCode}`;
+    const why =
+      text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.startsWith('E:'))
+        .pop() ?? `apt-get exited with ${r.exitCode}`;
     const hint = /resolv|connect|unreachable|network|timed out/i.test(text)
       ? 'no network to the Debian archive: connect, or put the .deb files in that directory yourself'
       : 'check the apt sources (apt-get update), or put the .deb there yourself';
-    throw new SetupError('KERNEL_DOWNLOAD_FAILED', `cannot download ${p.name} ${p.version} into ${dir} (${why.replace(/^E:\s*/, '')}): ${hint}`);
+    throw new SetupError(
+      'KERNEL_DOWNLOAD_FAILED',
+      `cannot download ${p.name} ${p.version} into ${dir} (${why.replace(/^E:\s*/, '')}): ${hint}`,
+    );
   }
   return { file, downloaded: true };
 }

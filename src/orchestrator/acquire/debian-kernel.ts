@@ -55,7 +55,10 @@ export function parseDebianKernel(spec: string): string | undefined {
   if (!spec.startsWith('debian:')) return undefined;
   const release = spec.slice('debian:'.length);
   if (!RELEASE.test(release)) {
-    throw new SetupError('KERNEL_UNKNOWN', `${spec}: not a Debian kernel release; write debian:RELEASE with the image's uname -r, e.g. debian:6.1.0-57-amd64`);
+    throw new SetupError(
+      'KERNEL_UNKNOWN',
+      `${spec}: not a Debian kernel release; write debian:RELEASE with the image's uname -r, e.g. debian:6.1.0-57-amd64`,
+    );
   }
   return release;
 }
@@ -68,7 +71,11 @@ export const debianKernelDir = (cacheDir: string, release: string): string => pa
  * concurrent builds for one release download it once). Every package is
  * looked up before anything is downloaded, so a missing one is said at once.
  */
-export async function ensureDebianKernel(release: string, cacheDir: string, onProgress: (line: string) => void = () => {}): Promise<{ kernel: DebianKernel; timings?: AcquireTimings }> {
+export async function ensureDebianKernel(
+  release: string,
+  cacheDir: string,
+  onProgress: (line: string) => void = () => {},
+): Promise<{ kernel: DebianKernel; timings?: AcquireTimings }> {
   const dir = debianKernelDir(cacheDir, release);
   const ready = await readStamp(dir);
   if (ready) return { kernel: ready };
@@ -85,7 +92,12 @@ export async function ensureDebianKernel(release: string, cacheDir: string, onPr
   }
 }
 
-async function acquire(release: string, cacheDir: string, dir: string, onProgress: (line: string) => void): Promise<{ kernel: DebianKernel; timings: AcquireTimings }> {
+async function acquire(
+  release: string,
+  cacheDir: string,
+  dir: string,
+  onProgress: (line: string) => void,
+): Promise<{ kernel: DebianKernel; timings: AcquireTimings }> {
   const [, major, minor] = RELEASE.exec(release)!;
   const packages = await resolvePackages(release, `linux-source-${major}.${minor}`);
   const sourceDir = sourceDirOf(cacheDir, packages.source.name, packages.version);
@@ -95,8 +107,11 @@ async function acquire(release: string, cacheDir: string, dir: string, onProgres
 
   // Downloads, the image unpacked, the full vmlinux while it is stripped, the source tree.
   const vmlinuxFull = 700 * 2 ** 20;
-  await ensureFreeSpace(cacheDir, needed.reduce((n, p) => n + p.size, 0) + packages.image.installedSize + vmlinuxFull
-    + (haveSource ? 0 : 1.6 * 2 ** 30), `Debian kernel ${release} (packages, image, symbols${haveSource ? '' : ', source'})`);
+  await ensureFreeSpace(
+    cacheDir,
+    needed.reduce((n, p) => n + p.size, 0) + packages.image.installedSize + vmlinuxFull + (haveSource ? 0 : 1.6 * 2 ** 30),
+    `Debian kernel ${release} (packages, image, symbols${haveSource ? '' : ', source'})`,
+  );
 
   const t0 = Date.now();
   await mkdir(downloads, { recursive: true });
@@ -119,20 +134,36 @@ async function acquire(release: string, cacheDir: string, dir: string, onProgres
     ensureDebianSource(packages.source.name, packages.version, cacheDir),
   ]);
   const configText = await readFile(path.join(dir, 'image', 'boot', `config-${release}`), 'utf8').catch(() => {
-    throw new SetupError('KERNEL_UNPACK_FAILED', `${packages.imagePackage} ${packages.version} has no boot/config-${release}: not a kernel image package`);
+    throw new SetupError(
+      'KERNEL_UNPACK_FAILED',
+      `${packages.imagePackage} ${packages.version} has no boot/config-${release}: not a kernel image package`,
+    );
   });
   await writeFile(path.join(dir, 'config'), buildableConfig(configText));
   const genInitCpio = path.join(dir, 'gen_init_cpio');
-  const cc = await execa('gcc', ['-O2', '-o', genInitCpio, path.join(sourceDir, 'usr', 'gen_init_cpio.c')], { reject: false, stdin: 'ignore' });
-  if (cc.exitCode !== 0) throw new SetupError('KERNEL_UNPACK_FAILED', `${sourceDir}/usr/gen_init_cpio.c did not compile (${cc.stderr.trim().split('\n').pop()}): is gcc installed?`);
+  const cc = await execa('gcc', ['-O2', '-o', genInitCpio, path.join(sourceDir, 'usr', 'gen_init_cpio.c')], {
+    reject: false,
+    stdin: 'ignore',
+  });
+  if (cc.exitCode !== 0)
+    throw new SetupError(
+      'KERNEL_UNPACK_FAILED',
+      `${sourceDir}/usr/gen_init_cpio.c did not compile (${cc.stderr.trim().split('\n').pop()}): is gcc installed?`,
+    );
   const t2 = Date.now();
 
   const kernel: DebianKernel = {
-    release, version: packages.version, imagePackage: packages.imagePackage, sourceDir,
-    config: path.join(dir, 'config'), vmlinux: path.join(dir, 'vmlinux'),
+    release,
+    version: packages.version,
+    imagePackage: packages.imagePackage,
+    sourceDir,
+    config: path.join(dir, 'config'),
+    vmlinux: path.join(dir, 'vmlinux'),
     vmlinuz: path.join(dir, 'image', 'boot', `vmlinuz-${release}`),
     modulesDir: path.join(dir, 'image', 'lib', 'modules', release, 'kernel'),
-    symvers: path.join(dir, 'Module.symvers'), cc: configCompiler(configText), genInitCpio,
+    symvers: path.join(dir, 'Module.symvers'),
+    cc: configCompiler(configText),
+    genInitCpio,
   };
   await writeFileAtomic(path.join(dir, 'kernel.json'), JSON.stringify({ layout: LAYOUT, ...kernel }, null, 2));
   return { kernel, timings: { download: t1 - t0, unpack: t2 - t1 } };
@@ -141,7 +172,7 @@ async function acquire(release: string, cacheDir: string, dir: string, onProgres
 const sourceDirOf = (cacheDir: string, name: string, version: string): string => path.join(cacheDir, 'src', `${name}_${version}`);
 
 async function installedTarballOf(name: string, version: string): Promise<string | undefined> {
-  return await installedVersion(name) === version ? `/usr/src/${name}.tar.xz` : undefined;
+  return (await installedVersion(name)) === version ? `/usr/src/${name}.tar.xz` : undefined;
 }
 
 async function unpackSource(from: Parameters<typeof unpackSourceTree>[0], dir: string): Promise<void> {
@@ -158,7 +189,11 @@ export async function ensureDebianSource(name: string, version: string, cacheDir
   const dir = sourceDirOf(cacheDir, name, version);
   if (await exists(path.join(dir, '.klpforge-unpacked'))) return dir;
   const p = await aptPackage(name, version);
-  if (p === undefined) throw new SetupError('KERNEL_PACKAGE_MISSING', `${name} ${version} is not in the archive apt knows: run apt-get update, or pick a version apt-cache madison ${name} lists`);
+  if (p === undefined)
+    throw new SetupError(
+      'KERNEL_PACKAGE_MISSING',
+      `${name} ${version} is not in the archive apt knows: run apt-get update, or pick a version apt-cache madison ${name} lists`,
+    );
   await mkdir(path.join(cacheDir, 'locks'), { recursive: true });
   const lock = await acquireLock(path.join(cacheDir, 'locks', `source-${name}_${version}.lock`));
   try {
@@ -167,7 +202,10 @@ export async function ensureDebianSource(name: string, version: string, cacheDir
     const tarball = await installedTarballOf(name, version);
     const downloads = path.join(cacheDir, 'debian', 'downloads');
     await mkdir(downloads, { recursive: true });
-    await unpackSource(tarball ? { tarball } : { deb: (await downloadPackage(p, downloads)).file, member: `./usr/src/${name}.tar.xz` }, dir);
+    await unpackSource(
+      tarball ? { tarball } : { deb: (await downloadPackage(p, downloads)).file, member: `./usr/src/${name}.tar.xz` },
+      dir,
+    );
     return dir;
   } finally {
     await lock.release();
@@ -189,19 +227,27 @@ interface ReleasePackages {
  * build is in the archive, with the same kernel.
  */
 async function resolvePackages(release: string, sourceName: string): Promise<ReleasePackages> {
-  const image = await aptPackage(`linux-image-${release}`) ?? await aptPackage(`linux-image-${release}-unsigned`);
+  const image = (await aptPackage(`linux-image-${release}`)) ?? (await aptPackage(`linux-image-${release}-unsigned`));
   if (image === undefined) {
-    const known = (await aptNames('linux-image-')).map((n) => n.slice('linux-image-'.length).replace(/-unsigned$/, ''))
+    const known = (await aptNames('linux-image-'))
+      .map((n) => n.slice('linux-image-'.length).replace(/-unsigned$/, ''))
       .filter((r) => RELEASE.test(r) && r.replace(/^[\d.]+-\d+/, '') === release.replace(/^[\d.]+-\d+/, ''));
     const newest = [...new Set(known)].sort(byAbi).slice(-3).reverse();
-    throw new SetupError('KERNEL_UNKNOWN', `debian:${release}: the Debian archive apt knows has no linux-image-${release}`
-      + (newest.length > 0 ? `; newest it has: ${newest.join(', ')}` : '') + ' (run apt-get update if the list is old)');
+    throw new SetupError(
+      'KERNEL_UNKNOWN',
+      `debian:${release}: the Debian archive apt knows has no linux-image-${release}` +
+        (newest.length > 0 ? `; newest it has: ${newest.join(', ')}` : '') +
+        ' (run apt-get update if the list is old)',
+    );
   }
   const at = async (name: string, why: string): Promise<AptPackage> => {
     const p = await aptPackage(name, image.version);
     if (p === undefined) {
-      throw new SetupError('KERNEL_PACKAGE_MISSING', `debian:${release}: ${name} ${image.version} is not in the archive apt knows, and ${why}: `
-        + 'pick a release the archive keeps whole, or pass -s/-c/-v for a kernel you have the files of');
+      throw new SetupError(
+        'KERNEL_PACKAGE_MISSING',
+        `debian:${release}: ${name} ${image.version} is not in the archive apt knows, and ${why}: ` +
+          'pick a release the archive keeps whole, or pass -s/-c/-v for a kernel you have the files of',
+      );
     }
     return p;
   };
@@ -223,7 +269,8 @@ function byAbi(a: string, b: string): number {
 
 /** The newest release of a flavour (`amd64`, `cloud-amd64`) the archive apt knows has an image for. */
 export async function newestDebianRelease(series: string, flavour: string): Promise<string | undefined> {
-  const releases = (await aptNames(`linux-image-${series}.0-`)).map((n) => n.slice('linux-image-'.length).replace(/-unsigned$/, ''))
+  const releases = (await aptNames(`linux-image-${series}.0-`))
+    .map((n) => n.slice('linux-image-'.length).replace(/-unsigned$/, ''))
     .filter((r) => RELEASE.test(r) && r.replace(/^[\d.]+-\d+-/, '') === flavour);
   return [...new Set(releases)].sort(byAbi).pop();
 }
@@ -249,7 +296,8 @@ export function configCompiler(text: string): string {
 /** The -dbg vmlinux without DWARF and relocations: every section, header and symbol the checks and klp relocations read. */
 async function stripDebug(from: string, to: string): Promise<void> {
   const r = await execa('objcopy', ['--strip-debug', '--remove-relocations=*', from, `${to}.part`], { reject: false, stdin: 'ignore' });
-  if (r.exitCode !== 0) throw new SetupError('KERNEL_UNPACK_FAILED', `${from}: objcopy --strip-debug failed (${r.stderr.trim().split('\n').pop()})`);
+  if (r.exitCode !== 0)
+    throw new SetupError('KERNEL_UNPACK_FAILED', `${from}: objcopy --strip-debug failed (${r.stderr.trim().split('\n').pop()})`);
   await rename(`${to}.part`, to);
 }
 
@@ -257,9 +305,14 @@ async function readStamp(dir: string): Promise<DebianKernel | undefined> {
   const text = await readFile(path.join(dir, 'kernel.json'), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const { layout, ...kernel } = JSON.parse(text) as DebianKernel & { layout: number };
-  return layout === LAYOUT && await exists(kernel.vmlinux) && await exists(path.join(kernel.sourceDir, '.klpforge-unpacked')) ? kernel : undefined;
+  return layout === LAYOUT && (await exists(kernel.vmlinux)) && (await exists(path.join(kernel.sourceDir, '.klpforge-unpacked')))
+    ? kernel
+    : undefined;
 }
 
 async function exists(p: string): Promise<boolean> {
-  return access(p).then(() => true, () => false);
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }

@@ -26,7 +26,10 @@ export async function modulesWithDependencies(modulesDir: string, names: readonl
     seen.add(key);
     const rel = byName.get(key);
     if (rel === undefined) {
-      throw new SetupError('KERNEL_PACKAGE_MISSING', `${wantedBy ? `${wantedBy} depends on ${name}, but ` : ''}the kernel has no module ${name} (not in ${path.dirname(modulesDir)}/modules.order): name a module it ships`);
+      throw new SetupError(
+        'KERNEL_PACKAGE_MISSING',
+        `${wantedBy ? `${wantedBy} depends on ${name}, but ` : ''}the kernel has no module ${name} (not in ${path.dirname(modulesDir)}/modules.order): name a module it ships`,
+      );
     }
     const file = path.join(modulesDir, rel);
     const info = (await ElfPeek.read(file)).section('.modinfo')?.data.toString('latin1') ?? '';

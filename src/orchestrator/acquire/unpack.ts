@@ -17,11 +17,17 @@ export async function extractMember(deb: string, member: string, dest: string): 
   await mkdir(dir, { recursive: true });
   try {
     // dpkg-deb dies of SIGPIPE once tar has what it wants: only tar's status counts.
-    const r = await execa('bash', ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x --occurrence=1 -C "$2" "$3"; exit ${PIPESTATUS[1]}', 'unpack', deb, dir, member],
-      { reject: false, stdin: 'ignore' });
+    const r = await execa(
+      'bash',
+      ['-c', 'dpkg-deb --fsys-tarfile "$1" | tar -x --occurrence=1 -C "$2" "$3"; exit ${PIPESTATUS[1]}', 'unpack', deb, dir, member],
+      { reject: false, stdin: 'ignore' },
+    );
     const got = path.join(dir, member);
     if (r.exitCode !== 0 || !(await exists(got))) {
-      throw new SetupError('KERNEL_UNPACK_FAILED', `${deb}: no ${member} in it (${lastLine(r.stderr) || `tar exited with ${r.exitCode}`}): delete the file so it is downloaded again`);
+      throw new SetupError(
+        'KERNEL_UNPACK_FAILED',
+        `${deb}: no ${member} in it (${lastLine(r.stderr) || `tar exited with ${r.exitCode}`}): delete the file so it is downloaded again`,
+      );
     }
     await rename(got, dest);
   } finally {
@@ -36,7 +42,10 @@ export async function extractAll(deb: string, dest: string): Promise<void> {
   const r = await execa('dpkg-deb', ['-x', deb, dir], { reject: false, stdin: 'ignore' });
   if (r.exitCode !== 0) {
     await rm(dir, { recursive: true, force: true });
-    throw new SetupError('KERNEL_UNPACK_FAILED', `${deb}: dpkg-deb -x failed (${lastLine(r.stderr)}): delete the file so it is downloaded again`);
+    throw new SetupError(
+      'KERNEL_UNPACK_FAILED',
+      `${deb}: dpkg-deb -x failed (${lastLine(r.stderr)}): delete the file so it is downloaded again`,
+    );
   }
   await rm(dest, { recursive: true, force: true });
   await rename(dir, dest);
@@ -52,15 +61,19 @@ export async function unpackSourceTree(from: { deb: string; member: string } | {
   const dir = `${dest}.part-${process.pid}`;
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const script = 'deb' in from
-    ? 'dpkg-deb --fsys-tarfile "$1" | tar -xO --occurrence=1 "$2" | tar -xJ -C "$3"; s=("${PIPESTATUS[@]}"); exit $(( s[1] | s[2] ))'
-    : 'tar -xf "$1" -C "$3"';
+  const script =
+    'deb' in from
+      ? 'dpkg-deb --fsys-tarfile "$1" | tar -xO --occurrence=1 "$2" | tar -xJ -C "$3"; s=("${PIPESTATUS[@]}"); exit $(( s[1] | s[2] ))'
+      : 'tar -xf "$1" -C "$3"';
   const args = 'deb' in from ? [from.deb, from.member, dir] : [from.tarball, '', dir];
   const r = await execa('bash', ['-c', script, 'unpack', ...args], { reject: false, stdin: 'ignore' });
   const top = r.exitCode === 0 ? await singleTopDir(dir) : undefined;
   if (top === undefined) {
     await rm(dir, { recursive: true, force: true });
-    throw new SetupError('KERNEL_UNPACK_FAILED', `${'deb' in from ? from.deb : from.tarball}: the kernel source did not unpack (${lastLine(r.stderr) || 'no single top directory'})`);
+    throw new SetupError(
+      'KERNEL_UNPACK_FAILED',
+      `${'deb' in from ? from.deb : from.tarball}: the kernel source did not unpack (${lastLine(r.stderr) || 'no single top directory'})`,
+    );
   }
   await rm(dest, { recursive: true, force: true });
   await rename(path.join(dir, top), dest);
@@ -78,14 +91,24 @@ export async function ensureFreeSpace(dir: string, bytes: number, what: string):
   const s = await statfs(dir);
   const free = s.bavail * s.bsize;
   if (free < bytes) {
-    throw new SetupError('DISK_TOO_SMALL',
-      `${dir} has ${gib(free)} free, but ${what} needs about ${gib(bytes)}: free space there or pass --cache-dir on a larger disk`);
+    throw new SetupError(
+      'DISK_TOO_SMALL',
+      `${dir} has ${gib(free)} free, but ${what} needs about ${gib(bytes)}: free space there or pass --cache-dir on a larger disk`,
+    );
   }
 }
 
 const gib = (n: number): string => `${(n / 2 ** 30).toFixed(1)} GiB`;
-const lastLine = (s: string): string => s.trim().split('\n').filter((l) => !l.includes('Broken pipe')).pop() ?? '';
+const lastLine = (s: string): string =>
+  s
+    .trim()
+    .split('\n')
+    .filter((l) => !l.includes('Broken pipe'))
+    .pop() ?? '';
 
 async function exists(p: string): Promise<boolean> {
-  return access(p).then(() => true, () => false);
+  return access(p).then(
+    () => true,
+    () => false,
+  );
 }

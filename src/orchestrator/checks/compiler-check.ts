@@ -36,16 +36,23 @@ export async function probeCompiler(o: CompilerProbeOptions): Promise<ElfIdentit
   const cc = o.cc ?? 'gcc';
   const dir = path.join(o.workDir, 'compiler-probe');
   await mkdir(dir, { recursive: true });
-  await writeFile(path.join(dir, 'probe.c'), '/* klpforge: which compiler builds the patch */\nint klpforge_compiler_probe(void) { return 0; }\n');
+  await writeFile(
+    path.join(dir, 'probe.c'),
+    '/* klpforge: which compiler builds the patch */\nint klpforge_compiler_probe(void) { return 0; }\n',
+  );
   const r = await o.runner.run([cc, '-c', 'probe.c', '-o', 'probe.o'], { cwd: dir });
   if (r.exitCode !== 0) {
-    throw new SetupError('COMPILER_UNUSABLE',
-      `${cc} could not compile an empty file (exit ${r.exitCode}): install the compiler that built the kernel, or check the runner's environment\n${relevantLines(`${r.stderr}\n${r.stdout}`)}`);
+    throw new SetupError(
+      'COMPILER_UNUSABLE',
+      `${cc} could not compile an empty file (exit ${r.exitCode}): install the compiler that built the kernel, or check the runner's environment\n${relevantLines(`${r.stderr}\n${r.stdout}`)}`,
+    );
   }
   const identity = await readElfIdentity(path.join(dir, 'probe.o'));
   if (compilerIds(identity).length === 0) {
-    throw new SetupError('COMPILER_UNUSABLE',
-      `${cc} wrote no compiler identity in .comment (${JSON.stringify(identity.comments)}): klpforge cannot tell which compiler it is; check the ${cc} in use`);
+    throw new SetupError(
+      'COMPILER_UNUSABLE',
+      `${cc} wrote no compiler identity in .comment (${JSON.stringify(identity.comments)}): klpforge cannot tell which compiler it is; check the ${cc} in use`,
+    );
   }
   return identity;
 }
@@ -56,7 +63,10 @@ export async function compilerVersionLine(o: Omit<CompilerProbeOptions, 'workDir
   const r = await o.runner.run([cc, '--version'], { cwd: o.cwd });
   const first = r.stdout.split('\n', 1)[0]!.trim();
   if (r.exitCode !== 0 || first === '') {
-    throw new SetupError('COMPILER_UNUSABLE', `'${cc} --version' failed (exit ${r.exitCode}): install the compiler that built the kernel\n${relevantLines(r.stderr)}`);
+    throw new SetupError(
+      'COMPILER_UNUSABLE',
+      `'${cc} --version' failed (exit ${r.exitCode}): install the compiler that built the kernel\n${relevantLines(r.stderr)}`,
+    );
   }
   return first;
 }
@@ -95,10 +105,16 @@ export function compareCompilers(target: ElfIdentity, patch: ElfIdentity): Compi
   const patchText = p.join(' + ');
   if (t.length === 1 && p.length === 1 && t[0] === p[0]) return { status: 'match', target: targetText, patch: patchText };
   return {
-    status: 'mismatch', target: targetText, patch: patchText,
+    status: 'mismatch',
+    target: targetText,
+    patch: patchText,
     problem: {
-      code: 'COMPILER_MISMATCH', severity: 'error', target: targetText, patch: patchText,
-      message: `compiler mismatch: ${target.file} was built by "${targetText}" but the patch would be built by "${patchText}"; ` +
+      code: 'COMPILER_MISMATCH',
+      severity: 'error',
+      target: targetText,
+      patch: patchText,
+      message:
+        `compiler mismatch: ${target.file} was built by "${targetText}" but the patch would be built by "${patchText}"; ` +
         'install the exact compiler that built the kernel (recommended), or pass --skip-compiler-check (unsafe: another compiler makes different code)',
     },
   };

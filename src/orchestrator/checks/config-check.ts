@@ -25,10 +25,7 @@ export interface ConfigRule {
 }
 
 export type ConfigProblemCode =
-  | 'CONFIG_REQUIRED_MISSING'
-  | 'CONFIG_RECOMMENDED_MISSING'
-  | 'CONFIG_FORBIDDEN_SET'
-  | 'CONFIG_DISCOURAGED_SET';
+  'CONFIG_REQUIRED_MISSING' | 'CONFIG_RECOMMENDED_MISSING' | 'CONFIG_FORBIDDEN_SET' | 'CONFIG_DISCOURAGED_SET';
 
 export interface ConfigProblem {
   code: ConfigProblemCode;
@@ -41,32 +38,79 @@ export interface ConfigProblem {
 
 export const CONFIG_RULES: readonly ConfigRule[] = [
   { kind: 'required', options: ['CONFIG_MODULES'], reason: 'a livepatch is a kernel module' },
-  { kind: 'required', options: ['CONFIG_LIVEPATCH'],
-    reason: 'the livepatch core (klp_enable_patch) is what registers the patch and switches tasks to the new functions' },
-  { kind: 'required', options: ['CONFIG_FUNCTION_TRACER'],
-    reason: "livepatch redirects calls through the ftrace hook the compiler puts at every function's entry" },
-  { kind: 'required', options: ['CONFIG_DYNAMIC_FTRACE'],
-    reason: "ftrace must be able to turn on the entry hook of single functions at run time, which is how a patched function's callers are redirected" },
-  { kind: 'required', options: ['CONFIG_KALLSYMS_ALL'],
-    reason: 'the livepatch core finds the non-exported functions and data the new code uses by name in kallsyms; without _ALL kallsyms has no data symbols' },
-  { kind: 'recommended', options: ['CONFIG_MODULE_UNLOAD'],
-    reason: 'without it a disabled livepatch module can never be removed, so replaced patches stay loaded until reboot' },
-  { kind: 'forbidden', options: ['CONFIG_GCC_PLUGIN_RANDSTRUCT', 'CONFIG_RANDSTRUCT_FULL', 'CONFIG_RANDSTRUCT_PERFORMANCE'],
-    reason: 'structure layouts are shuffled with a seed made afresh for each build, so objects compiled here would lay out structs differently from the running kernel' },
-  { kind: 'forbidden', options: ['CONFIG_GCC_PLUGIN_LATENT_ENTROPY'],
-    reason: 'the plugin mixes random per-build constants into instrumented functions, so they differ between any two builds and the patch cannot be told apart from that noise' },
-  { kind: 'forbidden', options: ['CONFIG_LD_DEAD_CODE_DATA_ELIMINATION'],
-    reason: 'the linker drops functions and data nothing references (--gc-sections), so the running kernel may lack code and data that the compiled objects have and the patch would call' },
-  { kind: 'forbidden', options: ['CONFIG_LTO_CLANG', 'CONFIG_LTO_CLANG_FULL', 'CONFIG_LTO_CLANG_THIN'],
-    reason: 'clang LTO is not supported: objects are LLVM bitcode and machine code is only made at link time across files, so there are no per-file objects to compare' },
-  { kind: 'discouraged', options: ['CONFIG_CC_IS_CLANG'],
-    reason: "clang-built kernels are experimental: the differ's knowledge of what the compiler does to code is built and tested on gcc" },
-  { kind: 'discouraged', options: ['CONFIG_DEBUG_INFO_SPLIT'],
-    reason: "split DWARF keeps each object's debug info in a .dwo file beside it; kpatch-build refuses it and klpforge is not tested with it" },
-  { kind: 'discouraged', options: ['CONFIG_DEBUG_INFO_BTF'],
-    reason: 'linking the original kernel runs pahole for BTF, which some pahole versions fail on the -ffunction-sections objects klpforge builds (kpatch-build disables BTF for this)' },
-  { kind: 'discouraged', options: ['CONFIG_MODULE_SIG_FORCE'],
-    reason: 'the kernel loads only signed modules: sign the livepatch module with the kernel\'s key (scripts/sign-file) before loading it' },
+  {
+    kind: 'required',
+    options: ['CONFIG_LIVEPATCH'],
+    reason: 'the livepatch core (klp_enable_patch) is what registers the patch and switches tasks to the new functions',
+  },
+  {
+    kind: 'required',
+    options: ['CONFIG_FUNCTION_TRACER'],
+    reason: "livepatch redirects calls through the ftrace hook the compiler puts at every function's entry",
+  },
+  {
+    kind: 'required',
+    options: ['CONFIG_DYNAMIC_FTRACE'],
+    reason:
+      "ftrace must be able to turn on the entry hook of single functions at run time, which is how a patched function's callers are redirected",
+  },
+  {
+    kind: 'required',
+    options: ['CONFIG_KALLSYMS_ALL'],
+    reason:
+      'the livepatch core finds the non-exported functions and data the new code uses by name in kallsyms; without _ALL kallsyms has no data symbols',
+  },
+  {
+    kind: 'recommended',
+    options: ['CONFIG_MODULE_UNLOAD'],
+    reason: 'without it a disabled livepatch module can never be removed, so replaced patches stay loaded until reboot',
+  },
+  {
+    kind: 'forbidden',
+    options: ['CONFIG_GCC_PLUGIN_RANDSTRUCT', 'CONFIG_RANDSTRUCT_FULL', 'CONFIG_RANDSTRUCT_PERFORMANCE'],
+    reason:
+      'structure layouts are shuffled with a seed made afresh for each build, so objects compiled here would lay out structs differently from the running kernel',
+  },
+  {
+    kind: 'forbidden',
+    options: ['CONFIG_GCC_PLUGIN_LATENT_ENTROPY'],
+    reason:
+      'the plugin mixes random per-build constants into instrumented functions, so they differ between any two builds and the patch cannot be told apart from that noise',
+  },
+  {
+    kind: 'forbidden',
+    options: ['CONFIG_LD_DEAD_CODE_DATA_ELIMINATION'],
+    reason:
+      'the linker drops functions and data nothing references (--gc-sections), so the running kernel may lack code and data that the compiled objects have and the patch would call',
+  },
+  {
+    kind: 'forbidden',
+    options: ['CONFIG_LTO_CLANG', 'CONFIG_LTO_CLANG_FULL', 'CONFIG_LTO_CLANG_THIN'],
+    reason:
+      'clang LTO is not supported: objects are LLVM bitcode and machine code is only made at link time across files, so there are no per-file objects to compare',
+  },
+  {
+    kind: 'discouraged',
+    options: ['CONFIG_CC_IS_CLANG'],
+    reason: "clang-built kernels are experimental: the differ's knowledge of what the compiler does to code is built and tested on gcc",
+  },
+  {
+    kind: 'discouraged',
+    options: ['CONFIG_DEBUG_INFO_SPLIT'],
+    reason:
+      "split DWARF keeps each object's debug info in a .dwo file beside it; kpatch-build refuses it and klpforge is not tested with it",
+  },
+  {
+    kind: 'discouraged',
+    options: ['CONFIG_DEBUG_INFO_BTF'],
+    reason:
+      'linking the original kernel runs pahole for BTF, which some pahole versions fail on the -ffunction-sections objects klpforge builds (kpatch-build disables BTF for this)',
+  },
+  {
+    kind: 'discouraged',
+    options: ['CONFIG_MODULE_SIG_FORCE'],
+    reason: "the kernel loads only signed modules: sign the livepatch module with the kernel's key (scripts/sign-file) before loading it",
+  },
 ];
 
 /** Every rule the config breaks, errors first, in table order within each severity. */

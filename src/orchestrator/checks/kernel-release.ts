@@ -38,12 +38,18 @@ export async function sourceKernelVersion(sourceDir: string): Promise<string> {
   try {
     text = await readFile(makefile, 'utf8');
   } catch {
-    throw new SetupError('SOURCE_NOT_USABLE', `${sourceDir}: no Makefile, so not a kernel source tree: pass the kernel's source dir with -s/--sourcedir`);
+    throw new SetupError(
+      'SOURCE_NOT_USABLE',
+      `${sourceDir}: no Makefile, so not a kernel source tree: pass the kernel's source dir with -s/--sourcedir`,
+    );
   }
   const field = (name: string): string | undefined => new RegExp(`^${name}\\s*=[ \\t]*(\\S*)[ \\t]*$`, 'm').exec(text)?.[1];
   const version = field('VERSION');
   if (!version) {
-    throw new SetupError('SOURCE_NOT_USABLE', `${makefile}: no VERSION line, so not the top Makefile of a kernel tree: pass the kernel's source dir with -s/--sourcedir`);
+    throw new SetupError(
+      'SOURCE_NOT_USABLE',
+      `${makefile}: no VERSION line, so not the top Makefile of a kernel tree: pass the kernel's source dir with -s/--sourcedir`,
+    );
   }
   const patchlevel = field('PATCHLEVEL');
   const sublevel = field('SUBLEVEL');
@@ -55,7 +61,11 @@ export async function sourceKernelVersion(sourceDir: string): Promise<string> {
  * kernelversion + localversion* files + CONFIG_LOCALVERSION + $LOCALVERSION +
  * an SCM suffix.
  */
-export async function expectedKernelRelease(sourceDir: string, config: KernelConfig, env: { LOCALVERSION?: string } = process.env): Promise<ExpectedRelease> {
+export async function expectedKernelRelease(
+  sourceDir: string,
+  config: KernelConfig,
+  env: { LOCALVERSION?: string } = process.env,
+): Promise<ExpectedRelease> {
   let release = await sourceKernelVersion(sourceDir);
   const names = (await readdir(sourceDir)).filter((n) => n.startsWith('localversion') && !n.includes('~')).sort();
   for (const name of names) {
@@ -74,7 +84,10 @@ export async function expectedKernelRelease(sourceDir: string, config: KernelCon
     else if (env.LOCALVERSION === undefined && scm !== '') release += '+';
     return { release, exact: true, from };
   }
-  const isGitTop = await stat(path.join(sourceDir, '.git')).then(() => true, () => false);
+  const isGitTop = await stat(path.join(sourceDir, '.git')).then(
+    () => true,
+    () => false,
+  );
   if (isGitTop && (auto || env.LOCALVERSION === undefined)) return { release, exact: false, from };
   return { release, exact: true, from };
 }
@@ -91,8 +104,12 @@ export function checkKernelRelease(vmlinux: { file: string; release: string }, e
   const ok = expected.exact ? vmlinux.release === expected.release : vmlinux.release.startsWith(expected.release);
   if (ok) return undefined;
   return {
-    code: 'VMLINUX_RELEASE_MISMATCH', severity: 'error', vmlinuxRelease: vmlinux.release, expected: expected.release,
-    message: `${vmlinux.file} is Linux ${vmlinux.release}, but ${expected.from} ${expected.exact ? 'builds' : 'builds a release starting with'} ${expected.release}: ` +
+    code: 'VMLINUX_RELEASE_MISMATCH',
+    severity: 'error',
+    vmlinuxRelease: vmlinux.release,
+    expected: expected.release,
+    message:
+      `${vmlinux.file} is Linux ${vmlinux.release}, but ${expected.from} ${expected.exact ? 'builds' : 'builds a release starting with'} ${expected.release}: ` +
       'pass the vmlinux of the kernel this source and config built (the module would only load into that kernel), or the source and config of this vmlinux',
   };
 }

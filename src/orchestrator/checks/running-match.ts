@@ -67,13 +67,14 @@ export interface MatchProblem {
 /** The first function of `obj` that the running kernel does not have as compiled here, if any. */
 export function firstMismatch(obj: ElfObject, object: string, running: RunningSymbols): MatchProblem | undefined {
   const sourceFile = obj.symbols.find((s) => s.type === STT.FILE)?.name;
-  const funcs = obj.symbols.filter((s) => s.type === STT.FUNC && s.shndx !== 0 && s.bind !== STB.WEAK && s.size > 0n
-    && !obj.sections[s.shndx]?.name.startsWith('.discard'));
+  const funcs = obj.symbols.filter(
+    (s) =>
+      s.type === STT.FUNC && s.shndx !== 0 && s.bind !== STB.WEAK && s.size > 0n && !obj.sections[s.shndx]?.name.startsWith('.discard'),
+  );
   const locals = funcs.filter((s) => s.bind === STB.LOCAL);
   // Several files share a basename (core.c): the block holding the most of these locals is this one's.
-  const blocks = sourceFile ? running.files.get(sourceFile) ?? [] : [];
-  const block = blocks.length === 0 ? undefined
-    : blocks.reduce((best, b) => (score(b, locals) > score(best, locals) ? b : best));
+  const blocks = sourceFile ? (running.files.get(sourceFile) ?? []) : [];
+  const block = blocks.length === 0 ? undefined : blocks.reduce((best, b) => (score(b, locals) > score(best, locals) ? b : best));
   for (const f of funcs) {
     const table = running.files.size === 0 ? running.all : f.bind === STB.LOCAL ? block : running.globals;
     const sizes = table?.get(f.name);
@@ -82,13 +83,18 @@ export function firstMismatch(obj: ElfObject, object: string, running: RunningSy
     const padding = align > FUNCTION_ALIGN ? 4n * align : 0n;
     if (sizes !== undefined && sizes.some((n) => n <= f.size + padding && n >= f.size - slack - padding)) continue;
     const there = sizes?.[0];
-    const what = there === undefined
-      ? `${f.name} is not in the running kernel (${running.label}${f.bind === STB.LOCAL && sourceFile ? `, among ${sourceFile}'s functions` : ''})`
-      : `${f.name} is ${f.size} bytes compiled here but ${there} bytes in the running kernel (${running.label})`;
+    const what =
+      there === undefined
+        ? `${f.name} is not in the running kernel (${running.label}${f.bind === STB.LOCAL && sourceFile ? `, among ${sourceFile}'s functions` : ''})`
+        : `${f.name} is ${f.size} bytes compiled here but ${there} bytes in the running kernel (${running.label})`;
     return {
-      object, symbol: f.name, compiled: f.size, ...(there !== undefined ? { running: there } : {}),
-      message: `${object}: ${what}: the source, config or compiler is not the running kernel's, and a livepatch made from it would carry code for another kernel; `
-        + 'use the exact source and .config of the running kernel (with --kernel debian:RELEASE klpforge fetches both)',
+      object,
+      symbol: f.name,
+      compiled: f.size,
+      ...(there !== undefined ? { running: there } : {}),
+      message:
+        `${object}: ${what}: the source, config or compiler is not the running kernel's, and a livepatch made from it would carry code for another kernel; ` +
+        'use the exact source and .config of the running kernel (with --kernel debian:RELEASE klpforge fetches both)',
     };
   }
   return undefined;

@@ -26,7 +26,17 @@ export interface VmlinuxInfo extends ElfIdentity {
 /** The .comment strings of an ELF object, module or vmlinux. */
 export function elfIdentity(obj: ElfPeek, file: string): ElfIdentity {
   const data = obj.section('.comment')?.data;
-  const comments = data ? [...new Set(data.toString('latin1').split('\0').map((s) => s.trim()).filter((s) => s !== ''))] : [];
+  const comments = data
+    ? [
+        ...new Set(
+          data
+            .toString('latin1')
+            .split('\0')
+            .map((s) => s.trim())
+            .filter((s) => s !== ''),
+        ),
+      ]
+    : [];
   return { file, comments, gcc: comments.filter((s) => s.startsWith('GCC:')) };
 }
 
@@ -75,8 +85,10 @@ export async function readVmlinux(file: string): Promise<{ info: VmlinuxInfo; by
   const obj = await readElf(file);
   const banner = kernelBanner(obj);
   if (banner === undefined) {
-    throw new SetupError('VMLINUX_NOT_A_KERNEL',
-      `${file}: no "Linux version" banner in its .rodata, so not a Linux kernel image: pass the vmlinux of the kernel being patched`);
+    throw new SetupError(
+      'VMLINUX_NOT_A_KERNEL',
+      `${file}: no "Linux version" banner in its .rodata, so not a Linux kernel image: pass the vmlinux of the kernel being patched`,
+    );
   }
   const release = banner.slice(BANNER_PREFIX.length).split(/\s/, 1)[0]!;
   return { info: { ...elfIdentity(obj, file), banner, release }, bytes: obj.bytes };
@@ -86,15 +98,19 @@ async function readElf(file: string): Promise<ElfPeek> {
   try {
     await access(file);
   } catch (e) {
-    throw new SetupError('VMLINUX_NOT_FOUND', `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)}): pass an existing vmlinux with -v/--vmlinux`);
+    throw new SetupError(
+      'VMLINUX_NOT_FOUND',
+      `${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? String(e)}): pass an existing vmlinux with -v/--vmlinux`,
+    );
   }
   try {
     return await ElfPeek.read(file);
   } catch (e) {
     if (!(e instanceof ElfError)) throw e;
-    const hint = e.code === 'ELF_NOT_ELF'
-      ? 'pass the uncompressed ELF vmlinux (e.g. /usr/lib/debug/boot/vmlinux-RELEASE), not bzImage or vmlinuz'
-      : 'pass an intact vmlinux';
+    const hint =
+      e.code === 'ELF_NOT_ELF'
+        ? 'pass the uncompressed ELF vmlinux (e.g. /usr/lib/debug/boot/vmlinux-RELEASE), not bzImage or vmlinuz'
+        : 'pass an intact vmlinux';
     throw new SetupError('VMLINUX_NOT_A_KERNEL', `${e.message}: ${hint}`);
   }
 }

@@ -48,17 +48,26 @@ export async function buildIndex(buildDir: string, options: BuildIndexOptions = 
   const recordedSourceDir = await recordedSourceTree(absBuild);
   const cmdFiles = await findCmdFiles(absBuild);
   const limit = pLimit(options.concurrency ?? 2);
-  const parsed = await Promise.all(cmdFiles.map(({ rel, object }) => limit(async () => {
-    const file = path.join(absBuild, rel);
-    return parseKbuildCmd(await readFile(file, 'utf8'), object, file);
-  })));
+  const parsed = await Promise.all(
+    cmdFiles.map(({ rel, object }) =>
+      limit(async () => {
+        const file = path.join(absBuild, rel);
+        return parseKbuildCmd(await readFile(file, 'utf8'), object, file);
+      }),
+    ),
+  );
   const records: KbuildCompileRecord[] = [];
   for (const entry of parsed) if (entry.kind === 'compile') records.push(entry.record);
   return assembleIndex(absBuild, recordedSourceDir, records, parsed.length - records.length);
 }
 
 /** The maps of a BuildIndex from its compile records (read from .cmd files, or from a stored index). */
-function assembleIndex(absBuild: string, recordedSourceDir: string, records: readonly KbuildCompileRecord[], skippedCmdFiles: number): BuildIndex {
+function assembleIndex(
+  absBuild: string,
+  recordedSourceDir: string,
+  records: readonly KbuildCompileRecord[],
+  skippedCmdFiles: number,
+): BuildIndex {
   const sourcePrefix = recordedSourceDir.endsWith('/') ? recordedSourceDir : `${recordedSourceDir}/`;
   // fixdep already writes clean paths: normalise only the rare one with . or .. in it. Each
   // object lists ~500 files, mostly the same headers: answers are kept (700,000 calls, ~3,000 paths).
@@ -93,8 +102,10 @@ function assembleIndex(absBuild: string, recordedSourceDir: string, records: rea
     }
   }
   if (objects.size === 0) {
-    throw new OrchestratorError('ORCH_NOT_A_BUILD_DIR',
-      `${absBuild}: no compiled objects recorded (no .*.o.cmd files with a source_ line): pass a kernel build dir after a complete make`);
+    throw new OrchestratorError(
+      'ORCH_NOT_A_BUILD_DIR',
+      `${absBuild}: no compiled objects recorded (no .*.o.cmd files with a source_ line): pass a kernel build dir after a complete make`,
+    );
   }
   return { buildDir: absBuild, recordedSourceDir, objects, bySource, byDependency, skippedCmdFiles };
 }
@@ -133,10 +144,12 @@ interface StoredIndex {
  */
 export async function buildStamp(buildDir: string): Promise<string> {
   const abs = path.resolve(buildDir);
-  const parts = await Promise.all(['vmlinux.o', 'Module.symvers', 'modules.order', '.config'].map(async (f) => {
-    const st = await stat(path.join(abs, f), { bigint: true }).catch(() => undefined);
-    return st ? `${f}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}` : `${f}:-`;
-  }));
+  const parts = await Promise.all(
+    ['vmlinux.o', 'Module.symvers', 'modules.order', '.config'].map(async (f) => {
+      const st = await stat(path.join(abs, f), { bigint: true }).catch(() => undefined);
+      return st ? `${f}:${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}` : `${f}:-`;
+    }),
+  );
   return [abs, ...parts].join('\n');
 }
 
@@ -145,15 +158,26 @@ export function serializeIndex(index: BuildIndex, stamp: string): string {
   const paths: string[] = [];
   const pathNumber = (p: string): number => {
     let n = pathNumbers.get(p);
-    if (n === undefined) { n = paths.length; paths.push(p); pathNumbers.set(p, n); }
+    if (n === undefined) {
+      n = paths.length;
+      paths.push(p);
+      pathNumbers.set(p, n);
+    }
     return n;
   };
   const objectNumbers = new Map([...index.objects.keys()].map((o, i) => [o, i]));
-  const map = (m: Map<SourcePath, ObjectPath[]>): Array<[string, number[]]> => [...m].map(([k, v]) => [k, v.map((o) => objectNumbers.get(o)!)]);
+  const map = (m: Map<SourcePath, ObjectPath[]>): Array<[string, number[]]> =>
+    [...m].map(([k, v]) => [k, v.map((o) => objectNumbers.get(o)!)]);
   const stored: StoredIndex = {
-    format: STORED_INDEX_FORMAT, stamp, buildDir: index.buildDir, recordedSourceDir: index.recordedSourceDir, skippedCmdFiles: index.skippedCmdFiles,
+    format: STORED_INDEX_FORMAT,
+    stamp,
+    buildDir: index.buildDir,
+    recordedSourceDir: index.recordedSourceDir,
+    skippedCmdFiles: index.skippedCmdFiles,
     objects: [...index.objects.values()].map((r) => [r.object, r.command, r.source, r.sourceInTree, r.deps.map(pathNumber)]),
-    paths, bySource: map(index.bySource), byDependency: map(index.byDependency),
+    paths,
+    bySource: map(index.bySource),
+    byDependency: map(index.byDependency),
   };
   return JSON.stringify(stored);
 }
@@ -178,7 +202,8 @@ export function deserializeIndex(text: string, stamp: string): BuildIndex | unde
   for (const [object, command, source, sourceInTree, depNumbers] of s.objects) {
     const record = { object, command, source, sourceInTree, livepatch: livepatchability(object, source, command) } as IndexedObject;
     Object.defineProperty(record, 'deps', {
-      enumerable: true, configurable: true,
+      enumerable: true,
+      configurable: true,
       get(): string[] {
         const deps = depNumbers.map((n) => paths[n]!);
         Object.defineProperty(record, 'deps', { value: deps, enumerable: true, writable: true, configurable: true });
@@ -187,10 +212,15 @@ export function deserializeIndex(text: string, stamp: string): BuildIndex | unde
     });
     objects.set(object, record);
   }
-  const map = (entries: Array<[string, number[]]>): Map<SourcePath, ObjectPath[]> => new Map(entries.map(([k, v]) => [k, v.map((n) => names[n]!)]));
+  const map = (entries: Array<[string, number[]]>): Map<SourcePath, ObjectPath[]> =>
+    new Map(entries.map(([k, v]) => [k, v.map((n) => names[n]!)]));
   return {
-    buildDir: s.buildDir, recordedSourceDir: s.recordedSourceDir, objects,
-    bySource: map(s.bySource), byDependency: map(s.byDependency), skippedCmdFiles: s.skippedCmdFiles,
+    buildDir: s.buildDir,
+    recordedSourceDir: s.recordedSourceDir,
+    objects,
+    bySource: map(s.bySource),
+    byDependency: map(s.byDependency),
+    skippedCmdFiles: s.skippedCmdFiles,
   };
 }
 
@@ -237,15 +267,19 @@ async function recordedSourceTree(absBuild: string): Promise<string> {
   try {
     await stat(path.join(absBuild, 'Makefile'));
   } catch {
-    throw new OrchestratorError('ORCH_NOT_A_BUILD_DIR',
-      `${absBuild}: not a kernel build dir (no Makefile): pass the directory given as O= to make`);
+    throw new OrchestratorError(
+      'ORCH_NOT_A_BUILD_DIR',
+      `${absBuild}: not a kernel build dir (no Makefile): pass the directory given as O= to make`,
+    );
   }
   let link: string;
   try {
     link = await readlink(path.join(absBuild, 'source'));
   } catch {
-    throw new OrchestratorError('ORCH_NOT_A_BUILD_DIR',
-      `${absBuild}: no 'source' link, so not an out-of-tree build: build the original kernel with make O=DIR and pass DIR`);
+    throw new OrchestratorError(
+      'ORCH_NOT_A_BUILD_DIR',
+      `${absBuild}: no 'source' link, so not an out-of-tree build: build the original kernel with make O=DIR and pass DIR`,
+    );
   }
   return path.resolve(absBuild, link);
 }

@@ -38,24 +38,51 @@ export interface IncludeScanOptions {
 }
 
 /** Where kbuild looks for the top-level directories' objects (the top Makefile's core-y, drivers-y, libs-y …). */
-const TOP_DIRS = ['init', 'usr', 'kernel', 'certs', 'mm', 'fs', 'ipc', 'security', 'crypto', 'block', 'io_uring', 'drivers', 'sound', 'net', 'lib', 'virt', 'samples'];
+const TOP_DIRS = [
+  'init',
+  'usr',
+  'kernel',
+  'certs',
+  'mm',
+  'fs',
+  'ipc',
+  'security',
+  'crypto',
+  'block',
+  'io_uring',
+  'drivers',
+  'sound',
+  'net',
+  'lib',
+  'virt',
+  'samples',
+];
 const SCAN_FORMAT = 2;
 const INCLUDE = /^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]/gm;
 
 export async function includeScan(o: IncludeScanOptions): Promise<IncludeScan> {
   const file = path.join(o.buildDir, '.klpforge-include-scan.json');
-  const stored = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { format: number; objects: [string, string][]; targets: [string, string][]; includers: [string, string[]][] }, () => undefined);
-  if (stored?.format === SCAN_FORMAT) return { objects: new Map(stored.objects), targets: new Map(stored.targets), includers: new Map(stored.includers) };
+  const stored = await readFile(file, 'utf8').then(
+    (t) => JSON.parse(t) as { format: number; objects: [string, string][]; targets: [string, string][]; includers: [string, string[]][] },
+    () => undefined,
+  );
+  if (stored?.format === SCAN_FORMAT)
+    return { objects: new Map(stored.objects), targets: new Map(stored.targets), includers: new Map(stored.includers) };
   const { objects, targets } = await configuredObjects(o);
   const includers = await includeGraph([...new Set(objects.values())], o);
   await mkdir(path.dirname(file), { recursive: true });
-  await writeFile(`${file}.${process.pid}`, JSON.stringify({ format: SCAN_FORMAT, objects: [...objects], targets: [...targets], includers: [...includers] }));
+  await writeFile(
+    `${file}.${process.pid}`,
+    JSON.stringify({ format: SCAN_FORMAT, objects: [...objects], targets: [...targets], includers: [...includers] }),
+  );
   await rename(`${file}.${process.pid}`, file);
   return { objects, targets, includers };
 }
 
 /** Every object the configuration builds, from each directory's Makefile (membership.ts), with the .c or .S it is made from. */
-async function configuredObjects(o: IncludeScanOptions): Promise<{ objects: Map<ObjectPath, SourcePath>; targets: Map<ObjectPath, string> }> {
+async function configuredObjects(
+  o: IncludeScanOptions,
+): Promise<{ objects: Map<ObjectPath, SourcePath>; targets: Map<ObjectPath, string> }> {
   const limit = pLimit(Math.max(2, o.jobs ?? 2) * 2);
   const out = new Map<ObjectPath, SourcePath>();
   const targets = new Map<ObjectPath, string>();
@@ -75,23 +102,37 @@ async function configuredObjects(o: IncludeScanOptions): Promise<{ objects: Map<
 async function includeGraph(sources: readonly SourcePath[], o: IncludeScanOptions): Promise<Map<string, string[]>> {
   const roots = [
     { prefix: '', dir: o.sourceDir, subdirs: [`arch/${o.arch}/include`, 'include', `arch/${o.arch}/include/uapi`, 'include/uapi'] },
-    { prefix: '@build/', dir: o.buildDir, subdirs: [`arch/${o.arch}/include/generated`, 'include/generated', `arch/${o.arch}/include/generated/uapi`, 'include/generated/uapi'] },
+    {
+      prefix: '@build/',
+      dir: o.buildDir,
+      subdirs: [`arch/${o.arch}/include/generated`, 'include/generated', `arch/${o.arch}/include/generated/uapi`, 'include/generated/uapi'],
+    },
   ];
-  const read = (f: string): Promise<string | undefined> => readFile(f.startsWith('@build/') ? path.join(o.buildDir, f.slice(7)) : path.join(o.sourceDir, f), 'utf8').catch(() => undefined);
+  const read = (f: string): Promise<string | undefined> =>
+    readFile(f.startsWith('@build/') ? path.join(o.buildDir, f.slice(7)) : path.join(o.sourceDir, f), 'utf8').catch(() => undefined);
   const exists = new Map<string, Promise<boolean>>();
   const isFile = (f: string): Promise<boolean> => {
     let e = exists.get(f);
-    if (!e) { e = read(f).then((t) => t !== undefined); exists.set(f, e); }
+    if (!e) {
+      e = read(f).then((t) => t !== undefined);
+      exists.set(f, e);
+    }
     return e;
   };
   const resolve = async (from: string, quote: string, name: string): Promise<string[]> => {
     const candidates: string[] = [];
     if (quote === '"') {
       const base = from.startsWith('@build/') ? `@build/${path.posix.dirname(from.slice(7))}` : path.posix.dirname(from);
-      candidates.push(base.startsWith('@build/') ? `@build/${path.posix.normalize(path.posix.join(base.slice(7), name))}` : path.posix.normalize(path.posix.join(base, name)));
+      candidates.push(
+        base.startsWith('@build/')
+          ? `@build/${path.posix.normalize(path.posix.join(base.slice(7), name))}`
+          : path.posix.normalize(path.posix.join(base, name)),
+      );
     }
     for (const r of roots) for (const d of r.subdirs) candidates.push(`${r.prefix}${path.posix.normalize(path.posix.join(d, name))}`);
-    const hits = await Promise.all(candidates.filter((c) => !c.includes('../') && !c.startsWith('..')).map(async (c) => ((await isFile(c)) ? c : undefined)));
+    const hits = await Promise.all(
+      candidates.filter((c) => !c.includes('../') && !c.startsWith('..')).map(async (c) => ((await isFile(c)) ? c : undefined)),
+    );
     return hits.filter((h): h is string => h !== undefined);
   };
 
@@ -105,13 +146,17 @@ async function includeGraph(sources: readonly SourcePath[], o: IncludeScanOption
     if (text === undefined) return;
     const next: Promise<void>[] = [];
     for (const m of text.matchAll(INCLUDE)) {
-      next.push(resolve(file, m[1]!, m[2]!.trim()).then(async (targets) => {
-        for (const t of targets) {
-          const list = includers.get(t);
-          if (list) { if (!list.includes(file)) list.push(file); } else includers.set(t, [file]);
-          await scan(t);
-        }
-      }));
+      next.push(
+        resolve(file, m[1]!, m[2]!.trim()).then(async (targets) => {
+          for (const t of targets) {
+            const list = includers.get(t);
+            if (list) {
+              if (!list.includes(file)) list.push(file);
+            } else includers.set(t, [file]);
+            await scan(t);
+          }
+        }),
+      );
     }
     await Promise.all(next);
   };
@@ -125,7 +170,10 @@ export function objectsReaching(scan: IncludeScan, files: readonly SourcePath[])
   const queue = [...files];
   while (queue.length > 0) {
     for (const by of scan.includers.get(queue.pop()!) ?? []) {
-      if (!reached.has(by)) { reached.add(by); queue.push(by); }
+      if (!reached.has(by)) {
+        reached.add(by);
+        queue.push(by);
+      }
     }
   }
   const out: ObjectPath[] = [];

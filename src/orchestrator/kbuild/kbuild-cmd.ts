@@ -33,9 +33,7 @@ export interface KbuildCompileRecord {
  * kbuild also tracks: links (`ld -r`), host tools built by their own makefiles
  * (tools/objtool records absolute object paths). Only compiles can be replayed.
  */
-export type KbuildCmdFile =
-  | { kind: 'compile'; record: KbuildCompileRecord }
-  | { kind: 'other'; reason: string };
+export type KbuildCmdFile = { kind: 'compile'; record: KbuildCompileRecord } | { kind: 'other'; reason: string };
 
 /** `fs/proc/.cmdline.o.cmd` → `fs/proc/cmdline.o`; null for any other file name. */
 export function objectForCmdFile(relCmdFile: string): string | null {
@@ -94,8 +92,10 @@ export function parseKbuildCmd(text: string, expectedObject: string, fileForErro
   }
   if (source === undefined) return { kind: 'other', reason: 'records no source file (a link, not a compile)' };
   if (source === '') {
-    throw new OrchestratorError('ORCH_BAD_CMD_FILE',
-      `${fileForErrors}: empty source_ line; the build directory looks damaged: rebuild it with make`);
+    throw new OrchestratorError(
+      'ORCH_BAD_CMD_FILE',
+      `${fileForErrors}: empty source_ line; the build directory looks damaged: rebuild it with make`,
+    );
   }
   // Replayed commands name the object (and its dep and temporary files) as the index does: the spelled
   // directory is the same directory. Only build-relative paths: the source's own spelling stays, since

@@ -31,8 +31,11 @@ const PLAIN_VALUE = /^(?:[ymn]|-?\d+|0[xX][0-9a-fA-F]+)$/;
 const STRING_VALUE = /^"((?:[^"\\]|\\.)*)"$/;
 
 export function parseKernelConfig(text: string, file = '.config'): KernelConfig {
-  const notAConfig = (why: string): SetupError => new SetupError('CONFIG_NOT_A_CONFIG',
-    `${file}: not a kernel .config (${why}): pass the .config of the kernel being patched (e.g. /boot/config-$(uname -r))`);
+  const notAConfig = (why: string): SetupError =>
+    new SetupError(
+      'CONFIG_NOT_A_CONFIG',
+      `${file}: not a kernel .config (${why}): pass the .config of the kernel being patched (e.g. /boot/config-$(uname -r))`,
+    );
   if (text.includes('\0')) throw notAConfig('binary data');
 
   const options = new Map<string, string>();
@@ -67,9 +70,15 @@ export async function readKernelConfig(file: string): Promise<KernelConfig> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') {
-      throw new SetupError('CONFIG_NOT_A_CONFIG', `${file}: is a directory: pass the .config file itself (e.g. ${file.replace(/\/+$/, '')}/.config)`);
+      throw new SetupError(
+        'CONFIG_NOT_A_CONFIG',
+        `${file}: is a directory: pass the .config file itself (e.g. ${file.replace(/\/+$/, '')}/.config)`,
+      );
     }
-    throw new SetupError('CONFIG_NOT_FOUND', `${file}: cannot read the kernel config (${code ?? String(e)}): pass an existing .config with -c/--config`);
+    throw new SetupError(
+      'CONFIG_NOT_FOUND',
+      `${file}: cannot read the kernel config (${code ?? String(e)}): pass an existing .config with -c/--config`,
+    );
   }
   return parseKernelConfig(text, file);
 }
@@ -92,14 +101,20 @@ export function isEnabled(config: KernelConfig, option: string): boolean {
  * the same as absence) do not change it, so the cache key does not either.
  */
 export function canonicalConfig(config: KernelConfig): string {
-  return [...config.options].filter(([, v]) => v !== 'n').map(([k, v]) => `${k}=${v}`).sort().join('\n');
+  return [...config.options]
+    .filter(([, v]) => v !== 'n')
+    .map(([k, v]) => `${k}=${v}`)
+    .sort()
+    .join('\n');
 }
 
 /** Options whose value differs between two configs (absent and `n` are the same): what olddefconfig changed. */
 export function configDifferences(before: KernelConfig, after: KernelConfig): Array<{ option: string; before: string; after: string }> {
   const names = new Set([...before.options.keys(), ...after.options.keys()]);
   const value = (c: KernelConfig, k: string): string => c.options.get(k) ?? 'n';
-  return [...names].filter((k) => value(before, k) !== value(after, k)).sort()
+  return [...names]
+    .filter((k) => value(before, k) !== value(after, k))
+    .sort()
     .map((option) => ({ option, before: value(before, option), after: value(after, option) }));
 }
 

@@ -38,7 +38,9 @@ export class LogProgress {
   }
 
   start(intervalMs = 500): void {
-    this.timer = setInterval(() => { this.reading = this.reading.then(() => this.read()).catch(() => undefined); }, intervalMs);
+    this.timer = setInterval(() => {
+      this.reading = this.reading.then(() => this.read()).catch(() => undefined);
+    }, intervalMs);
   }
 
   /** Stops polling and reads what is left, so the final count is exact. */

@@ -39,17 +39,33 @@ export interface MembershipOptions {
 const PRINT = 'klpforge-members: ; @printf "%s\\n" "y: $(real-obj-y)" "m: $(real-obj-m)" "d: $(subdir-ym)"';
 
 export async function dirMembers(dir: string, o: MembershipOptions): Promise<DirMembers> {
-  const argv = ['make', '-s', '--no-print-directory', '-f', path.join(o.sourceDir, 'scripts/Makefile.build'),
-    `obj=${dir}`, `srctree=${o.sourceDir}`, 'KBUILD_BUILTIN=1', 'KBUILD_MODULES=1', ...(o.makeVars ?? []), `--eval=${PRINT}`, 'klpforge-members'];
+  const argv = [
+    'make',
+    '-s',
+    '--no-print-directory',
+    '-f',
+    path.join(o.sourceDir, 'scripts/Makefile.build'),
+    `obj=${dir}`,
+    `srctree=${o.sourceDir}`,
+    'KBUILD_BUILTIN=1',
+    'KBUILD_MODULES=1',
+    ...(o.makeVars ?? []),
+    `--eval=${PRINT}`,
+    'klpforge-members',
+  ];
   const r = await o.runner.run(argv, { cwd: o.buildDir });
   const spelled = new Map<ObjectPath, string>();
   const field = (k: string): string[] => {
     const line = r.stdout.split('\n').find((l) => l.startsWith(`${k}: `));
-    return (line ?? '').slice(k.length + 2).split(/\s+/).filter((w) => w !== '').map((w) => {
-      const normal = path.posix.normalize(w);
-      if (normal !== w) spelled.set(normal, w);
-      return normal;
-    });
+    return (line ?? '')
+      .slice(k.length + 2)
+      .split(/\s+/)
+      .filter((w) => w !== '')
+      .map((w) => {
+        const normal = path.posix.normalize(w);
+        if (normal !== w) spelled.set(normal, w);
+        return normal;
+      });
   };
   // A directory without a Makefile (or one make cannot read) builds nothing.
   if (r.exitCode !== 0) return { dir, builtin: new Set(), modular: new Set(), subdirs: new Set(), spelled };
@@ -70,11 +86,18 @@ export async function objectMembership(objects: readonly ObjectPath[], o: Member
   for (const obj of objects) for (const d of ancestors(path.posix.dirname(obj))) dirs.add(d);
   const limit = pLimit(o.jobs ?? 2);
   const members = new Map<string, DirMembers>();
-  await Promise.all([...dirs].map((d) => limit(async () => { members.set(d, await dirMembers(d, o)); })));
+  await Promise.all(
+    [...dirs].map((d) =>
+      limit(async () => {
+        members.set(d, await dirMembers(d, o));
+      }),
+    ),
+  );
   return objects.map((object): Membership => {
     const chain = ancestors(path.posix.dirname(object));
     for (let i = 1; i < chain.length; i++) {
-      if (!members.get(chain[i - 1]!)!.subdirs.has(chain[i]!)) return { object, built: false, why: `${chain[i - 1]}/Makefile does not descend into ${chain[i]}/ with this config` };
+      if (!members.get(chain[i - 1]!)!.subdirs.has(chain[i]!))
+        return { object, built: false, why: `${chain[i - 1]}/Makefile does not descend into ${chain[i]}/ with this config` };
     }
     const own = members.get(chain[chain.length - 1]!)!;
     if (own.builtin.has(object)) return { object, built: 'vmlinux' };

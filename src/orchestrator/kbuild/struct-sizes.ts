@@ -34,7 +34,7 @@ const BUG_LINE_GUARD = 'defined(CONFIG_GENERIC_BUG) && defined(CONFIG_DEBUG_BUGV
 export function probeSource(): string {
   const rows = [...PROBES.map(([, expr, guard]) => [expr, guard] as const), ['offsetof(struct bug_entry, line)', BUG_LINE_GUARD] as const];
   return [
-    '// klpforge: sizes of the kernel\'s special-section entries, read back from .klpforge.sizes.',
+    "// klpforge: sizes of the kernel's special-section entries, read back from .klpforge.sizes.",
     '#include <linux/module.h>',
     '#include <linux/bug.h>',
     '#include <linux/jump_label.h>',
@@ -58,26 +58,42 @@ export function probeSource(): string {
 }
 
 /** Compiles the probe in `workDir` against `buildDir` (make -C BUILD M=DIR probe.o) and reads the sizes back. */
-export async function probeStructSizes(buildDir: string, workDir: string, runner: Runner = new HostRunner(), makeVars: readonly string[] = []): Promise<StructSizes> {
+export async function probeStructSizes(
+  buildDir: string,
+  workDir: string,
+  runner: Runner = new HostRunner(),
+  makeVars: readonly string[] = [],
+): Promise<StructSizes> {
   const dir = path.join(workDir, 'struct-probe');
   await mkdir(dir, { recursive: true });
   await writeFile(path.join(dir, 'klpforge_probe.c'), probeSource());
   await writeFile(path.join(dir, 'Kbuild'), 'obj-m += klpforge_probe.o\n');
   const r = await runner.run(['make', '-C', buildDir, `M=${dir}`, ...makeVars, 'klpforge_probe.o'], { cwd: dir });
   if (r.exitCode !== 0) {
-    const lines = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => /error|Error/.test(l)).slice(0, 8).join('\n');
-    throw new OrchestratorError('ORCH_PROBE_FAILED',
-      `could not compile the struct-size probe against ${buildDir}: check the build tree is complete (make modules_prepare)\n${lines}`);
+    const lines = `${r.stdout}\n${r.stderr}`
+      .split('\n')
+      .filter((l) => /error|Error/.test(l))
+      .slice(0, 8)
+      .join('\n');
+    throw new OrchestratorError(
+      'ORCH_PROBE_FAILED',
+      `could not compile the struct-size probe against ${buildDir}: check the build tree is complete (make modules_prepare)\n${lines}`,
+    );
   }
   const obj = await readElfFile(path.join(dir, 'klpforge_probe.o'));
   const idx = obj.findSection('.klpforge.sizes');
   const body = idx === undefined ? undefined : obj.section(idx).body;
   if (body?.kind !== 'bytes' || body.data.length !== (PROBES.length + 1) * 4) {
-    throw new OrchestratorError('ORCH_PROBE_FAILED', `${dir}/klpforge_probe.o: no .klpforge.sizes section of ${(PROBES.length + 1) * 4} bytes`);
+    throw new OrchestratorError(
+      'ORCH_PROBE_FAILED',
+      `${dir}/klpforge_probe.o: no .klpforge.sizes section of ${(PROBES.length + 1) * 4} bytes`,
+    );
   }
   const read = (i: number) => (obj.littleEndian ? body.data.readUInt32LE(i * 4) : body.data.readUInt32BE(i * 4));
   const entrySizes = new Map<string, number>();
-  PROBES.forEach(([section], i) => { if (read(i) > 0) entrySizes.set(section, read(i)); });
+  PROBES.forEach(([section], i) => {
+    if (read(i) > 0) entrySizes.set(section, read(i));
+  });
   const line = read(PROBES.length);
   return { entrySizes, ...(line > 0 ? { bugLineOffset: line } : {}) };
 }

@@ -41,8 +41,11 @@ export interface CacheLayout {
 
 export function cacheLayout(root: string): CacheLayout {
   return {
-    root, entries: path.join(root, 'entries'), builds: path.join(root, 'builds'),
-    locks: path.join(root, 'locks'), logs: path.join(root, 'logs'),
+    root,
+    entries: path.join(root, 'entries'),
+    builds: path.join(root, 'builds'),
+    locks: path.join(root, 'locks'),
+    logs: path.join(root, 'logs'),
   };
 }
 
@@ -50,7 +53,10 @@ export async function prepareCacheDirs(l: CacheLayout): Promise<void> {
   try {
     await Promise.all([l.entries, l.builds, l.locks, l.logs].map((d) => mkdir(d, { recursive: true })));
   } catch (e) {
-    throw new SetupError('CACHE_UNUSABLE', `${l.root}: cannot create the cache there (${(e as NodeJS.ErrnoException).code ?? String(e)}): pass a writable --cache-dir`);
+    throw new SetupError(
+      'CACHE_UNUSABLE',
+      `${l.root}: cannot create the cache there (${(e as NodeJS.ErrnoException).code ?? String(e)}): pass a writable --cache-dir`,
+    );
   }
 }
 
@@ -83,8 +89,14 @@ export interface BuildStamp {
 
 export function recordFromStamp(buildDir: string, stamp: BuildStamp): CacheEntryRecord {
   return {
-    format: 1, key: stamp.key, buildDir, adopted: false, created: stamp.completed,
-    objects: stamp.objects, enabledOptions: stamp.enabledOptions, inputs: stamp.inputs,
+    format: 1,
+    key: stamp.key,
+    buildDir,
+    adopted: false,
+    created: stamp.completed,
+    objects: stamp.objects,
+    enabledOptions: stamp.enabledOptions,
+    inputs: stamp.inputs,
   };
 }
 
@@ -105,8 +117,14 @@ export async function readStamp(buildDir: string): Promise<BuildStamp | undefine
 
 /** What an adopted build dir must still have to be trusted (adoptBuild checked more when registering it). */
 export async function looksLikeCompleteBuild(buildDir: string): Promise<boolean> {
-  const present = await Promise.all(['Makefile', 'source', '.config', 'vmlinux.o', 'Module.symvers']
-    .map((f) => stat(path.join(buildDir, f)).then(() => true, () => false)));
+  const present = await Promise.all(
+    ['Makefile', 'source', '.config', 'vmlinux.o', 'Module.symvers'].map((f) =>
+      stat(path.join(buildDir, f)).then(
+        () => true,
+        () => false,
+      ),
+    ),
+  );
   return present.every(Boolean);
 }
 

@@ -40,8 +40,14 @@ export interface CacheKeyInputs {
 /** 16 hex digits of a sha256 over the inputs, in a fixed field order. */
 export function cacheKey(inputs: CacheKeyInputs): string {
   const canonical = JSON.stringify([
-    inputs.recipe, inputs.sourceDir, inputs.tree, inputs.config, inputs.compiler,
-    inputs.kcflags, inputs.targets, inputs.makeVars,
+    inputs.recipe,
+    inputs.sourceDir,
+    inputs.tree,
+    inputs.config,
+    inputs.compiler,
+    inputs.kcflags,
+    inputs.targets,
+    inputs.makeVars,
   ]);
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
@@ -65,13 +71,16 @@ export async function computeCacheKey(o: ComputeKeyOptions): Promise<{ key: stri
   const sourceDir = await realpath(o.sourceDir).catch(() => {
     throw new SetupError('SOURCE_NOT_USABLE', `${o.sourceDir}: no such directory: pass the kernel's source dir with -s/--sourcedir`);
   });
-  const [tree, compiler] = await Promise.all([
-    digestTree(sourceDir),
-    compilerVersionLine({ runner: o.runner, cc: o.cc, cwd: o.cwd }),
-  ]);
+  const [tree, compiler] = await Promise.all([digestTree(sourceDir), compilerVersionLine({ runner: o.runner, cc: o.cc, cwd: o.cwd })]);
   const inputs: CacheKeyInputs = {
-    recipe: CACHE_RECIPE, sourceDir, tree: tree.digest, config: configDigest(o.config), compiler,
-    kcflags: ORIGINAL_KCFLAGS, targets: ORIGINAL_TARGETS, makeVars: o.makeVars ?? [],
+    recipe: CACHE_RECIPE,
+    sourceDir,
+    tree: tree.digest,
+    config: configDigest(o.config),
+    compiler,
+    kcflags: ORIGINAL_KCFLAGS,
+    targets: ORIGINAL_TARGETS,
+    makeVars: o.makeVars ?? [],
   };
   return { key: cacheKey(inputs), inputs };
 }

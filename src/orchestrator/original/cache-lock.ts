@@ -95,7 +95,10 @@ async function createExclusive(file: string, content: string): Promise<boolean> 
 async function breakStale(file: string, staleText: string): Promise<boolean> {
   const breaker = `${file}.break`;
   if (!(await createExclusive(breaker, String(process.pid)))) {
-    const age = await stat(breaker).then((s) => Date.now() - s.mtimeMs, () => 0);
+    const age = await stat(breaker).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
     if (age > STALE_BREAKER_MS) await unlink(breaker).catch(() => undefined);
     return false;
   }
@@ -110,12 +113,18 @@ async function breakStale(file: string, staleText: string): Promise<boolean> {
 
 /** Takes the lock if free (or held by a dead process); undefined if a live process holds it. */
 export async function tryAcquireLock(file: string): Promise<HeldLock | undefined> {
-  const holder: LockHolder = { pid: process.pid, host: os.hostname(), startTime: await processStartTime(process.pid), since: new Date().toISOString() };
+  const holder: LockHolder = {
+    pid: process.pid,
+    host: os.hostname(),
+    startTime: await processStartTime(process.pid),
+    since: new Date().toISOString(),
+  };
   const text = JSON.stringify(holder);
   for (;;) {
     if (await createExclusive(file, text)) {
       return {
-        file, holder,
+        file,
+        holder,
         release: async () => {
           // Remove only our own lock: never one a confused peer took after wrongly breaking ours.
           if ((await readHolder(file))?.text === text) await unlink(file).catch(() => undefined);
@@ -124,9 +133,13 @@ export async function tryAcquireLock(file: string): Promise<HeldLock | undefined
     }
     const current = await readHolder(file);
     if (current === undefined) continue; // released in between: try again
-    const alive = current.holder !== undefined
-      ? await isHolderAlive(current.holder)
-      : await stat(file).then((s) => Date.now() - s.mtimeMs < STALE_BREAKER_MS, () => false); // unreadable record: stale once old
+    const alive =
+      current.holder !== undefined
+        ? await isHolderAlive(current.holder)
+        : await stat(file).then(
+            (s) => Date.now() - s.mtimeMs < STALE_BREAKER_MS,
+            () => false,
+          ); // unreadable record: stale once old
     if (alive) return undefined;
     if (!(await breakStale(file, current.text))) return undefined;
   }
@@ -144,8 +157,10 @@ export async function acquireLock(file: string, options: AcquireOptions = {}): P
       options.onWait(holder);
     }
     if (options.timeoutMs !== undefined && Date.now() - start > options.timeoutMs) {
-      throw new SetupError('CACHE_LOCK_TIMEOUT',
-        `${file}: still held${holder ? ` by pid ${holder.pid} on ${holder.host} since ${holder.since}` : ''} after ${Math.round(options.timeoutMs / 1000)} s: wait for that build to finish, or stop it`);
+      throw new SetupError(
+        'CACHE_LOCK_TIMEOUT',
+        `${file}: still held${holder ? ` by pid ${holder.pid} on ${holder.host} since ${holder.since}` : ''} after ${Math.round(options.timeoutMs / 1000)} s: wait for that build to finish, or stop it`,
+      );
     }
     await sleep(options.pollMs ?? 500);
   }

@@ -62,20 +62,45 @@ export async function ensureLazyTree(o: LazyTreeOptions): Promise<LazyTree> {
   });
   const root = await realpath(o.cacheDir);
   const [config, tree, compiler, symvers] = await Promise.all([
-    readKernelConfig(o.config), treeIdentity(sourceDir, root),
-    compilerVersionLine({ runner: o.runner, cc: o.cc, cwd: root }), readFile(o.symvers),
+    readKernelConfig(o.config),
+    treeIdentity(sourceDir, root),
+    compilerVersionLine({ runner: o.runner, cc: o.cc, cwd: root }),
+    readFile(o.symvers),
   ]);
-  const key = createHash('sha256').update(JSON.stringify([
-    LAZY_RECIPE, sourceDir, tree.digest, await readFile(o.config, 'utf8'), compiler, o.makeVars, createHash('sha256').update(symvers).digest('hex'),
-  ])).digest('hex').slice(0, 16);
+  const key = createHash('sha256')
+    .update(
+      JSON.stringify([
+        LAZY_RECIPE,
+        sourceDir,
+        tree.digest,
+        await readFile(o.config, 'utf8'),
+        compiler,
+        o.makeVars,
+        createHash('sha256').update(symvers).digest('hex'),
+      ]),
+    )
+    .digest('hex')
+    .slice(0, 16);
   const buildDir = path.join(root, 'prepared', key);
   const base = { key, buildDir, sourceDir, makeVars: o.makeVars };
-  if (await readFile(path.join(buildDir, STAMP), 'utf8').then(() => true, () => false)) return { ...base, hit: true, configChanges: [] };
+  if (
+    await readFile(path.join(buildDir, STAMP), 'utf8').then(
+      () => true,
+      () => false,
+    )
+  )
+    return { ...base, hit: true, configChanges: [] };
 
   await mkdir(path.join(root, 'locks'), { recursive: true });
   const lock = await acquireLock(lockPath(root, key), { onWait: (h) => o.onWait?.(h.pid) });
   try {
-    if (await readFile(path.join(buildDir, STAMP), 'utf8').then(() => true, () => false)) return { ...base, hit: true, configChanges: [] };
+    if (
+      await readFile(path.join(buildDir, STAMP), 'utf8').then(
+        () => true,
+        () => false,
+      )
+    )
+      return { ...base, hit: true, configChanges: [] };
     await rm(buildDir, { recursive: true, force: true }); // an interrupted preparation: start over (20 s)
     await mkdir(buildDir, { recursive: true });
     await copyFile(o.config, path.join(buildDir, '.config'));
@@ -84,7 +109,10 @@ export async function ensureLazyTree(o: LazyTreeOptions): Promise<LazyTree> {
     const after = await readKernelConfig(path.join(buildDir, '.config'));
     await make([`-j${o.jobs}`, 'modules_prepare'], 'preparing the lazy original tree (make modules_prepare)');
     await copyFile(o.symvers, path.join(buildDir, 'Module.symvers'));
-    await writeFileAtomic(path.join(buildDir, STAMP), `${JSON.stringify({ key, sourceDir, makeVars: o.makeVars, compiler, prepared: new Date().toISOString() })}\n`);
+    await writeFileAtomic(
+      path.join(buildDir, STAMP),
+      `${JSON.stringify({ key, sourceDir, makeVars: o.makeVars, compiler, prepared: new Date().toISOString() })}\n`,
+    );
     return { ...base, hit: false, configChanges: configDifferences(config, after) };
   } finally {
     await lock.release();
@@ -98,7 +126,9 @@ export async function ensureLazyTree(o: LazyTreeOptions): Promise<LazyTree> {
  * every build. Any other tree is digested (size, mtime, mode of every file).
  */
 async function treeIdentity(sourceDir: string, cacheRoot: string): Promise<{ digest: string }> {
-  const stamp = sourceDir.startsWith(`${cacheRoot}/`) ? await stat(path.join(sourceDir, '.klpforge-unpacked')).catch(() => undefined) : undefined;
+  const stamp = sourceDir.startsWith(`${cacheRoot}/`)
+    ? await stat(path.join(sourceDir, '.klpforge-unpacked')).catch(() => undefined)
+    : undefined;
   return stamp ? { digest: `unpacked ${stamp.mtimeMs}` } : digestTree(sourceDir);
 }
 
@@ -114,7 +144,10 @@ function makeIn(tree: LazyTree, runner: Runner, cacheRoot: string): (args: strin
     const r = await runner.run(['sh', '-c', `exec ${command} >>${shellQuote(logFile)} 2>&1`], { cwd: tree.buildDir });
     if (r.exitCode !== 0) {
       const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new SetupError('CACHE_BUILD_FAILED', `${what} failed (exit ${r.exitCode}); full log: ${logFile}\n${relevantLines(log.split('\n').slice(-200).join('\n'))}`);
+      throw new SetupError(
+        'CACHE_BUILD_FAILED',
+        `${what} failed (exit ${r.exitCode}); full log: ${logFile}\n${relevantLines(log.split('\n').slice(-200).join('\n'))}`,
+      );
     }
   };
 }
@@ -135,7 +168,11 @@ export interface LazyOriginals {
  * whose sources #include it (kbuild/include-scan.ts). The index's recorded
  * dependencies then decide exactly which objects are affected.
  */
-export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath[], o: { runner: Runner; jobs: number; cacheDir: string; arch?: string; onWait?: (pid: number) => void }): Promise<LazyOriginals> {
+export async function lazyOriginals(
+  tree: LazyTree,
+  touched: readonly SourcePath[],
+  o: { runner: Runner; jobs: number; cacheDir: string; arch?: string; onWait?: (pid: number) => void },
+): Promise<LazyOriginals> {
   const membership = { buildDir: tree.buildDir, sourceDir: tree.sourceDir, runner: o.runner, makeVars: tree.makeVars, jobs: o.jobs };
   const own = touched.filter((t) => t.endsWith('.c')).map((t) => t.replace(/\.c$/, '.o'));
   const first = await objectMembership(own, membership);
@@ -154,10 +191,12 @@ export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath
     if (reached.length > limit) {
       const minutes = Math.ceil((reached.length * SECONDS_PER_OBJECT * 2) / o.jobs / 60);
       const full = Math.ceil((scan.objects.size * SECONDS_PER_OBJECT) / o.jobs / 60);
-      throw new SetupError('LAZY_TOO_MANY_OBJECTS',
-        `${strays.join(', ')} ${strays.length === 1 ? 'is' : 'are'} included by ${reached.length} objects of this configuration: compiling each before and after the patch `
-        + `takes about ${minutes} min on ${o.jobs} core(s), and the lazy original stops at ${limit}; the full original (all ${scan.objects.size} objects, about ${full} min of compiles, `
-        + 'cached for later patches) is the way: --original full, or move the change out of the shared header');
+      throw new SetupError(
+        'LAZY_TOO_MANY_OBJECTS',
+        `${strays.join(', ')} ${strays.length === 1 ? 'is' : 'are'} included by ${reached.length} objects of this configuration: compiling each before and after the patch ` +
+          `takes about ${minutes} min on ${o.jobs} core(s), and the lazy original stops at ${limit}; the full original (all ${scan.objects.size} objects, about ${full} min of compiles, ` +
+          'cached for later patches) is the way: --original full, or move the change out of the shared header',
+      );
     }
     for (const obj of reached) wanted.add(obj);
   }
@@ -170,9 +209,24 @@ export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath
     try {
       // kbuild writes an object's .cmd file after the object: with both there, the compile finished, and the
       // prepared tree's source never changes, so make has nothing to do (it would still take a second to say so).
-      const present = await Promise.all([...wanted].map((obj) => Promise.all([stat(path.join(tree.buildDir, obj)), stat(cmdFileOf(tree.buildDir, obj))]).then(() => true, () => false)));
+      const present = await Promise.all(
+        [...wanted].map((obj) =>
+          Promise.all([stat(path.join(tree.buildDir, obj)), stat(cmdFileOf(tree.buildDir, obj))]).then(
+            () => true,
+            () => false,
+          ),
+        ),
+      );
       compiled = present.filter((p) => !p).length;
-      if (compiled > 0) await makeIn(tree, o.runner, root)(['-k', `-j${o.jobs}`, `KCFLAGS=${ORIGINAL_KCFLAGS.join(' ')}`, ...[...wanted].map((w) => targets.get(w) ?? w)], `compiling the original ${[...wanted].slice(0, 5).join(', ')}${wanted.size > 5 ? ` and ${wanted.size - 5} more` : ''}`);
+      if (compiled > 0)
+        await makeIn(
+          tree,
+          o.runner,
+          root,
+        )(
+          ['-k', `-j${o.jobs}`, `KCFLAGS=${ORIGINAL_KCFLAGS.join(' ')}`, ...[...wanted].map((w) => targets.get(w) ?? w)],
+          `compiling the original ${[...wanted].slice(0, 5).join(', ')}${wanted.size > 5 ? ` and ${wanted.size - 5} more` : ''}`,
+        );
     } finally {
       await lock.release();
     }
@@ -180,7 +234,8 @@ export async function lazyOriginals(tree: LazyTree, touched: readonly SourcePath
   return { index: await buildIndex(tree.buildDir), notBuilt, compiled };
 }
 
-const cmdFileOf = (buildDir: string, obj: ObjectPath): string => path.join(buildDir, path.posix.dirname(obj), `.${path.posix.basename(obj)}.cmd`);
+const cmdFileOf = (buildDir: string, obj: ObjectPath): string =>
+  path.join(buildDir, path.posix.dirname(obj), `.${path.posix.basename(obj)}.cmd`);
 
 /**
  * Above this many objects reached by a header, compiling them twice costs more than the lazy original is for.

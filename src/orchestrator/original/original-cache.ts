@@ -4,8 +4,21 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import {
-  cacheLayout, commitEntry, listEntries, lockFile, lookupEntry, looksLikeCompleteBuild, prepareCacheDirs,
-  recordFromStamp, STAMP_FILE, sweepKey, sweepLeftovers, writeFileAtomic, type BuildStamp, type CacheEntryRecord, type CacheLayout,
+  cacheLayout,
+  commitEntry,
+  listEntries,
+  lockFile,
+  lookupEntry,
+  looksLikeCompleteBuild,
+  prepareCacheDirs,
+  recordFromStamp,
+  STAMP_FILE,
+  sweepKey,
+  sweepLeftovers,
+  writeFileAtomic,
+  type BuildStamp,
+  type CacheEntryRecord,
+  type CacheLayout,
 } from './cache-entries.js';
 import { computeCacheKey, ORIGINAL_KCFLAGS, ORIGINAL_TARGETS, type CacheKeyInputs } from './cache-key.js';
 import { acquireLock, type LockHolder } from './cache-lock.js';
@@ -93,15 +106,25 @@ async function prepare(o: CacheInputs): Promise<Prepared> {
   const sourceDir = await realpath(o.sourceDir);
   const inTreeBuild = ['.config', 'include/config'].map((f) => path.join(sourceDir, f));
   for (const f of inTreeBuild) {
-    if (await stat(f).then(() => true, () => false)) {
-      throw new SetupError('SOURCE_NOT_USABLE',
-        `${sourceDir} has been configured or built in place (${f} exists), and kbuild refuses out-of-tree builds of such a tree: use a clean copy of the source, or run 'make mrproper' in it (this deletes its in-tree build)`);
+    if (
+      await stat(f).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      throw new SetupError(
+        'SOURCE_NOT_USABLE',
+        `${sourceDir} has been configured or built in place (${f} exists), and kbuild refuses out-of-tree builds of such a tree: use a clean copy of the source, or run 'make mrproper' in it (this deletes its in-tree build)`,
+      );
     }
   }
   // Checked before creating anything: a cache inside the tree would write into it and change its digest.
   const root = await physicalPath(o.cacheDir);
   if (`${root}/`.startsWith(`${sourceDir}/`)) {
-    throw new SetupError('CACHE_UNUSABLE', `${root} is inside the source tree ${sourceDir}: put the cache elsewhere (--cache-dir), builds must not write into the tree`);
+    throw new SetupError(
+      'CACHE_UNUSABLE',
+      `${root} is inside the source tree ${sourceDir}: put the cache elsewhere (--cache-dir), builds must not write into the tree`,
+    );
   }
   const layout = cacheLayout(root);
   await prepareCacheDirs(layout);
@@ -125,7 +148,13 @@ async function physicalPath(p: string): Promise<string> {
 /** The cached original build for these inputs, building it (once, whoever asks) if there is none. */
 export async function ensureOriginalBuild(o: OriginalBuildOptions): Promise<OriginalBuild> {
   const p = await prepare(o);
-  const hit = (entry: CacheEntryRecord): OriginalBuild => ({ key: p.key, buildDir: entry.buildDir, hit: true, adopted: entry.adopted, configChanges: [] });
+  const hit = (entry: CacheEntryRecord): OriginalBuild => ({
+    key: p.key,
+    buildDir: entry.buildDir,
+    hit: true,
+    adopted: entry.adopted,
+    configChanges: [],
+  });
 
   await sweepLeftovers(p.layout); // leftovers of interrupted runs, whatever their key
   const existing = await lookupEntry(p.layout, p.key);
@@ -174,10 +203,17 @@ async function build(p: Prepared, o: OriginalBuildOptions): Promise<OriginalBuil
   const built = await run([`-j${o.jobs ?? os.availableParallelism()}`, kcflags, ...ORIGINAL_TARGETS]);
   const final = await progress.stop();
   if (built !== 0) await fail('building the original kernel', built);
-  if (!(await looksLikeCompleteBuild(buildDir))) await fail('building the original kernel (make succeeded but vmlinux.o or Module.symvers is missing)', 0);
+  if (!(await looksLikeCompleteBuild(buildDir)))
+    await fail('building the original kernel (make succeeded but vmlinux.o or Module.symvers is missing)', 0);
   o.onProgress?.({ compiled: final.compiled, total: final.compiled });
 
-  const stamp: BuildStamp = { key: p.key, completed: new Date().toISOString(), objects: final.compiled, enabledOptions: enabledCount(after), inputs: p.inputs };
+  const stamp: BuildStamp = {
+    key: p.key,
+    completed: new Date().toISOString(),
+    objects: final.compiled,
+    enabledOptions: enabledCount(after),
+    inputs: p.inputs,
+  };
   await writeFileAtomic(path.join(buildDir, STAMP_FILE), `${JSON.stringify(stamp, null, 1)}\n`);
   await commitEntry(p.layout, recordFromStamp(buildDir, stamp));
   return { key: p.key, buildDir, hit: false, adopted: false, logFile, configChanges: configDifferences(p.config, after) };
@@ -186,9 +222,13 @@ async function build(p: Prepared, o: OriginalBuildOptions): Promise<OriginalBuil
 async function buildError(what: string, exitCode: number, logFile: string, cacheRoot: string): Promise<SetupError> {
   const log = await readFile(logFile, 'utf8').catch(() => '');
   const tail = log.split('\n').slice(-400).join('\n');
-  const full = /No space left on device/.test(tail) ? ` (the disk holding ${cacheRoot} is full: free space or pass another --cache-dir)` : '';
-  return new SetupError('CACHE_BUILD_FAILED',
-    `${what} failed${exitCode ? ` (exit ${exitCode})` : ''}${full}; full log: ${logFile}\n${relevantLines(tail)}`);
+  const full = /No space left on device/.test(tail)
+    ? ` (the disk holding ${cacheRoot} is full: free space or pass another --cache-dir)`
+    : '';
+  return new SetupError(
+    'CACHE_BUILD_FAILED',
+    `${what} failed${exitCode ? ` (exit ${exitCode})` : ''}${full}; full log: ${logFile}\n${relevantLines(tail)}`,
+  );
 }
 
 /**
@@ -223,26 +263,43 @@ export async function adoptBuild(o: AdoptBuildOptions): Promise<{ key: string; b
   const buildDir = await realpath(o.buildDir).catch(() => {
     throw new SetupError('CACHE_NOT_A_BUILD', `${o.buildDir}: no such directory`);
   });
-  const refuse = (why: string): SetupError => new SetupError('CACHE_NOT_A_BUILD', `${buildDir}: cannot be the original build of ${p.sourceDir} with ${o.config}: ${why}`);
+  const refuse = (why: string): SetupError =>
+    new SetupError('CACHE_NOT_A_BUILD', `${buildDir}: cannot be the original build of ${p.sourceDir} with ${o.config}: ${why}`);
 
-  if (!(await looksLikeCompleteBuild(buildDir))) throw refuse('not a complete kernel build dir (needs Makefile, source, .config, vmlinux.o, Module.symvers)');
-  const source = await readlink(path.join(buildDir, 'source')).then((l) => realpath(path.resolve(buildDir, l)), () => undefined);
+  if (!(await looksLikeCompleteBuild(buildDir)))
+    throw refuse('not a complete kernel build dir (needs Makefile, source, .config, vmlinux.o, Module.symvers)');
+  const source = await readlink(path.join(buildDir, 'source')).then(
+    (l) => realpath(path.resolve(buildDir, l)),
+    () => undefined,
+  );
   if (source !== p.sourceDir) throw refuse(`it was built from ${source ?? 'an unknown tree'}`);
   const built = await readKernelConfig(path.join(buildDir, '.config'));
   if (canonicalConfig(built) !== canonicalConfig(p.config)) {
     const diffs = configDifferences(p.config, built);
-    throw refuse(`its .config differs in ${diffs.length} options (${diffs.slice(0, 3).map((d) => `${d.option}: ${d.before} → ${d.after}`).join(', ')})`);
+    throw refuse(
+      `its .config differs in ${diffs.length} options (${diffs
+        .slice(0, 3)
+        .map((d) => `${d.option}: ${d.before} → ${d.after}`)
+        .join(', ')})`,
+    );
   }
   const cmd = await readFile(path.join(buildDir, 'init/.main.o.cmd'), 'utf8').catch(() => '');
   const missing = ORIGINAL_KCFLAGS.filter((f) => !new RegExp(`\\s${f}(\\s|$)`).test(cmd.split('\n', 1)[0] ?? ''));
-  if (missing.length > 0) throw refuse(`init/main.o was not compiled with ${missing.join(' ')} (build with KCFLAGS="${ORIGINAL_KCFLAGS.join(' ')}")`);
+  if (missing.length > 0)
+    throw refuse(`init/main.o was not compiled with ${missing.join(' ')} (build with KCFLAGS="${ORIGINAL_KCFLAGS.join(' ')}")`);
 
   const objects = await countObjectCmdFiles(buildDir);
   const lock = await acquireLock(lockFile(p.layout, p.key));
   try {
     await commitEntry(p.layout, {
-      format: 1, key: p.key, buildDir, adopted: true, created: new Date().toISOString(),
-      objects, enabledOptions: enabledCount(built), inputs: p.inputs,
+      format: 1,
+      key: p.key,
+      buildDir,
+      adopted: true,
+      created: new Date().toISOString(),
+      objects,
+      enabledOptions: enabledCount(built),
+      inputs: p.inputs,
     });
     await sweepKey(p.layout, p.key); // a previous build dir of this key is now unreferenced
   } finally {

@@ -21,11 +21,14 @@ export async function removeTree(dir: string): Promise<void> {
 export async function mountsUnder(dir: string): Promise<string[]> {
   const text = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
   const prefix = dir.replace(/\/+$/, '');
-  return text.split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((m): m is string => m !== undefined)
-    // mountinfo escapes space, tab, newline and backslash as octal.
-    .map((m) => m.replace(/\\([0-7]{3})/g, (_s, oct: string) => String.fromCharCode(parseInt(oct, 8))))
-    .filter((m) => m === prefix || m.startsWith(`${prefix}/`))
-    .sort((a, b) => b.length - a.length);
+  return (
+    text
+      .split('\n')
+      .map((line) => line.split(' ')[4])
+      .filter((m): m is string => m !== undefined)
+      // mountinfo escapes space, tab, newline and backslash as octal.
+      .map((m) => m.replace(/\\([0-7]{3})/g, (_s, oct: string) => String.fromCharCode(parseInt(oct, 8))))
+      .filter((m) => m === prefix || m.startsWith(`${prefix}/`))
+      .sort((a, b) => b.length - a.length)
+  );
 }

@@ -37,10 +37,25 @@ export interface TreeDigest {
  * Sorted bytewise (LC_ALL=C), so the walk's order does not matter.
  */
 const FIND_ARGS = [
-  '.', '-mindepth', '1', '-name', '.git', '-prune',
-  '-o', '-type', 'd', '-printf', '%P\\td %m\\0',
-  '-o', '-type', 'l', '-printf', '%P\\tl %l\\0',
-  '-o', '-printf', '%P\\t%y %s %T@ %m\\0',
+  '.',
+  '-mindepth',
+  '1',
+  '-name',
+  '.git',
+  '-prune',
+  '-o',
+  '-type',
+  'd',
+  '-printf',
+  '%P\\td %m\\0',
+  '-o',
+  '-type',
+  'l',
+  '-printf',
+  '%P\\tl %l\\0',
+  '-o',
+  '-printf',
+  '%P\\t%y %s %T@ %m\\0',
 ];
 
 export async function digestTree(root: string): Promise<TreeDigest> {
@@ -56,15 +71,26 @@ export async function digestTree(root: string): Promise<TreeDigest> {
   });
   const [walked, sorted] = await Promise.all([finished(find, 'find'), finished(sort, 'sort')]);
   const failed = [walked, sorted].find((r) => r.code !== 0);
-  if (failed) throw new SetupError('SOURCE_NOT_USABLE', `${root}: cannot walk the source tree (${failed.what} exit ${failed.code ?? failed.signal}: ${failed.stderr.trim()})`);
+  if (failed)
+    throw new SetupError(
+      'SOURCE_NOT_USABLE',
+      `${root}: cannot walk the source tree (${failed.what} exit ${failed.code ?? failed.signal}: ${failed.stderr.trim()})`,
+    );
   return { digest: hash.digest('hex'), entries };
 }
 
-interface Finished { what: string; code: number | null; signal: NodeJS.Signals | null; stderr: string }
+interface Finished {
+  what: string;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
 
 function finished(child: ChildProcess, what: string): Promise<Finished> {
   let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (s: string) => { if (stderr.length < 4096) stderr += s; });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    if (stderr.length < 4096) stderr += s;
+  });
   return new Promise((resolve) => {
     child.on('error', (e) => resolve({ what, code: -1, signal: null, stderr: e.message }));
     child.on('close', (code, signal) => resolve({ what, code, signal, stderr }));

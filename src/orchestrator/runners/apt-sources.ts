@@ -35,10 +35,16 @@ export function parseOneLineSources(text: string, file: string): AptSource[] {
     const line = raw.replace(/#.*/, '').trim();
     const m = /^deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$/.exec(line);
     if (!m) continue;
-    const options = new Map((m[1] ?? '').trim().split(/\s+/).filter(Boolean).map((o) => {
-      const eq = o.indexOf('=');
-      return [o.slice(0, eq).toLowerCase(), o.slice(eq + 1)] as const;
-    }));
+    const options = new Map(
+      (m[1] ?? '')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((o) => {
+          const eq = o.indexOf('=');
+          return [o.slice(0, eq).toLowerCase(), o.slice(eq + 1)] as const;
+        }),
+    );
     const signedBy = options.get('signed-by');
     out.push({ uri: m[2]!, suites: [m[3]!], components: m[4]!.split(/\s+/).filter(Boolean), ...(signedBy ? { signedBy } : {}), file });
   }
@@ -53,17 +59,26 @@ export function parseDeb822Sources(text: string, file: string): AptSource[] {
     let last: string | undefined;
     for (const line of stanza.split('\n')) {
       if (line.startsWith('#')) continue;
-      if (/^[ \t]/.test(line) && last) { fields.set(last, `${fields.get(last)}\n${line.trim()}`); continue; }
+      if (/^[ \t]/.test(line) && last) {
+        fields.set(last, `${fields.get(last)}\n${line.trim()}`);
+        continue;
+      }
       const m = /^([\w-]+):\s*(.*)$/.exec(line);
-      if (m) { last = m[1]!.toLowerCase(); fields.set(last, m[2]!.trim()); }
+      if (m) {
+        last = m[1]!.toLowerCase();
+        fields.set(last, m[2]!.trim());
+      }
     }
     const words = (name: string): string[] => (fields.get(name) ?? '').split(/\s+/).filter(Boolean);
     if (!words('types').includes('deb') || fields.get('enabled')?.toLowerCase() === 'no') continue;
     const signedBy = fields.get('signed-by');
     for (const uri of words('uris')) {
       out.push({
-        uri, suites: words('suites'), components: words('components'),
-        ...(signedBy && !signedBy.includes('\n') ? { signedBy } : {}), file,
+        uri,
+        suites: words('suites'),
+        components: words('components'),
+        ...(signedBy && !signedBy.includes('\n') ? { signedBy } : {}),
+        file,
       });
     }
   }
@@ -99,7 +114,9 @@ export function pickDebianArchive(sources: readonly AptSource[]): DebianArchive 
     const suite = s.suites.find((x) => RELEASE_SUITE.test(x));
     if (!suite || !s.components.includes('main') || /security/.test(s.uri)) continue;
     return {
-      mirror: s.uri, suite, components: s.components,
+      mirror: s.uri,
+      suite,
+      components: s.components,
       ...(s.signedBy && existsSync(s.signedBy) ? { keyring: s.signedBy } : {}),
     };
   }

@@ -11,17 +11,27 @@ import type { ContainerEngine } from './container.js';
 const unavailable = (message: string): OrchestratorError => new OrchestratorError('ORCH_RUNNER_UNAVAILABLE', message);
 
 function firstLine(text: string): string {
-  return text.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? ''
+  );
 }
 
 /** bwrap is installed and may create the namespaces (unprivileged user namespaces can be disabled by the distro). */
 export async function checkBwrap(program = 'bwrap'): Promise<void> {
-  const r = await execa(program, ['--ro-bind', '/', '/', '--unshare-net', '--unshare-pid', '--', 'true'], { reject: false, stdin: 'ignore' });
+  const r = await execa(program, ['--ro-bind', '/', '/', '--unshare-net', '--unshare-pid', '--', 'true'], {
+    reject: false,
+    stdin: 'ignore',
+  });
   if ((r as { code?: string }).code === 'ENOENT') {
     throw unavailable(`${program} is not installed: apt-get install bubblewrap (the bwrap runner's sandbox), or use --runner host`);
   }
   if (r.exitCode !== 0) {
-    throw unavailable(`${program} cannot make a sandbox here (${firstLine(r.stderr) || `exit ${r.exitCode}`}): allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root, or use --runner host`);
+    throw unavailable(
+      `${program} cannot make a sandbox here (${firstLine(r.stderr) || `exit ${r.exitCode}`}): allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) or run as root, or use --runner host`,
+    );
   }
 }
 
@@ -32,7 +42,9 @@ export async function checkBwrap(program = 'bwrap'): Promise<void> {
 export async function checkContainerEngine(engine: ContainerEngine, program: string = engine): Promise<void> {
   const r = await execa(program, ['info'], { reject: false, stdin: 'ignore', timeout: 30_000 });
   if ((r as { code?: string }).code === 'ENOENT') {
-    throw unavailable(`${program} is not installed: the ${engine} runner needs ${engine} with a working engine; install it, or use --runner bwrap`);
+    throw unavailable(
+      `${program} is not installed: the ${engine} runner needs ${engine} with a working engine; install it, or use --runner bwrap`,
+    );
   }
   if (r.exitCode !== 0) {
     const why = firstLine(r.stderr) || (r.timedOut ? 'no answer in 30 s' : `exit ${r.exitCode}`);

@@ -28,18 +28,25 @@ export function planMounts(binds: BindPaths): Mount[] {
   const byPath = new Map<string, boolean>();
   const add = (p: string, writable: boolean): void => {
     if (!path.isAbsolute(p)) {
-      throw new OrchestratorError('ORCH_RUNNER_OPTIONS', `${p}: a sandbox bind path must be absolute (it is mounted at the same path inside)`);
+      throw new OrchestratorError(
+        'ORCH_RUNNER_OPTIONS',
+        `${p}: a sandbox bind path must be absolute (it is mounted at the same path inside)`,
+      );
     }
     const clean = path.normalize(p).replace(/(.)\/+$/, '$1');
     if (clean === '/') {
-      throw new OrchestratorError('ORCH_RUNNER_OPTIONS', `/: binding the host's whole root into the sandbox defeats it: bind the source, build and work dirs only`);
+      throw new OrchestratorError(
+        'ORCH_RUNNER_OPTIONS',
+        `/: binding the host's whole root into the sandbox defeats it: bind the source, build and work dirs only`,
+      );
     }
     byPath.set(clean, (byPath.get(clean) ?? false) || writable);
   };
   for (const p of binds.readOnly) add(p, false);
   for (const p of binds.writable) add(p, true);
   const depth = (p: string): number => p.split('/').length;
-  return [...byPath].map(([p, writable]) => ({ path: p, writable }))
+  return [...byPath]
+    .map(([p, writable]) => ({ path: p, writable }))
     .sort((a, b) => depth(a.path) - depth(b.path) || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
@@ -54,7 +61,10 @@ export async function resolveBindPaths(binds: BindPaths): Promise<BindPaths> {
     const abs = path.resolve(p);
     const s = await stat(abs).catch(() => undefined);
     if (!s) {
-      throw new OrchestratorError('ORCH_RUNNER_OPTIONS', `${p}: no such file or directory to bind into the sandbox: create it or fix the path`);
+      throw new OrchestratorError(
+        'ORCH_RUNNER_OPTIONS',
+        `${p}: no such file or directory to bind into the sandbox: create it or fix the path`,
+      );
     }
     return abs;
   };

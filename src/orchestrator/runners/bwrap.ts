@@ -74,24 +74,42 @@ function mountArgs(m: Mount): string[] {
  * through `listDir`.
  */
 export function bwrapArgv(
-  config: BwrapConfig, argv: readonly string[], cwd: string, env: Readonly<Record<string, string>>, listDir: ListRootfsDir,
+  config: BwrapConfig,
+  argv: readonly string[],
+  cwd: string,
+  env: Readonly<Record<string, string>>,
+  listDir: ListRootfsDir,
 ): string[] {
   const mounts = planMounts(config);
   return [
     config.bwrap ?? 'bwrap',
     ...rootfsLayoutArgs(config.rootfs, [...OWN_MOUNTS, ...mounts.map((m) => m.path)], listDir),
-    '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+    '--proc',
+    '/proc',
+    '--dev',
+    '/dev',
+    '--tmpfs',
+    '/tmp',
     ...mounts.flatMap(mountArgs),
     // The root tmpfs holds only mount points and symlinks by now: nothing in it is for writing.
-    '--remount-ro', '/',
-    '--unshare-net', '--unshare-ipc', '--unshare-pid', '--unshare-uts',
+    '--remount-ro',
+    '/',
+    '--unshare-net',
+    '--unshare-ipc',
+    '--unshare-pid',
+    '--unshare-uts',
     // Run as root, bwrap keeps every capability inside, enough to remount the binds writable.
-    '--cap-drop', 'ALL',
+    '--cap-drop',
+    'ALL',
     // Ctrl-C or a crash of klpforge must not leave compilers running; no access to the caller's terminal.
-    '--die-with-parent', '--new-session',
-    '--clearenv', ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]),
-    '--chdir', cwd,
-    '--', ...argv,
+    '--die-with-parent',
+    '--new-session',
+    '--clearenv',
+    ...Object.entries(env).flatMap(([name, value]) => ['--setenv', name, value]),
+    '--chdir',
+    cwd,
+    '--',
+    ...argv,
   ];
 }
 
@@ -103,7 +121,13 @@ export function hostRootfsLister(rootfs: string): ListRootfsDir {
     if (!entries) {
       const hostDir = path.join(rootfs, dir);
       // A directory the rootfs does not have (/work) has no entries to lay out.
-      const names = (() => { try { return readdirSync(hostDir); } catch { return []; } })();
+      const names = (() => {
+        try {
+          return readdirSync(hostDir);
+        } catch {
+          return [];
+        }
+      })();
       entries = names.map((name): RootfsEntry => {
         const p = path.join(hostDir, name);
         const st = lstatSync(p);

@@ -36,31 +36,48 @@ export function containerUserArgs(engine: ContainerEngine, uid: number, gid: num
 }
 
 /** The whole engine command line for one command; `env` is added to the image's environment. */
-export function containerArgv(config: ContainerConfig, argv: readonly string[], cwd: string, env: Readonly<Record<string, string>>): string[] {
+export function containerArgv(
+  config: ContainerConfig,
+  argv: readonly string[],
+  cwd: string,
+  env: Readonly<Record<string, string>>,
+): string[] {
   const [command, ...args] = argv;
   if (command === undefined) throw new Error('containerArgv: empty argv');
   const mounts = planMounts(config);
   for (const m of mounts) {
     // -v splits on ':'; such a path cannot be said in it.
     if (m.path.includes(':')) {
-      throw new OrchestratorError('ORCH_RUNNER_OPTIONS', `${m.path}: a path with ':' cannot be bound by ${config.engine} -v: move or symlink it to a path without one`);
+      throw new OrchestratorError(
+        'ORCH_RUNNER_OPTIONS',
+        `${m.path}: a path with ':' cannot be bound by ${config.engine} -v: move or symlink it to a path without one`,
+      );
     }
   }
   return [
-    config.program ?? config.engine, 'run', '--rm',
-    '--network', 'none',
-    '--read-only', '--tmpfs', '/tmp',
+    config.program ?? config.engine,
+    'run',
+    '--rm',
+    '--network',
+    'none',
+    '--read-only',
+    '--tmpfs',
+    '/tmp',
     // An init as PID 1: the command then dies of the signals it gets (reported 128 + N), as on the host.
     '--init',
     // SELinux would deny the binds; relabelling them (:z) would rewrite the user's tree's labels.
-    '--security-opt', 'label=disable',
+    '--security-opt',
+    'label=disable',
     ...containerUserArgs(config.engine, config.uid, config.gid),
     ...mounts.flatMap((m) => ['-v', `${m.path}:${m.path}:${m.writable ? 'rw' : 'ro'}`]),
     ...Object.entries(env).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
-    '-w', cwd,
+    '-w',
+    cwd,
     // The argv runs as given, whatever entrypoint the image declares.
-    '--entrypoint', command,
-    config.image, ...args,
+    '--entrypoint',
+    command,
+    config.image,
+    ...args,
   ];
 }
 

@@ -56,11 +56,18 @@ export async function createRunner(o: CreateRunnerOptions): Promise<Runner> {
 
 async function bwrapRootfs(o: CreateRunnerOptions): Promise<string> {
   if (o.rootfs === undefined) {
-    return (await ensureRootfs({ ...(o.rootfsCacheDir ? { cacheDir: o.rootfsCacheDir } : {}), ...(o.onProgress ? { onProgress: o.onProgress } : {}) })).path;
+    return (
+      await ensureRootfs({
+        ...(o.rootfsCacheDir ? { cacheDir: o.rootfsCacheDir } : {}),
+        ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+      })
+    ).path;
   }
   const rootfs = path.resolve(o.rootfs);
   if (!existsSync(path.join(rootfs, 'bin/sh'))) {
-    throw badOptions(`--rootfs ${o.rootfs}: not a root filesystem (no bin/sh): give a directory made by debootstrap, or drop --rootfs to let klpforge make one`);
+    throw badOptions(
+      `--rootfs ${o.rootfs}: not a root filesystem (no bin/sh): give a directory made by debootstrap, or drop --rootfs to let klpforge make one`,
+    );
   }
   return rootfs;
 }

@@ -31,7 +31,19 @@ export interface RootfsSpec {
  * for sign-file, kmod/cpio/xz for modules and the initramfs.
  */
 export const KERNEL_BUILD_PACKAGES: readonly PackageSpec[] = [
-  'make', 'bc', 'bison', 'flex', 'libelf-dev', 'libssl-dev', 'python3', 'perl', 'patch', 'kmod', 'cpio', 'xz-utils', 'libc6-dev',
+  'make',
+  'bc',
+  'bison',
+  'flex',
+  'libelf-dev',
+  'libssl-dev',
+  'python3',
+  'perl',
+  'patch',
+  'kmod',
+  'cpio',
+  'xz-utils',
+  'libc6-dev',
 ];
 
 /** Bumped when the way a rootfs is made changes, so old cache entries stop matching. */
@@ -50,8 +62,11 @@ export function pinnedVersion(p: PackageSpec): string | undefined {
 /** The cache key of a rootfs: everything that changes what debootstrap produces. */
 export function rootfsKey(spec: RootfsSpec): string {
   const canonical = JSON.stringify({
-    recipe: ROOTFS_RECIPE, suite: spec.suite, mirror: spec.mirror.replace(/\/+$/, ''),
-    components: [...spec.components].sort(), packages: [...spec.packages].sort(),
+    recipe: ROOTFS_RECIPE,
+    suite: spec.suite,
+    mirror: spec.mirror.replace(/\/+$/, ''),
+    components: [...spec.components].sort(),
+    packages: [...spec.packages].sort(),
   });
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
@@ -81,7 +96,8 @@ export async function hostToolchainPackages(): Promise<PackageSpec[]> {
   const major = dump.exitCode === 0 ? /^\d+/.exec(dump.stdout.trim())?.[0] : undefined;
   const gccPackage = major ? `gcc-${major}` : undefined;
   const [gccVersion, binutilsVersion] = await Promise.all([
-    gccPackage ? hostPackageVersion(gccPackage) : undefined, hostPackageVersion('binutils'),
+    gccPackage ? hostPackageVersion(gccPackage) : undefined,
+    hostPackageVersion('binutils'),
   ]);
   const out: PackageSpec[] = ['gcc'];
   if (gccPackage) out.push(gccVersion ? `${gccPackage}=${gccVersion}` : gccPackage);
@@ -98,10 +114,17 @@ export async function defaultRootfsSpec(overrides: Partial<RootfsSpec> = {}, apt
   if (!overrides.suite || !overrides.mirror) {
     const picked = pickDebianArchive(await readAptSources(aptRoot));
     if (!picked) {
-      throw new OrchestratorError('ORCH_ROOTFS_FAILED',
-        `${aptRoot}: no Debian release source (deb URI SUITE main) in sources.list or sources.list.d: add one, or pass the rootfs directory to use`);
+      throw new OrchestratorError(
+        'ORCH_ROOTFS_FAILED',
+        `${aptRoot}: no Debian release source (deb URI SUITE main) in sources.list or sources.list.d: add one, or pass the rootfs directory to use`,
+      );
     }
-    archive = { suite: picked.suite, mirror: picked.mirror, components: picked.components, ...(picked.keyring ? { keyring: picked.keyring } : {}) };
+    archive = {
+      suite: picked.suite,
+      mirror: picked.mirror,
+      components: picked.components,
+      ...(picked.keyring ? { keyring: picked.keyring } : {}),
+    };
   }
   const packages = overrides.packages ?? [...(await hostToolchainPackages()), ...KERNEL_BUILD_PACKAGES];
   return { components: ['main'], ...archive, ...overrides, packages } as RootfsSpec;

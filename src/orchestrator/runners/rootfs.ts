@@ -6,7 +6,14 @@ import { OrchestratorError } from '../errors.js';
 import { withFileLock } from '../original/file-lock.js';
 import { removeTree } from '../original/remove-tree.js';
 import {
-  defaultRootfsCacheDir, defaultRootfsSpec, packageName, pinnedVersion, ROOTFS_RECIPE, rootfsKey, rootfsName, type RootfsSpec,
+  defaultRootfsCacheDir,
+  defaultRootfsSpec,
+  packageName,
+  pinnedVersion,
+  ROOTFS_RECIPE,
+  rootfsKey,
+  rootfsName,
+  type RootfsSpec,
 } from './rootfs-spec.js';
 
 /**
@@ -63,30 +70,34 @@ export async function ensureRootfs(options: EnsureRootfsOptions = {}): Promise<R
   if (cached) return { path: dir, stamp: cached, made: false };
 
   await mkdir(cacheDir, { recursive: true });
-  return withFileLock(path.join(cacheDir, `.${name}.lock`), async () => {
-    // Another process may have made it while we waited for the lock.
-    const made = await readStamp(dir, key);
-    if (made) return { path: dir, stamp: made, made: false };
-    // Nothing else can be building this entry now: every leftover is from a dead run, never to be trusted.
-    for (const leftover of (await readdir(cacheDir)).filter((n) => n.startsWith(`.${name}.tmp-`))) {
-      await removeTree(path.join(cacheDir, leftover));
-    }
-    if (existsSync(dir)) await removeTree(dir);
+  return withFileLock(
+    path.join(cacheDir, `.${name}.lock`),
+    async () => {
+      // Another process may have made it while we waited for the lock.
+      const made = await readStamp(dir, key);
+      if (made) return { path: dir, stamp: made, made: false };
+      // Nothing else can be building this entry now: every leftover is from a dead run, never to be trusted.
+      for (const leftover of (await readdir(cacheDir)).filter((n) => n.startsWith(`.${name}.tmp-`))) {
+        await removeTree(path.join(cacheDir, leftover));
+      }
+      if (existsSync(dir)) await removeTree(dir);
 
-    const tmp = path.join(cacheDir, `.${name}.tmp-${process.pid}`);
-    try {
-      const log = path.join(cacheDir, `${name}.debootstrap.log`);
-      const stamp = await makeRootfs(spec, tmp, key, options.debootstrap ?? 'debootstrap', log, progress);
-      await rename(tmp, dir);
-      // A failed attempt's log is history now.
-      await rm(log, { force: true });
-      progress(`rootfs: ${dir} ready (debootstrap took ${Math.round(stamp.seconds)} s)`);
-      return { path: dir, stamp, made: true };
-    } catch (e) {
-      await removeTree(tmp);
-      throw e;
-    }
-  }, () => progress(`rootfs: waiting for another klpforge that is making ${dir}`));
+      const tmp = path.join(cacheDir, `.${name}.tmp-${process.pid}`);
+      try {
+        const log = path.join(cacheDir, `${name}.debootstrap.log`);
+        const stamp = await makeRootfs(spec, tmp, key, options.debootstrap ?? 'debootstrap', log, progress);
+        await rename(tmp, dir);
+        // A failed attempt's log is history now.
+        await rm(log, { force: true });
+        progress(`rootfs: ${dir} ready (debootstrap took ${Math.round(stamp.seconds)} s)`);
+        return { path: dir, stamp, made: true };
+      } catch (e) {
+        await removeTree(tmp);
+        throw e;
+      }
+    },
+    () => progress(`rootfs: waiting for another klpforge that is making ${dir}`),
+  );
 }
 
 function isFullSpec(s: Partial<RootfsSpec> | undefined): s is RootfsSpec {
@@ -104,7 +115,12 @@ export async function readStamp(dir: string, key: string): Promise<RootfsStamp |
 }
 
 async function makeRootfs(
-  spec: RootfsSpec, tmp: string, key: string, debootstrap: string, logCopy: string, progress: (line: string) => void,
+  spec: RootfsSpec,
+  tmp: string,
+  key: string,
+  debootstrap: string,
+  logCopy: string,
+  progress: (line: string) => void,
 ): Promise<RootfsStamp> {
   const where = `debootstrap ${spec.suite} from ${spec.mirror}`;
   progress(`rootfs: ${where} into ${tmp} (minbase + ${spec.packages.length} packages; a few minutes, once)`);
@@ -113,26 +129,40 @@ async function makeRootfs(
     `--components=${spec.components.join(',')}`,
     `--include=${spec.packages.map(packageName).join(',')}`,
     ...(spec.keyring ? [`--keyring=${spec.keyring}`] : []),
-    spec.suite, tmp, spec.mirror,
+    spec.suite,
+    tmp,
+    spec.mirror,
   ];
   const started = process.hrtime.bigint();
   const r = await execa(debootstrap, args, {
-    reject: false, all: true, stdin: 'ignore',
+    reject: false,
+    all: true,
+    stdin: 'ignore',
     // Non-root PATHs lack /usr/sbin, where Debian installs debootstrap.
     env: { PATH: `${process.env['PATH'] ?? ''}:/usr/sbin:/sbin` },
   });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.exitCode !== 0) {
     if ((r as { code?: string }).code === 'ENOENT') {
-      throw new OrchestratorError('ORCH_RUNNER_UNAVAILABLE',
-        `${debootstrap} is not installed: apt-get install debootstrap (it makes the bwrap runner's rootfs), or pass the rootfs directory to use`);
+      throw new OrchestratorError(
+        'ORCH_RUNNER_UNAVAILABLE',
+        `${debootstrap} is not installed: apt-get install debootstrap (it makes the bwrap runner's rootfs), or pass the rootfs directory to use`,
+      );
     }
     const log = path.join(tmp, 'debootstrap/debootstrap.log');
     if (existsSync(log)) await copyFile(log, logCopy).catch(() => {});
-    const last = (r.all ?? '').split('\n').filter((l) => /^E:|error|denied/i.test(l)).pop() ?? (r.all ?? '').trim().split('\n').pop() ?? '';
+    const last =
+      (r.all ?? '')
+        .split('\n')
+        .filter((l) => /^E:|error|denied/i.test(l))
+        .pop() ??
+      (r.all ?? '').trim().split('\n').pop() ??
+      '';
     const root = process.getuid?.() === 0 ? '' : ' (debootstrap must run as root: run this once with sudo)';
-    throw new OrchestratorError('ORCH_ROOTFS_FAILED',
-      `${where} failed (exit ${r.exitCode ?? r.signal}): ${last.trim()}${root}; log: ${existsSync(logCopy) ? logCopy : 'none'}`);
+    throw new OrchestratorError(
+      'ORCH_ROOTFS_FAILED',
+      `${where} failed (exit ${r.exitCode ?? r.signal}): ${last.trim()}${root}; log: ${existsSync(logCopy) ? logCopy : 'none'}`,
+    );
   }
 
   const installed = await checkInstalled(tmp, spec, where);
@@ -151,12 +181,17 @@ async function checkInstalled(root: string, spec: RootfsSpec, where: string): Pr
     const name = packageName(p);
     const version = status.get(name);
     if (version === undefined) {
-      throw new OrchestratorError('ORCH_ROOTFS_FAILED', `${where}: package ${name} is not installed in the result: check that ${spec.suite} has it`);
+      throw new OrchestratorError(
+        'ORCH_ROOTFS_FAILED',
+        `${where}: package ${name} is not installed in the result: check that ${spec.suite} has it`,
+      );
     }
     const pinned = pinnedVersion(p);
     if (pinned !== undefined && pinned !== version) {
-      throw new OrchestratorError('ORCH_ROOTFS_FAILED',
-        `${where}: ${name} there is ${version} but the host has ${pinned}; objects built in the sandbox would differ from the host's: upgrade the host's ${name} to ${version} or use --runner host`);
+      throw new OrchestratorError(
+        'ORCH_ROOTFS_FAILED',
+        `${where}: ${name} there is ${version} but the host has ${pinned}; objects built in the sandbox would differ from the host's: upgrade the host's ${name} to ${version} or use --runner host`,
+      );
     }
     installed[name] = version;
   }

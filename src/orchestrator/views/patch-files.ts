@@ -31,7 +31,10 @@ export function unquoteGitPath(p: string): string {
   const simple: Record<string, number> = { n: 10, t: 9, '"': 34, '\\': 92, a: 7, b: 8, f: 12, r: 13, v: 11 };
   for (let i = 0; i < body.length; i++) {
     const c = body[i]!;
-    if (c !== '\\') { bytes.push(...Buffer.from(c, 'utf8')); continue; }
+    if (c !== '\\') {
+      bytes.push(...Buffer.from(c, 'utf8'));
+      continue;
+    }
     const next = body[i + 1] ?? '';
     if (/[0-7]/.test(next)) {
       bytes.push(parseInt(body.slice(i + 1, i + 4), 8));
@@ -108,7 +111,10 @@ export function parsePatchFiles(text: string): PatchFileChange[] {
       const c = line[0];
       if (c === '-') oldLeft--;
       else if (c === '+') newLeft--;
-      else if (c === ' ' || line === '') { oldLeft--; newLeft--; }
+      else if (c === ' ' || line === '') {
+        oldLeft--;
+        newLeft--;
+      }
       // '\ No newline at end of file' counts for neither side.
       continue;
     }
@@ -119,20 +125,27 @@ export function parsePatchFiles(text: string): PatchFileChange[] {
     } else if (line.startsWith('--- ') && lines[i + 1]?.startsWith('+++ ')) {
       // A git diff announces its paths before '---'; anything else starts a new file here.
       const inGitHeader = cur !== null && cur.hunks.length === 0;
-      if (!inGitHeader) { finish(); cur = { oldPath: null, newPath: null, kind: null, hunks: [] }; }
+      if (!inGitHeader) {
+        finish();
+        cur = { oldPath: null, newPath: null, kind: null, hunks: [] };
+      }
       cur!.oldPath = headerPath(line.slice(4));
       cur!.newPath = headerPath(lines[i + 1]!.slice(4));
       i++;
     } else if (cur && line.startsWith('new file mode')) {
-      cur.kind = 'added'; cur.oldPath = null;
+      cur.kind = 'added';
+      cur.oldPath = null;
     } else if (cur && line.startsWith('deleted file mode')) {
-      cur.kind = 'deleted'; cur.newPath = null;
+      cur.kind = 'deleted';
+      cur.newPath = null;
     } else if (cur && line.startsWith('rename from ')) {
-      cur.kind = 'renamed'; cur.oldPath = `a/${unquoteGitPath(line.slice('rename from '.length))}`;
+      cur.kind = 'renamed';
+      cur.oldPath = `a/${unquoteGitPath(line.slice('rename from '.length))}`;
     } else if (cur && line.startsWith('rename to ')) {
       cur.newPath = `b/${unquoteGitPath(line.slice('rename to '.length))}`;
     } else if (cur && line.startsWith('copy from ')) {
-      cur.kind = 'copied'; cur.oldPath = `a/${unquoteGitPath(line.slice('copy from '.length))}`;
+      cur.kind = 'copied';
+      cur.oldPath = `a/${unquoteGitPath(line.slice('copy from '.length))}`;
     } else if (cur && line.startsWith('copy to ')) {
       cur.newPath = `b/${unquoteGitPath(line.slice('copy to '.length))}`;
     } else if (cur && line.startsWith('@@ ')) {

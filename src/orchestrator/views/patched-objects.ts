@@ -46,7 +46,12 @@ export interface PrepareViewOptions {
  * applied: by default a sparse view (sparse-view.ts) holding the touched
  * files and links to the rest; with `full`, a hard-link farm of the tree.
  */
-export async function prepareView(sourceDir: string, workDir: string, patchFiles: readonly string[], options: PrepareViewOptions = {}): Promise<PreparedView> {
+export async function prepareView(
+  sourceDir: string,
+  workDir: string,
+  patchFiles: readonly string[],
+  options: PrepareViewOptions = {},
+): Promise<PreparedView> {
   const viewRoot = path.join(path.resolve(workDir), 'source');
   if (await exists(viewRoot)) {
     throw new OrchestratorError('ORCH_VIEW_FAILED', `${viewRoot} already exists: use an empty work dir for each build`);
@@ -100,15 +105,17 @@ export interface PatchedObjects {
  * lines, in a private hard-link view of the tree.
  */
 export async function buildPatchedObjects(options: BuildPatchedObjectsOptions): Promise<PatchedObjects> {
-  const index = options.index ?? await buildIndex(options.buildDir);
+  const index = options.index ?? (await buildIndex(options.buildDir));
   if (!(await isSameTree(index, options.sourceDir))) {
-    throw new OrchestratorError('ORCH_TREE_MISMATCH',
-      `${options.buildDir} was built from ${index.recordedSourceDir}, not from ${options.sourceDir}: pass the source tree the build was made from`);
+    throw new OrchestratorError(
+      'ORCH_TREE_MISMATCH',
+      `${options.buildDir} was built from ${index.recordedSourceDir}, not from ${options.sourceDir}: pass the source tree the build was made from`,
+    );
   }
 
   const workDir = path.resolve(options.workDir);
   const outDir = path.join(workDir, 'patched');
-  const { viewRoot, patches, sparse } = options.view ?? await prepareView(options.sourceDir, workDir, options.patches);
+  const { viewRoot, patches, sparse } = options.view ?? (await prepareView(options.sourceDir, workDir, options.patches));
 
   const touched = [...new Set(patches.flatMap((p) => p.touched))];
   const affected = affectedObjects(index, touched);
@@ -119,50 +126,84 @@ export async function buildPatchedObjects(options: BuildPatchedObjectsOptions): 
 
   // Made only if a compile in the sparse view could differ from one in the full view.
   let fullView: Promise<string> | undefined;
-  const ensureFullView = (): Promise<string> => fullView ??= (async () => {
-    const root = path.join(workDir, 'source-full');
-    await createSourceView(options.sourceDir, root);
-    await applyPatches(root, patches.map((p) => p.patchFile));
-    return root;
-  })();
+  const ensureFullView = (): Promise<string> =>
+    (fullView ??= (async () => {
+      const root = path.join(workDir, 'source-full');
+      await createSourceView(options.sourceDir, root);
+      await applyPatches(
+        root,
+        patches.map((p) => p.patchFile),
+      );
+      return root;
+    })());
 
   const limit = pLimit(options.jobs ?? 2);
-  const pairs = await Promise.all(affected.rebuild.map(({ object, because }, i) => limit(async (): Promise<ObjectPair> => {
-    const record = records[i]!;
-    const original = path.join(index.buildDir, object);
-    if (!(await exists(original))) {
-      throw new OrchestratorError('ORCH_NOT_A_BUILD_DIR',
-        `${original} is missing though its .cmd file is there: finish the original build (make) before building a livepatch`);
-    }
-    const compile = (root: string): Promise<RecompiledObject> => recompileObject(record, {
-      buildDir: index.buildDir, recordedSourceDir: index.recordedSourceDir, viewRoot: root, outDir, runner,
-      extraFlags: options.extraFlags, extraIncludeDirs: options.extraIncludeDirs,
-    });
-    try {
-      let r = await compile(viewRoot);
-      let fullViewBecause: string | undefined;
-      if (sparse) {
-        const deps = await readFile(r.depFile, 'utf8').then(parseDepFile, () => undefined);
-        fullViewBecause = deps === undefined ? `no dependency file ${r.depFile}` : await sparse.firstMismatch(deps, index.buildDir);
-        if (fullViewBecause !== undefined) r = await compile(await ensureFullView());
-      }
-      return { object, original, patched: r.output, because, diagnostics: r.diagnostics, ...(fullViewBecause !== undefined ? { fullViewBecause } : {}) };
-    } catch (e) {
-      limit.clearQueue(); // one failed compile fails the build: start no more
-      throw e;
-    }
-  })));
+  const pairs = await Promise.all(
+    affected.rebuild.map(({ object, because }, i) =>
+      limit(async (): Promise<ObjectPair> => {
+        const record = records[i]!;
+        const original = path.join(index.buildDir, object);
+        if (!(await exists(original))) {
+          throw new OrchestratorError(
+            'ORCH_NOT_A_BUILD_DIR',
+            `${original} is missing though its .cmd file is there: finish the original build (make) before building a livepatch`,
+          );
+        }
+        const compile = (root: string): Promise<RecompiledObject> =>
+          recompileObject(record, {
+            buildDir: index.buildDir,
+            recordedSourceDir: index.recordedSourceDir,
+            viewRoot: root,
+            outDir,
+            runner,
+            extraFlags: options.extraFlags,
+            extraIncludeDirs: options.extraIncludeDirs,
+          });
+        try {
+          let r = await compile(viewRoot);
+          let fullViewBecause: string | undefined;
+          if (sparse) {
+            const deps = await readFile(r.depFile, 'utf8').then(parseDepFile, () => undefined);
+            fullViewBecause = deps === undefined ? `no dependency file ${r.depFile}` : await sparse.firstMismatch(deps, index.buildDir);
+            if (fullViewBecause !== undefined) r = await compile(await ensureFullView());
+          }
+          return {
+            object,
+            original,
+            patched: r.output,
+            because,
+            diagnostics: r.diagnostics,
+            ...(fullViewBecause !== undefined ? { fullViewBecause } : {}),
+          };
+        } catch (e) {
+          limit.clearQueue(); // one failed compile fails the build: start no more
+          throw e;
+        }
+      }),
+    ),
+  );
 
   return {
-    pairs, touched, outside: affected.outside, buildInputs: affected.buildInputs,
-    notLivepatchable: affected.notLivepatchable, patches, viewRoot,
+    pairs,
+    touched,
+    outside: affected.outside,
+    buildInputs: affected.buildInputs,
+    notLivepatchable: affected.notLivepatchable,
+    patches,
+    viewRoot,
   };
 }
 
 /** The tree paths a compile reads or searches that go up with `..` (recorded dependencies, -I dirs and the like). */
 function dotDotPaths(record: IndexedObject): string[] {
   const out = record.deps.filter((d) => d.includes('/../'));
-  if (record.command.includes('/../')) out.push(...record.command.split(/[\s'"=,]+/).filter((w) => w.includes('/../')).map((w) => w.replace(/^-[IL]/, '')));
+  if (record.command.includes('/../'))
+    out.push(
+      ...record.command
+        .split(/[\s'"=,]+/)
+        .filter((w) => w.includes('/../'))
+        .map((w) => w.replace(/^-[IL]/, '')),
+    );
   return out;
 }
 

@@ -52,7 +52,10 @@ function escapeRegExp(s: string): string {
 /** Replaces `word` where it stands as a whole shell word; returns the new text and how many were replaced. */
 function replaceWord(text: string, word: string, by: string): [string, number] {
   let n = 0;
-  const out = text.replace(new RegExp(`(?<=^|\\s)${escapeRegExp(word)}(?=\\s|$)`, 'g'), () => { n++; return by; });
+  const out = text.replace(new RegExp(`(?<=^|\\s)${escapeRegExp(word)}(?=\\s|$)`, 'g'), () => {
+    n++;
+    return by;
+  });
   return [out, n];
 }
 
@@ -63,9 +66,15 @@ export function depFileFor(object: string): string {
 }
 
 /** The recorded command, rewritten as described above. Throws ORCH_UNSUPPORTED_COMMAND on a shape it cannot make safe. */
-export function rewriteCommand(record: Pick<IndexedObject, 'object' | 'command'>, o: Omit<RecompileOptions, 'runner' | 'buildDir'>): string {
-  const unsupported = (why: string): OrchestratorError => new OrchestratorError('ORCH_UNSUPPORTED_COMMAND',
-    `${record.object}: cannot replay its kbuild command (${why}): report this to klpforge with the object's .cmd file`);
+export function rewriteCommand(
+  record: Pick<IndexedObject, 'object' | 'command'>,
+  o: Omit<RecompileOptions, 'runner' | 'buildDir'>,
+): string {
+  const unsupported = (why: string): OrchestratorError =>
+    new OrchestratorError(
+      'ORCH_UNSUPPORTED_COMMAND',
+      `${record.object}: cannot replay its kbuild command (${why}): report this to klpforge with the object's .cmd file`,
+    );
 
   const src = o.recordedSourceDir.replace(/\/+$/, '');
   let cmd = record.command.replace(new RegExp(`${escapeRegExp(src)}(?=[/\\s'"]|$)`, 'g'), shellQuote(o.viewRoot));
@@ -76,8 +85,10 @@ export function rewriteCommand(record: Pick<IndexedObject, 'object' | 'command'>
   cmd = withObject;
 
   const depFile = depFileFor(record.object);
-  cmd = cmd.replace(new RegExp(`(-Wp,-MM?D,)${escapeRegExp(depFile)}(?=\\s|$)`, 'g'),
-    (_m, flag: string) => `${flag}${shellQuote(path.join(o.outDir, depFile))}`);
+  cmd = cmd.replace(
+    new RegExp(`(-Wp,-MM?D,)${escapeRegExp(depFile)}(?=\\s|$)`, 'g'),
+    (_m, flag: string) => `${flag}${shellQuote(path.join(o.outDir, depFile))}`,
+  );
 
   // Anything else that names a build-dir output (temp files, redirections) would write into the user's build.
   const tmpPrefix = `${path.posix.dirname(record.object)}/.tmp_`;
@@ -115,10 +126,17 @@ export async function recompileObject(record: IndexedObject, o: RecompileOptions
     const remedy = /No space left on device|Disk quota exceeded/.test(text)
       ? `the filesystem of ${o.outDir} is full: free space there`
       : 'fix the patch so it compiles';
-    throw new OrchestratorError('ORCH_COMPILE_FAILED',
-      `${record.object}: recompiling with the patch failed (exit ${r.exitCode}): ${remedy}\n${relevantLines(text)}`);
+    throw new OrchestratorError(
+      'ORCH_COMPILE_FAILED',
+      `${record.object}: recompiling with the patch failed (exit ${r.exitCode}): ${remedy}\n${relevantLines(text)}`,
+    );
   }
-  return { object: record.object, output, diagnostics: shown(`${r.stderr}${r.stdout}`).trim(), depFile: path.join(o.outDir, depFileFor(record.object)) };
+  return {
+    object: record.object,
+    output,
+    diagnostics: shown(`${r.stderr}${r.stdout}`).trim(),
+    depFile: path.join(o.outDir, depFileFor(record.object)),
+  };
 }
 
 /**
@@ -154,5 +172,7 @@ export function relevantLines(text: string): string {
     for (let j = i + 1; j < lines.length && /^\s|^\s*\d* \|/.test(lines[j]!); j++) keep.add(j);
   });
   const picked = keep.size > 0 ? [...keep].sort((a, b) => a - b).map((i) => lines[i]!) : lines;
-  return picked.length > MAX_LINES ? [...picked.slice(0, MAX_LINES), `... (${picked.length - MAX_LINES} more lines)`].join('\n') : picked.join('\n');
+  return picked.length > MAX_LINES
+    ? [...picked.slice(0, MAX_LINES), `... (${picked.length - MAX_LINES} more lines)`].join('\n')
+    : picked.join('\n');
 }

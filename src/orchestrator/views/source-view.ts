@@ -36,8 +36,10 @@ export async function createSourceView(sourceDir: string, viewRoot: string): Pro
   const hint = crossDevice
     ? 'put the work dir on the same filesystem as the source tree (hard links cannot cross filesystems)'
     : 'check that the work dir is writable and has free inodes';
-  throw new OrchestratorError('ORCH_VIEW_FAILED',
-    `could not link ${sourceDir} into ${viewRoot}: ${firstLine(r.stderr) || r.shortMessage}: ${hint}`);
+  throw new OrchestratorError(
+    'ORCH_VIEW_FAILED',
+    `could not link ${sourceDir} into ${viewRoot}: ${firstLine(r.stderr) || r.shortMessage}: ${hint}`,
+  );
 }
 
 export interface ApplyPatchesOptions {
@@ -52,7 +54,11 @@ export interface ApplyPatchesOptions {
  * Applies `patchFiles` in order to the view, each one first checked with
  * `patch --dry-run` (against the tree as the previous patches left it).
  */
-export async function applyPatches(viewRoot: string, patchFiles: readonly string[], options: ApplyPatchesOptions = {}): Promise<AppliedPatch[]> {
+export async function applyPatches(
+  viewRoot: string,
+  patchFiles: readonly string[],
+  options: ApplyPatchesOptions = {},
+): Promise<AppliedPatch[]> {
   const applied: AppliedPatch[] = [];
   for (const patchFile of patchFiles) {
     const changes = await readPatch(patchFile);
@@ -67,8 +73,10 @@ export async function applyPatches(viewRoot: string, patchFiles: readonly string
     const real = await runPatch(viewRoot, patchFile, false);
     if (real.exitCode !== 0) {
       // The dry run passed, so this is the environment (disk full, permissions), not the patch.
-      throw new OrchestratorError('ORCH_VIEW_FAILED',
-        `${patchFile}: patch failed in ${viewRoot} after its dry run succeeded: ${firstLine(real.output)}: check free space and permissions of the work dir`);
+      throw new OrchestratorError(
+        'ORCH_VIEW_FAILED',
+        `${patchFile}: patch failed in ${viewRoot} after its dry run succeeded: ${firstLine(real.output)}: check free space and permissions of the work dir`,
+      );
     }
     applied.push({ patchFile, changes, touched });
   }
@@ -80,21 +88,27 @@ async function readPatch(patchFile: string): Promise<PatchFileChange[]> {
   try {
     text = await readFile(patchFile, 'utf8');
   } catch (e) {
-    throw new OrchestratorError('ORCH_PATCH_UNREADABLE',
-      `${patchFile}: cannot read the patch (${(e as NodeJS.ErrnoException).code ?? String(e)}): check the path`);
+    throw new OrchestratorError(
+      'ORCH_PATCH_UNREADABLE',
+      `${patchFile}: cannot read the patch (${(e as NodeJS.ErrnoException).code ?? String(e)}): check the path`,
+    );
   }
   const changes = parsePatchFiles(text);
   if (changes.length === 0) {
-    throw new OrchestratorError('ORCH_PATCH_EMPTY',
-      `${patchFile}: no file changes found (expected unified diff headers '--- a/FILE' / '+++ b/FILE'): pass a patch made with git diff or diff -u`);
+    throw new OrchestratorError(
+      'ORCH_PATCH_EMPTY',
+      `${patchFile}: no file changes found (expected unified diff headers '--- a/FILE' / '+++ b/FILE'): pass a patch made with git diff or diff -u`,
+    );
   }
   return changes;
 }
 
 function assertInsideTree(p: string, patchFile: string): void {
   if (path.posix.isAbsolute(p) || p.split('/').includes('..')) {
-    throw new OrchestratorError('ORCH_PATCH_DOES_NOT_APPLY',
-      `${patchFile}: touches '${p}', outside the source tree: patches must use paths relative to the tree root (a/..., b/...)`);
+    throw new OrchestratorError(
+      'ORCH_PATCH_DOES_NOT_APPLY',
+      `${patchFile}: touches '${p}', outside the source tree: patches must use paths relative to the tree root (a/..., b/...)`,
+    );
   }
 }
 
@@ -118,8 +132,10 @@ export async function giveOwnInode(file: string, patchFile: string): Promise<voi
   }
   if (st.isSymbolicLink()) {
     // A symlink in the view may point into the user's tree; patching through it would write there.
-    throw new OrchestratorError('ORCH_PATCH_DOES_NOT_APPLY',
-      `${patchFile}: touches ${file}, a symbolic link in the source tree: patch the file it points to instead`);
+    throw new OrchestratorError(
+      'ORCH_PATCH_DOES_NOT_APPLY',
+      `${patchFile}: touches ${file}, a symbolic link in the source tree: patch the file it points to instead`,
+    );
   }
   if (!st.isFile() || st.nlink < 2) return;
   const tmp = `${file}.klpforge-cow`;
@@ -129,12 +145,17 @@ export async function giveOwnInode(file: string, patchFile: string): Promise<voi
   } catch (e) {
     await rm(tmp, { force: true });
     const why = (e as NodeJS.ErrnoException).code === 'ENOSPC' ? 'No space left on device' : (e as Error).message;
-    throw new OrchestratorError('ORCH_VIEW_FAILED',
-      `${file}: cannot give the view its own copy before ${patchFile} changes it (${why}): check free space and permissions of the work dir`);
+    throw new OrchestratorError(
+      'ORCH_VIEW_FAILED',
+      `${file}: cannot give the view its own copy before ${patchFile} changes it (${why}): check free space and permissions of the work dir`,
+    );
   }
   const after = await stat(file);
   if (after.ino === st.ino) {
-    throw new OrchestratorError('ORCH_VIEW_FAILED', `${file}: still shares its inode with the source tree after copying: the work dir's filesystem does not support what the view needs; use another --cache-dir`);
+    throw new OrchestratorError(
+      'ORCH_VIEW_FAILED',
+      `${file}: still shares its inode with the source tree after copying: the work dir's filesystem does not support what the view needs; use another --cache-dir`,
+    );
   }
 }
 
@@ -148,7 +169,10 @@ function doesNotApply(patchFile: string, viewRoot: string, output: string, chang
   let file: string | undefined;
   for (const line of output.split('\n')) {
     const checking = /^(?:checking|patching) file '?(.+?)'?$/.exec(line);
-    if (checking) { file = checking[1]; continue; }
+    if (checking) {
+      file = checking[1];
+      continue;
+    }
     const failed = /^Hunk #(\d+) FAILED at (\d+)/.exec(line);
     if (failed && file !== undefined) {
       const hunk = byPath.get(file)?.hunks[Number(failed[1]) - 1];

@@ -62,7 +62,10 @@ export class SparseView {
     try {
       await mkdir(viewRoot);
     } catch (e) {
-      throw new OrchestratorError('ORCH_VIEW_FAILED', `cannot make the source view ${viewRoot} (${(e as NodeJS.ErrnoException).code ?? String(e)}): use an empty, writable work dir for each build`);
+      throw new OrchestratorError(
+        'ORCH_VIEW_FAILED',
+        `cannot make the source view ${viewRoot} (${(e as NodeJS.ErrnoException).code ?? String(e)}): use an empty, writable work dir for each build`,
+      );
     }
     const view = new SparseView(path.resolve(viewRoot), tree);
     view.rootReal = await realpath(viewRoot);
@@ -98,7 +101,10 @@ export class SparseView {
       const stack: string[] = [];
       for (const part of p.slice(prefix.length).split('/')) {
         if (part === '' || part === '.') continue;
-        if (part !== '..') { stack.push(part); continue; }
+        if (part !== '..') {
+          stack.push(part);
+          continue;
+        }
         if (stack.length > 0) dirs.add(stack.join('/'));
         stack.pop();
       }
@@ -137,8 +143,10 @@ export class SparseView {
       const state = await this.realizeDir(dir);
       if (state === 'absent') break;
       if (state === 'not-a-dir') {
-        throw new OrchestratorError('ORCH_PATCH_DOES_NOT_APPLY',
-          `${patchFile}: touches ${rel} through ${dir}, which is a symbolic link or a file in the source tree: patch the path it points to instead`);
+        throw new OrchestratorError(
+          'ORCH_PATCH_DOES_NOT_APPLY',
+          `${patchFile}: touches ${rel} through ${dir}, which is a symbolic link or a file in the source tree: patch the path it points to instead`,
+        );
       }
     }
     await giveOwnInode(path.join(this.root, rel), patchFile);
@@ -166,7 +174,12 @@ export class SparseView {
       return 'real';
     })();
     this.dirs.set(rel, state);
-    void state.then((s) => { if (s === 'absent') this.dirs.delete(rel); }, () => {});
+    void state.then(
+      (s) => {
+        if (s === 'absent') this.dirs.delete(rel);
+      },
+      () => {},
+    );
     return state;
   }
 
@@ -175,22 +188,25 @@ export class SparseView {
     const from = path.join(this.tree, rel);
     const to = path.join(this.root, rel);
     const entries = await readdir(from, { withFileTypes: true });
-    await Promise.all(entries.map(async (e) => {
-      const src = path.join(from, e.name);
-      const dst = path.join(to, e.name);
-      try {
-        if (e.isDirectory()) await symlink(src, dst);
-        else if (e.isFile()) await link(src, dst);
-        else if (e.isSymbolicLink()) await symlink(await readlink(src), dst);
-        // sockets, fifos and devices are not source
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') return;
-        const hint = code === 'EXDEV'
-          ? 'put the work dir on the same filesystem as the source tree (hard links cannot cross filesystems)'
-          : 'check that the work dir is writable and has free inodes';
-        throw new OrchestratorError('ORCH_VIEW_FAILED', `could not link ${src} into ${dst} (${code ?? String(err)}): ${hint}`);
-      }
-    }));
+    await Promise.all(
+      entries.map(async (e) => {
+        const src = path.join(from, e.name);
+        const dst = path.join(to, e.name);
+        try {
+          if (e.isDirectory()) await symlink(src, dst);
+          else if (e.isFile()) await link(src, dst);
+          else if (e.isSymbolicLink()) await symlink(await readlink(src), dst);
+          // sockets, fifos and devices are not source
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'EEXIST') return;
+          const hint =
+            code === 'EXDEV'
+              ? 'put the work dir on the same filesystem as the source tree (hard links cannot cross filesystems)'
+              : 'check that the work dir is writable and has free inodes';
+          throw new OrchestratorError('ORCH_VIEW_FAILED', `could not link ${src} into ${dst} (${code ?? String(err)}): ${hint}`);
+        }
+      }),
+    );
   }
 }

@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { aptPackage, downloadPackage } from '../src/orchestrator/acquire/apt.js';
 import { newestDebianRelease } from '../src/orchestrator/acquire/debian-kernel.js';
-import { dirMembers } from '../src/orchestrator/kbuild/membership.js';
+import { configuredObjects } from '../src/orchestrator/kbuild/include-scan.js';
 import { HostRunner } from '../src/orchestrator/runners/runner.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -124,40 +124,18 @@ async function main(): Promise<void> {
 
     // A full build, estimated: every configured object, at the mean compile time of a sample.
     const runner = new HostRunner();
-    const top = [
-      'init',
-      'usr',
-      'arch/x86',
-      'kernel',
-      'certs',
-      'mm',
-      'fs',
-      'ipc',
-      'security',
-      'crypto',
-      'block',
-      'io_uring',
-      'drivers',
-      'sound',
-      'net',
-      'lib',
-      'virt',
-    ];
-    const objects: string[] = [];
-    const queue = [...top];
     const tw = performance.now();
-    while (queue.length > 0) {
-      const batch = queue.splice(0, 8);
-      const found = await Promise.all(
-        batch.map((d) => dirMembers(d, { buildDir: tree, sourceDir: kernel.sourceDir, runner, makeVars: [`CC=${kernel.cc}`] })),
-      );
-      for (const m of found) {
-        objects.push(...m.builtin, ...m.modular);
-        queue.push(...m.subdirs);
-      }
-    }
-    const unique = [...new Set(objects)];
-    console.log(`configured objects: ${unique.length} (walking ${top.length} top-level dirs' Makefiles: ${s(performance.now() - tw)})`);
+    // The lazy original's own walk of kbuild's directory lists (kbuild/include-scan.ts).
+    const { objects } = await configuredObjects({
+      buildDir: tree,
+      sourceDir: kernel.sourceDir,
+      runner,
+      makeVars: [`CC=${kernel.cc}`],
+      arch: 'x86',
+      jobs: 2,
+    });
+    const unique = [...objects.keys()];
+    console.log(`configured objects: ${unique.length} (kbuild's directory lists walked in ${s(performance.now() - tw)})`);
     const sampleSize = Number(arg('--sample', '24'));
     // Every k-th object, and none the cold and warm runs compiled already.
     const sample = unique.filter((_, i) => i % Math.max(1, Math.floor(unique.length / sampleSize)) === 0).slice(0, sampleSize);

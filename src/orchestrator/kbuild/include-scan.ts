@@ -80,8 +80,8 @@ export async function includeScan(o: IncludeScanOptions): Promise<IncludeScan> {
 }
 
 /** Every object the configuration builds, from each directory's Makefile (membership.ts), with the .c or .S it is made from. */
-async function configuredObjects(
-  o: IncludeScanOptions,
+export async function configuredObjects(
+  o: Omit<IncludeScanOptions, 'jobs'> & { jobs?: number },
 ): Promise<{ objects: Map<ObjectPath, SourcePath>; targets: Map<ObjectPath, string> }> {
   const limit = pLimit(Math.max(2, o.jobs ?? 2) * 2);
   const out = new Map<ObjectPath, SourcePath>();

@@ -41,7 +41,11 @@ export type SetupErrorCode =
   /** Not enough free space where the kernel's packages and source would go. */
   | 'DISK_TOO_SMALL'
   /** A header patch reaches more objects than the lazy original compiles (the full original is the way). */
-  | 'LAZY_TOO_MANY_OBJECTS';
+  | 'LAZY_TOO_MANY_OBJECTS'
+  /** `--runner docker --image NAME`: the engine has no image by that name (klpforge never pulls one). */
+  | 'RUNNER_IMAGE_MISSING'
+  /** The docker runner's image could not be made from the debootstrap rootfs (tar, docker import or tag failed). */
+  | 'RUNNER_IMAGE_FAILED';
 
 export class SetupError extends KlpforgeError {
   declare readonly code: SetupErrorCode;

@@ -184,12 +184,18 @@ describe('podman and docker command lines', () => {
       'docker',
       'run',
       '--rm',
+      '--pull',
+      'never',
       '--network',
       'none',
       '--read-only',
       '--tmpfs',
-      '/tmp',
+      '/tmp:exec,mode=1777',
       '--init',
+      '--cap-drop',
+      'ALL',
+      '--log-driver',
+      'none',
       '--security-opt',
       'label=disable',
       '--user',
@@ -220,12 +226,16 @@ describe('podman and docker command lines', () => {
       'podman',
       'run',
       '--rm',
+      '--pull',
+      'never',
       '--network',
       'none',
       '--read-only',
       '--tmpfs',
-      '/tmp',
+      '/tmp:exec,mode=1777',
       '--init',
+      '--cap-drop',
+      'ALL',
       '--security-opt',
       'label=disable',
       '--userns=keep-id',
@@ -311,9 +321,9 @@ describe('createRunner', () => {
       'ORCH_RUNNER_OPTIONS',
       '--rootfs is for --runner bwrap, not podman: drop it',
     ]);
-    expect(await code(createRunner({ kind: 'docker', ...opts }))).toEqual([
+    expect(await code(createRunner({ kind: 'podman', ...opts }))).toEqual([
       'ORCH_RUNNER_OPTIONS',
-      '--runner docker needs --image: an image with the compiler that built the target kernel',
+      '--runner podman needs --image: an image with the compiler that built the target kernel',
     ]);
     expect((await code(createRunner({ kind: 'lxc' as 'host', ...opts })))[1]).toBe(
       '--runner lxc: not a runner: use one of host, bwrap, podman, docker',
@@ -353,7 +363,7 @@ describe('createRunner', () => {
       await chmod(fake, 0o755);
       expect(await code(checkContainerEngine('docker', fake))).toEqual([
         'ORCH_RUNNER_UNAVAILABLE',
-        `${fake} info failed (Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?): the docker runner needs a working engine: start the docker daemon (systemctl start docker), or use --runner bwrap`,
+        `${fake} info failed (Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?): the docker runner needs a working engine: start the docker daemon (systemctl start docker; without systemd, as root: dockerd --iptables=false --bridge=none &), or use --runner bwrap`,
       ]);
     } finally {
       await tmp.cleanup();

@@ -43,12 +43,21 @@ export async function checkContainerEngine(engine: ContainerEngine, program: str
   const r = await execa(program, ['info'], { reject: false, stdin: 'ignore', timeout: 30_000 });
   if ((r as { code?: string }).code === 'ENOENT') {
     throw unavailable(
-      `${program} is not installed: the ${engine} runner needs ${engine} with a working engine; install it, or use --runner bwrap`,
+      `${program} is not installed: the ${engine} runner needs ${engine} with a working engine; install it${engine === 'docker' ? ' (Debian: apt-get install docker.io)' : ''}, or use --runner bwrap`,
     );
   }
   if (r.exitCode !== 0) {
     const why = firstLine(r.stderr) || (r.timedOut ? 'no answer in 30 s' : `exit ${r.exitCode}`);
-    const fix = engine === 'docker' ? 'start the docker daemon (systemctl start docker)' : 'fix podman (podman info must work)';
-    throw unavailable(`${program} info failed (${why}): the ${engine} runner needs a working engine: ${fix}, or use --runner bwrap`);
+    throw unavailable(
+      `${program} info failed (${why}): the ${engine} runner needs a working engine: ${engineFix(engine, why)}, or use --runner bwrap`,
+    );
   }
+}
+
+/** What to do about a failing `info`. */
+function engineFix(engine: ContainerEngine, why: string): string {
+  if (engine === 'podman') return 'fix podman (podman info must work)';
+  if (/permission denied/i.test(why)) return 'run as root or as a member of the docker group';
+  // Without systemd (a container, a minimal VM) the daemon is started by hand; these options need no iptables or bridge.
+  return 'start the docker daemon (systemctl start docker; without systemd, as root: dockerd --iptables=false --bridge=none &)';
 }

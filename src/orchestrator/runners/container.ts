@@ -2,6 +2,7 @@ import path from 'node:path';
 import { OrchestratorError } from '../errors.js';
 import { HostRunner, type Runner, type RunOptions, type RunResult } from './runner.js';
 import { planMounts, type BindPaths } from './binds.js';
+import { containerSettled, nextContainerName, trackContainer } from './container-reaper.js';
 import { sandboxEnv } from './sandbox-env.js';
 
 /**
@@ -35,12 +36,17 @@ export function containerUserArgs(engine: ContainerEngine, uid: number, gid: num
   return engine === 'podman' ? ['--userns=keep-id', '--user', `${uid}:${gid}`] : ['--user', `${uid}:${gid}`];
 }
 
-/** The whole engine command line for one command; `env` is added to the image's environment. */
+/**
+ * The whole engine command line for one command; `env` is added to the
+ * image's environment. `name` names the container, so it can be removed if
+ * its client dies first (container-reaper.ts).
+ */
 export function containerArgv(
   config: ContainerConfig,
   argv: readonly string[],
   cwd: string,
   env: Readonly<Record<string, string>>,
+  name?: string,
 ): string[] {
   const [command, ...args] = argv;
   if (command === undefined) throw new Error('containerArgv: empty argv');
@@ -58,13 +64,23 @@ export function containerArgv(
     config.program ?? config.engine,
     'run',
     '--rm',
+    ...(name !== undefined ? ['--name', name] : []),
+    // The image was checked (or made) before the build: never reach for a registry in the middle of one.
+    '--pull',
+    'never',
     '--network',
     'none',
     '--read-only',
+    // The engines' default /tmp is noexec; the bwrap sandbox's and the host's are not.
     '--tmpfs',
-    '/tmp',
-    // An init as PID 1: the command then dies of the signals it gets (reported 128 + N), as on the host.
+    '/tmp:exec,mode=1777',
+    // An init as PID 1 (docker's docker-init is tini): the command then dies of the signals it gets (reported 128 + N), as on the host.
     '--init',
+    // As bwrap: the command needs no capability, even as root.
+    '--cap-drop',
+    'ALL',
+    // The output reaches us through the attached client; docker need not keep a second copy of a kernel build's log.
+    ...(config.engine === 'docker' ? ['--log-driver', 'none'] : []),
     // SELinux would deny the binds; relabelling them (:z) would rewrite the user's tree's labels.
     '--security-opt',
     'label=disable',
@@ -92,8 +108,13 @@ export class ContainerRunner implements Runner {
   }
 
   /** The engine's client exits with the command's status (128 + N for a signal death). */
-  run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
-    return this.host.run(this.argv(argv, options), { cwd: '/' });
+  async run(argv: readonly string[], options: RunOptions): Promise<RunResult> {
+    const name = nextContainerName();
+    const engineArgv = containerArgv(this.config, argv, options.cwd, sandboxEnv(options.env), name);
+    trackContainer(name, engineArgv[0]!);
+    const r = await this.host.run(engineArgv, { cwd: '/' });
+    containerSettled(name, r.exitCode);
+    return r;
   }
 
   seeing(readOnly: readonly string[]): ContainerRunner {

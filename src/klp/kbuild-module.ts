@@ -48,7 +48,23 @@ export async function kbuildModule(o: KbuildModuleOptions): Promise<KbuildModule
     [`obj-m := ${o.moduleFile}.o`, `${o.moduleFile}-y := klpforge-hook.o ${objects.join(' ')}`, ''].join('\n'),
   );
   const runner = o.runner ?? new HostRunner();
-  const argv = ['make', '-C', o.buildDir, `M=${o.dir}`, `-j${o.jobs ?? 2}`, ...(o.makeVars ?? []), 'KBUILD_MODPOST_WARN=1', 'modules'];
+  // The build dir is a work dir named after its process: with debug info on (distribution configs) its path would be
+  // in the module, and the same patch would give other bytes on every build. KCFLAGS, not the Kbuild file's ccflags-y,
+  // so that modpost's NAME.mod.c, compiled by the kernel's own rules, is mapped too.
+  const vars = o.makeVars ?? [];
+  const kcflags = vars.find((v) => v.startsWith('KCFLAGS='))?.slice('KCFLAGS='.length);
+  const prefixMap = `-ffile-prefix-map=${o.dir}=.`;
+  const argv = [
+    'make',
+    '-C',
+    o.buildDir,
+    `M=${o.dir}`,
+    `-j${o.jobs ?? 2}`,
+    ...vars.filter((v) => !v.startsWith('KCFLAGS=')),
+    `KCFLAGS=${kcflags ? `${kcflags} ` : ''}${prefixMap}`,
+    'KBUILD_MODPOST_WARN=1',
+    'modules',
+  ];
   const r = await runner.run(argv, { cwd: o.buildDir });
   const log = `$ ${argv.join(' ')}\n${r.stdout}${r.stderr}`;
   const logFile = path.join(o.dir, 'build.log');

@@ -346,3 +346,22 @@ export async function keepNamedLogs(e: unknown, workDir: string, logsDir: string
     }
   }
 }
+
+/**
+ * A build started by `klpforge batch` (its pid in KLPFORGE_BATCH_PARENT)
+ * stops as on SIGTERM once the batch is gone: a batch killed with -9 (a CI
+ * job cancelled hard) must not leave its builds running unseen, writing into
+ * an output dir the next run is about to use. Polled: Linux tells a child of
+ * its parent's death only through prctl, which Node does not offer.
+ */
+export function stopWithParent(parent: string | undefined): () => void {
+  const pid = Number(parent);
+  if (!Number.isInteger(pid) || pid <= 1 || process.ppid !== pid) return () => {};
+  const timer = setInterval(() => {
+    if (process.ppid === pid) return;
+    clearInterval(timer);
+    process.kill(process.pid, 'SIGTERM');
+  }, 500);
+  timer.unref();
+  return () => clearInterval(timer);
+}

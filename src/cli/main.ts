@@ -5,6 +5,7 @@ import { loadYargs } from './load-yargs.js';
 import { batchCli, batchMergeCli } from './options/batch.js';
 import { buildCli } from './options/build.js';
 import { cacheAdoptCli } from './options/cache-adopt.js';
+import { convertCli } from './options/convert.js';
 import type { CliCommand, CliIo } from './options/command.js';
 import { diffCli } from './options/diff.js';
 import { elfCli } from './options/elf.js';
@@ -12,7 +13,7 @@ import { verifyCli } from './options/verify.js';
 
 // The commands, in --help's order. Only their options are loaded here: each command's handler module is imported when it
 // runs (options/command.ts), so a command costs the others nothing. A new command is a file in options/ and an entry here.
-const COMMANDS: readonly CliCommand[] = [elfCli, diffCli, buildCli, cacheAdoptCli, verifyCli, batchCli, batchMergeCli];
+const COMMANDS: readonly CliCommand[] = [elfCli, diffCli, buildCli, cacheAdoptCli, verifyCli, convertCli, batchCli, batchMergeCli];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -56,6 +56,19 @@ export class KallsymsIndex {
   }
 
   /**
+   * Every symbol called `name`, in the order the livepatch core counts them
+   * (position k is sympos k + 1): its symbol-table index, address and file.
+   */
+  occurrences(name: string): ReadonlyArray<{ order: number; address: bigint; file: string }> {
+    return this.byName.get(name) ?? [];
+  }
+
+  /** Every name in the table: for the clones of a name (`NAME.isra.0`), looked for only when NAME is missing. */
+  names(): IterableIterator<string> {
+    return this.byName.keys();
+  }
+
+  /**
    * The sympos of `name`; `file` (the source file's name, e.g. `printk.c`)
    * picks among same-named locals, and `neighbours` (the other local
    * functions and objects of the patched object) among blocks of that file name.

@@ -173,7 +173,7 @@ function checkReplaced(
     if (clones.length > 0)
       problems.push({
         code: 'CONVERT_CLONE_ONLY',
-        message: `${what}: ${f.objname} has no ${f.name}, only gcc's clone(s) ${clones.join(', ')}, whose calling convention gcc changed: replace the clone with a function of its signature (old_name = "${clones[0]}"), or replace its callers`,
+        message: `${what}: ${f.objname} has no ${f.name}, only gcc's clone(s) ${clones.join(', ')}, whose arguments gcc rewrote: replace its callers, or replace the clone itself (old_name = "${clones[0]}") only with a function taking the clone's real arguments, read from its disassembly`,
       });
     else
       problems.push({

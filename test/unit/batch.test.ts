@@ -8,7 +8,7 @@ import { batchExitCode, type BatchReport, mergeReports, summarize } from '../../
 import { type PairResult, reusableResult, writeResult } from '../../src/pipeline/batch/results.js';
 import type { InputsDigest } from '../../src/pipeline/batch/inputs.js';
 import { slotsFor } from '../../src/pipeline/batch/run.js';
-import { summaryLines } from '../../src/cli/batch-summary.js';
+import { summaryLines } from '../../src/cli/commands/batch-summary.js';
 
 let dir: string;
 beforeAll(async () => {

@@ -3,7 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { RUN_TAG_VAR } from '../../src/orchestrator/runners/orphans.js';
-import { diskFullError, isDiskFull, keepNamedLogs, makeWorkDir, removeUntilGone, sweepStaleWorkDirs } from '../../src/cli/build-safety.js';
+import {
+  diskFullError,
+  isDiskFull,
+  keepNamedLogs,
+  makeWorkDir,
+  removeUntilGone,
+  sweepStaleWorkDirs,
+} from '../../src/cli/build/build-safety.js';
 import { affectedObjects } from '../../src/orchestrator/kbuild/affected.js';
 import type { BuildIndex } from '../../src/orchestrator/kbuild/build-index.js';
 import { GeneratorError } from '../../src/klp/index.js';

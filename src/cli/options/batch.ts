@@ -48,7 +48,7 @@ export const batchCli = defineCommand({
       .option('rootfs', { type: 'string', describe: 'Debian rootfs for --runner bwrap' })
       .epilogue(BATCH_EPILOGUE),
   run: async (a, io) => {
-    const { batchCommand } = await import('../batch-command.js');
+    const { batchCommand } = await import('../commands/batch-command.js');
     return batchCommand(
       {
         manifest: a.manifest,
@@ -81,7 +81,7 @@ export const batchMergeCli = defineCommand({
       .option('junit', { type: 'string', describe: 'also write the combined results as JUnit XML' })
       .epilogue('Exit codes: as batch, for the combined results (a pair no report covers counts as failed: 1).'),
   run: async (a, io) => {
-    const { batchMergeCommand } = await import('../batch-command.js');
+    const { batchMergeCommand } = await import('../commands/batch-command.js');
     return batchMergeCommand({ reports: a.reports.map(String), ...(a.junit !== undefined ? { junit: a.junit } : {}) }, io.out, io.err);
   },
 });

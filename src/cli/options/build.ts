@@ -118,7 +118,7 @@ export const buildCli = defineCommand({
   describe: BUILD_DESCRIPTION,
   builder: buildBuilder,
   run: async (a, io) => {
-    const { buildCommand } = await import('../build-command.js');
+    const { buildCommand } = await import('../commands/build-command.js');
     return buildCommand(
       {
         patches: a.patches.map(String),

@@ -29,7 +29,7 @@ export const cacheAdoptCli = defineCommand({
   describe: CACHE_ADOPT_DESCRIPTION,
   builder: cacheAdoptBuilder,
   run: async (a, io) => {
-    const { cacheAdoptCommand } = await import('../cache-command.js');
+    const { cacheAdoptCommand } = await import('../commands/cache-command.js');
     return cacheAdoptCommand({ build: a.build, sourcedir: a.sourcedir, config: a.config, cacheDir: a['cache-dir'] }, io.out);
   },
 });

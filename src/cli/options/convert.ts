@@ -43,7 +43,7 @@ export const convertCli = defineCommand({
       .option('json', { type: 'boolean', default: false, describe: 'print a JSON report on stdout' })
       .epilogue(CONVERT_EPILOGUE),
   run: async (a, io) => {
-    const { convertCommand } = await import('../convert-command.js');
+    const { convertCommand } = await import('../commands/convert-command.js');
     return convertCommand(
       {
         module: a.module,

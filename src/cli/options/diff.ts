@@ -17,7 +17,7 @@ export const diffCli = defineCommand({
         describe: "special-section entry size, SECTION=BYTES (also kpatch's ALT_STRUCT_SIZE… variables)",
       }),
   run: async (a, io) => {
-    const { diffCommand } = await import('../diff-command.js');
+    const { diffCommand } = await import('../commands/diff-command.js');
     return diffCommand({ orig: a.orig, patched: a.patched, output: a.output, json: a.json, entrySize: a['entry-size'] }, io.out);
   },
 });

@@ -12,7 +12,7 @@ export const elfCli = defineCommand({
       .option('json', { type: 'boolean', default: false, describe: 'print one JSON object' })
       .option('write', { type: 'string', describe: 'write the object back out to this path' }),
   run: async (a, io) => {
-    const { elfCommand } = await import('../elf-command.js');
+    const { elfCommand } = await import('../commands/elf-command.js');
     return elfCommand({ file: a.file, sections: a.sections, symbols: a.symbols, json: a.json, write: a.write }, io.out);
   },
 });

@@ -70,7 +70,7 @@ export const verifyCli = defineCommand({
   describe: VERIFY_DESCRIPTION,
   builder: verifyBuilder,
   run: async (a, io) => {
-    const { verifyCommand } = await import('../verify-command.js');
+    const { verifyCommand } = await import('../commands/verify-command.js');
     return verifyCommand(
       { ...a, module: a.module, checkFile: a['check-file'], cacheDir: a['cache-dir'], withModule: a['with-module'] },
       io.out,

@@ -1,4 +1,4 @@
-import type { StageEvent } from '../pipeline/stages.js';
+import type { StageEvent } from '../../pipeline/stages.js';
 
 /** How each stage is named to people. */
 export const STAGE_LABEL: Record<StageEvent['stage'], string> = {

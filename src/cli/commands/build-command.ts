@@ -1,25 +1,25 @@
 import { mkdir, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { GeneratorError } from '../klp/index.js';
-import { buildLivepatch, type LivepatchBuildReport } from '../pipeline/build.js';
-import { BuildError } from '../pipeline/errors.js';
-import { buildOotLivepatch } from '../pipeline/oot-module.js';
-import { likelyOriginal, originalBuild } from '../pipeline/original.js';
-import { publishModule } from '../pipeline/publish.js';
-import { onOriginal, type Speculation } from '../pipeline/speculate.js';
-import { lazyOriginal } from '../pipeline/lazy.js';
-import { type BuildTarget, resolveTarget } from './build-target.js';
-import { modulesWithDependencies } from '../orchestrator/acquire/kernel-modules.js';
-import { preflight } from '../pipeline/preflight.js';
-import { StageClock, type StageEvent, type StageTiming } from '../pipeline/stages.js';
-import { createRunner, type RunnerKind } from '../orchestrator/runners/create-runner.js';
-import { type Runner, runnerSeeing } from '../orchestrator/index.js';
-import { tagChildProcesses } from '../orchestrator/runners/orphans.js';
-import { isKlpforgeError } from '../util/errors.js';
-import { formatReport } from '../verify/report.js';
-import { readCheckFiles, verifyModule } from '../verify/verify.js';
-import { EXIT } from './exit-codes.js';
-import { BATCH_PARENT_VAR } from '../pipeline/batch/job.js';
+import { GeneratorError } from '../../klp/index.js';
+import { buildLivepatch, type LivepatchBuildReport } from '../../pipeline/build.js';
+import { BuildError } from '../../pipeline/errors.js';
+import { buildOotLivepatch } from '../../pipeline/oot-module.js';
+import { likelyOriginal, originalBuild } from '../../pipeline/original.js';
+import { publishModule } from '../../pipeline/publish.js';
+import { onOriginal, type Speculation } from '../../pipeline/speculate.js';
+import { lazyOriginal } from '../../pipeline/lazy.js';
+import { type BuildTarget, resolveTarget } from '../build/build-target.js';
+import { modulesWithDependencies } from '../../orchestrator/acquire/kernel-modules.js';
+import { preflight } from '../../pipeline/preflight.js';
+import { StageClock, type StageEvent, type StageTiming } from '../../pipeline/stages.js';
+import { createRunner, type RunnerKind } from '../../orchestrator/runners/create-runner.js';
+import { type Runner, runnerSeeing } from '../../orchestrator/index.js';
+import { tagChildProcesses } from '../../orchestrator/runners/orphans.js';
+import { isKlpforgeError } from '../../util/errors.js';
+import { formatReport } from '../../verify/report.js';
+import { readCheckFiles, verifyModule } from '../../verify/verify.js';
+import { EXIT } from '../exit-codes.js';
+import { BATCH_PARENT_VAR } from '../../pipeline/batch/job.js';
 import {
   diskFullError,
   keepNamedLogs,
@@ -28,13 +28,13 @@ import {
   SignalGuard,
   stopWithParent,
   type WrittenPlace,
-} from './build-safety.js';
-import { progressPrinter, STAGE_LABEL } from './progress.js';
+} from '../build/build-safety.js';
+import { progressPrinter, STAGE_LABEL } from '../build/progress.js';
 
 // Moved to options/build.ts, where main.ts reads them without loading this module; still exported here for older imports.
-export { BUILD_DESCRIPTION, BUILD_EPILOGUE, buildBuilder } from './options/build.js';
+export { BUILD_DESCRIPTION, BUILD_EPILOGUE, buildBuilder } from '../options/build.js';
 
-const KERNEL_HEADERS = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../kernel-headers');
+const KERNEL_HEADERS = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../../kernel-headers');
 
 export interface BuildCommandArgs {
   patches: string[];

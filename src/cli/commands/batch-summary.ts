@@ -1,6 +1,6 @@
-import type { BatchReport } from '../pipeline/batch/report.js';
-import { pairId } from '../pipeline/batch/pairs.js';
-import { headline, type PairResult } from '../pipeline/batch/results.js';
+import type { BatchReport } from '../../pipeline/batch/report.js';
+import { pairId } from '../../pipeline/batch/pairs.js';
+import { headline, type PairResult } from '../../pipeline/batch/results.js';
 
 /**
  * The batch on one screen: patch sets down, kernels across, each cell the

@@ -3,9 +3,9 @@ import { copyFile, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, statfs
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { BuildError } from '../pipeline/errors.js';
-import { isAlive, ownTaggedProcesses, startTicks, stopOrphansIn } from '../orchestrator/runners/orphans.js';
-import { KlpforgeError } from '../util/errors.js';
+import { BuildError } from '../../pipeline/errors.js';
+import { isAlive, ownTaggedProcesses, startTicks, stopOrphansIn } from '../../orchestrator/runners/orphans.js';
+import { KlpforgeError } from '../../util/errors.js';
 
 /**
  * What `klpforge build` does so that no failure, interrupt or kill leaves a

@@ -1,9 +1,9 @@
 import path from 'node:path';
-import { adoptBuild } from '../orchestrator/original/original-cache.js';
-import { EXIT } from './exit-codes.js';
+import { adoptBuild } from '../../orchestrator/original/original-cache.js';
+import { EXIT } from '../exit-codes.js';
 
 // Moved to options/cache-adopt.ts, where main.ts reads them without loading this module; still exported here for older imports.
-export { CACHE_ADOPT_DESCRIPTION, cacheAdoptBuilder } from './options/cache-adopt.js';
+export { CACHE_ADOPT_DESCRIPTION, cacheAdoptBuilder } from '../options/cache-adopt.js';
 
 export async function cacheAdoptCommand(
   a: { build: string; sourcedir: string; config?: string; cacheDir: string },

@@ -1,4 +1,4 @@
-import { readElfFile, writeElfFile, machineName, type ElfObject, SHT } from '../elf/index.js';
+import { readElfFile, writeElfFile, machineName, type ElfObject, SHT } from '../../elf/index.js';
 
 export interface ElfCommandArgs {
   file: string;

@@ -1,9 +1,9 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import type { ExpectedRelease } from '../orchestrator/checks/kernel-release.js';
-import { type DebianKernel, ensureDebianKernel, parseDebianKernel } from '../orchestrator/acquire/debian-kernel.js';
-import { BuildError } from '../pipeline/errors.js';
-import type { StageClock } from '../pipeline/stages.js';
+import type { ExpectedRelease } from '../../orchestrator/checks/kernel-release.js';
+import { type DebianKernel, ensureDebianKernel, parseDebianKernel } from '../../orchestrator/acquire/debian-kernel.js';
+import { BuildError } from '../../pipeline/errors.js';
+import type { StageClock } from '../../pipeline/stages.js';
 
 /**
  * The kernel a build is for, and where each of its parts comes from: given

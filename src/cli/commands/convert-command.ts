@@ -1,10 +1,10 @@
 import { access } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureDebianKernel, parseDebianKernel } from '../orchestrator/acquire/debian-kernel.js';
-import { BuildError } from '../pipeline/errors.js';
-import { convertFile } from '../pipeline/convert.js';
-import { isKlpforgeError } from '../util/errors.js';
-import { EXIT } from './exit-codes.js';
+import { ensureDebianKernel, parseDebianKernel } from '../../orchestrator/acquire/debian-kernel.js';
+import { BuildError } from '../../pipeline/errors.js';
+import { convertFile } from '../../pipeline/convert.js';
+import { isKlpforgeError } from '../../util/errors.js';
+import { EXIT } from '../exit-codes.js';
 
 export interface ConvertCommandArgs {
   module: string;

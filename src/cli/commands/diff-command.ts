@@ -1,8 +1,8 @@
-import { diffObjects, type DiffResult, specialSections } from '../diff/index.js';
-import { EM, readElfFile, writeElfFile } from '../elf/index.js';
-import { recordedCommandBeside } from '../orchestrator/kbuild/kbuild-cmd.js';
-import { KlpforgeError } from '../util/errors.js';
-import { EXIT } from './exit-codes.js';
+import { diffObjects, type DiffResult, specialSections } from '../../diff/index.js';
+import { EM, readElfFile, writeElfFile } from '../../elf/index.js';
+import { recordedCommandBeside } from '../../orchestrator/kbuild/kbuild-cmd.js';
+import { KlpforgeError } from '../../util/errors.js';
+import { EXIT } from '../exit-codes.js';
 
 export interface DiffCommandArgs {
   orig: string;

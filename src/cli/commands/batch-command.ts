@@ -2,13 +2,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BatchError } from '../pipeline/batch/errors.js';
-import { junitXml } from '../pipeline/batch/junit.js';
-import { readManifest } from '../pipeline/batch/manifest.js';
-import { parseShard } from '../pipeline/batch/pairs.js';
-import { batchExitCode, type BatchReport, mergeReports } from '../pipeline/batch/report.js';
-import type { PairResult } from '../pipeline/batch/results.js';
-import { BatchControl, runBatch } from '../pipeline/batch/run.js';
+import { BatchError } from '../../pipeline/batch/errors.js';
+import { junitXml } from '../../pipeline/batch/junit.js';
+import { readManifest } from '../../pipeline/batch/manifest.js';
+import { parseShard } from '../../pipeline/batch/pairs.js';
+import { batchExitCode, type BatchReport, mergeReports } from '../../pipeline/batch/report.js';
+import type { PairResult } from '../../pipeline/batch/results.js';
+import { BatchControl, runBatch } from '../../pipeline/batch/run.js';
 import { progressLine, summaryLines } from './batch-summary.js';
 
 export interface BatchCommandArgs {
@@ -29,7 +29,7 @@ export interface BatchCommandArgs {
 }
 
 /** The CLI's own entry point, which every pair's `klpforge build` runs through. */
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../bin/klpforge.js');
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../bin/klpforge.js');
 
 export async function batchCommand(a: BatchCommandArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   const shard = a.shard !== undefined ? parseShard(a.shard) : undefined;
@@ -102,7 +102,7 @@ export async function batchMergeCommand(
 }
 
 async function klpforgeVersion(): Promise<string> {
-  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(await readFile(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 

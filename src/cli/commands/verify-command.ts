@@ -1,15 +1,15 @@
 import os from 'node:os';
 import path from 'node:path';
-import { ensureDebianKernel, parseDebianKernel } from '../orchestrator/acquire/debian-kernel.js';
-import { modulesWithDependencies } from '../orchestrator/acquire/kernel-modules.js';
-import { VerifyError } from '../verify/errors.js';
-import type { AcceleratorChoice } from '../verify/qemu.js';
-import { failureSummary, formatReport, reportJson } from '../verify/report.js';
-import { readCheckFiles, verifyModule } from '../verify/verify.js';
-import { EXIT } from './exit-codes.js';
+import { ensureDebianKernel, parseDebianKernel } from '../../orchestrator/acquire/debian-kernel.js';
+import { modulesWithDependencies } from '../../orchestrator/acquire/kernel-modules.js';
+import { VerifyError } from '../../verify/errors.js';
+import type { AcceleratorChoice } from '../../verify/qemu.js';
+import { failureSummary, formatReport, reportJson } from '../../verify/report.js';
+import { readCheckFiles, verifyModule } from '../../verify/verify.js';
+import { EXIT } from '../exit-codes.js';
 
 // Moved to options/verify.ts, where main.ts reads them without loading this module; still exported here for older imports.
-export { VERIFY_DESCRIPTION, VERIFY_EPILOGUE, verifyBuilder } from './options/verify.js';
+export { VERIFY_DESCRIPTION, VERIFY_EPILOGUE, verifyBuilder } from '../options/verify.js';
 
 export interface VerifyCommandArgs {
   module: string;

@@ -1,7 +1,7 @@
 /**
  * What the yargs bundle (scripts/bundle-yargs.ts) has in place of each copy of `string-width`: yargs, cliui and
  * wrap-ansi measure every word of a help text with it, and importing it built an `Intl.Segmenter` (ICU data) and
- * Unicode property regular expressions, ~30 ms of every klpforge command, most of which never prints help.
+ * Unicode property regular expressions, ~30 ms of every command but --version, most of which never print help.
  * A string of printable ASCII is one column a character in every version of string-width (8.x takes this very
  * shortcut itself), so it is answered here; anything else (`…`, a Japanese locale's headings, escape codes, a
  * newline) goes to the real copy the caller would have imported, loaded the first time it is needed.

@@ -42,7 +42,17 @@ export async function diffCommand(args: DiffCommandArgs, out: (line: string) => 
     compilerFlags: await recordedCommandBeside(args.orig),
     output: !!args.output,
   });
-  if (args.output && result.output) await writeElfFile(args.output, result.output);
+  if (args.output && result.output) {
+    const file = args.output;
+    await writeElfFile(file, result.output).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === undefined) throw e;
+      throw new KlpforgeError(
+        'DIFF_OUTPUT',
+        `${file}: cannot write the output object (${e.code}): pass an -o/--output in a writable directory`,
+        1,
+      );
+    });
+  }
   if (args.json) out(JSON.stringify(toJson(result), null, 2));
   else printText(result, out);
   return EXIT_FOR[result.outcome];

@@ -127,7 +127,7 @@ describe('a full disk is said as such', () => {
     if (process.getuid?.() !== 0) return;
     const script = `mount -t tmpfs -o size=1m t "$1" && dd if=/dev/zero of="$1/fill" bs=4k count=200 2>/dev/null && node --input-type=module -e "$2" "$1"`;
     const code = `
-      const { diskFullError } = await import(${JSON.stringify(path.resolve('dist/src/cli/build-safety.js'))});
+      const { diskFullError } = await import(${JSON.stringify(path.resolve('dist/src/cli/build/build-safety.js'))});
       const { OrchestratorError } = await import(${JSON.stringify(path.resolve('dist/src/orchestrator/errors.js'))});
       const { BuildError } = await import(${JSON.stringify(path.resolve('dist/src/pipeline/errors.js'))});
       const places = [{ dir: process.argv[1], what: 'the output dir', remedy: 'pass another -o' }];

@@ -7,6 +7,7 @@ import { GeneratorError } from './errors.js';
 import { finalizeModule, sectionObjectsOf } from './finalize.js';
 import { hookSource } from './hook-source.js';
 import { kbuildModule } from './kbuild-module.js';
+import { moduleLinkGlobals } from './module-link.js';
 import { patchGlobals } from './patch-globals.js';
 import { type PatchedFunction, type PreparedObject, prepareObject } from './prepare.js';
 import type { GeneratorProblem } from './problems.js';
@@ -97,12 +98,16 @@ export async function generateModule(o: GenerateOptions): Promise<GenerateResult
   const sorted = [...o.objects].sort((a, b) => a.object.localeCompare(b.object));
   // Read before any object is prepared: prepareObject rewrites the outputs in place.
   const globals = patchGlobals(sorted);
+  // What the module's link always adds counts as the livepatch's own: the objects' definitions first.
+  const machine = sorted[0]?.output.ident.machine;
+  const linked = machine === undefined ? new Map<string, string>() : await moduleLinkGlobals(o.buildDir, machine);
+  const own = new Map([...linked, ...globals.globals]);
   for (const [i, input] of sorted.entries()) {
     const module = input.owner.kind === 'module' ? await moduleTarget(input.owner) : undefined;
     prepared.push(
       prepareObject(
         input.output,
-        { exports, vmlinux, patchGlobals: globals.globals, ...(module ? { module } : {}) },
+        { exports, vmlinux, patchGlobals: own, ...(module ? { module } : {}) },
         {
           object: input.object,
           anchorPrefix: `__klpforge_${i}_`,

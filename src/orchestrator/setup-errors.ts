@@ -14,6 +14,8 @@ export type SetupErrorCode =
   | 'CONFIG_NOT_FOUND'
   /** The file is not a kernel .config (binary, a patch, no CONFIG_ lines…). */
   | 'CONFIG_NOT_A_CONFIG'
+  /** The .config is for a machine klpforge does not build livepatches for. */
+  | 'CONFIG_UNSUPPORTED_MACHINE'
   /** The vmlinux path does not exist or cannot be read. */
   | 'VMLINUX_NOT_FOUND'
   /** The file is not an ELF vmlinux (bzImage, vmlinuz) or holds no "Linux version" banner. */

@@ -21,9 +21,16 @@ export interface IntegrationCase {
   /** `own`: in the combined module, this case's check needs a boot of its own. */
   combinedBoot?: 'own';
   sequence?: Array<{ patch: string; name?: string; module?: string; guestPath?: string }>;
+  /** Machines whose fixture kernel runs the case (uname -m names); absent: x86_64 only. */
+  machines?: string[];
 }
 
-export async function integrationCases(): Promise<IntegrationCase[]> {
+/** The cases of one machine's fixture kernel (README: `machines`). */
+export async function integrationCases(machine = 'x86_64'): Promise<IntegrationCase[]> {
+  return (await allIntegrationCases()).filter((c) => (c.machines ?? ['x86_64']).includes(machine));
+}
+
+async function allIntegrationCases(): Promise<IntegrationCase[]> {
   const dirs = (await readdir(INTEGRATION_DIR, { withFileTypes: true }))
     .filter((e) => e.isDirectory())
     .map((e) => e.name)
@@ -88,9 +95,23 @@ export async function klpforge(args: readonly string[], timeoutMs = 600_000): Pr
   return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** `klpforge build` of patches against the fixture kernel (the booted plain build is the running kernel). */
+/**
+ * Another machine's fixture kernel, built plain only (scripts/fetch-kernel
+ * --arch): its plain build is both the running kernel and, through its
+ * Module.symvers and modules.order, what the lazy original is prepared from.
+ */
+export interface PlainKernel {
+  source: string;
+  /** The plain build's .config. */
+  config: string;
+  plain: string;
+  vmlinux: string;
+  bzImage: string;
+}
+
+/** `klpforge build` of patches against a fixture kernel (the booted plain build is the running kernel). */
 export async function buildCase(
-  kernel: FixtureKernel,
+  kernel: FixtureKernel | PlainKernel,
   cacheDir: string,
   patches: readonly string[],
   name: string,
@@ -103,7 +124,7 @@ export async function buildCase(
     '-s',
     kernel.source,
     '-c',
-    path.join(kernel.fsections, '.config'),
+    'config' in kernel ? kernel.config : path.join(kernel.fsections, '.config'),
     '-v',
     kernel.vmlinux,
     '--cache-dir',
@@ -126,7 +147,7 @@ export interface VerifyOutcome {
 
 /** `klpforge verify` of a module with check script files (--check-file); `modulesDir` becomes /modules in the guest. */
 export async function verifyCase(
-  kernel: FixtureKernel,
+  kernel: FixtureKernel | PlainKernel,
   ko: string,
   checkFiles: readonly string[],
   modulesDir?: string,
@@ -153,7 +174,7 @@ export async function verifyCase(
 
 /** A /modules tree for the guest: the plain build's modules (when asked) plus extra files at its root. */
 export async function guestModules(
-  kernel: FixtureKernel,
+  kernel: FixtureKernel | PlainKernel,
   dir: string,
   withKernelModules: boolean,
   extra: readonly string[],

@@ -2,6 +2,8 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExpectedRelease } from '../../orchestrator/checks/kernel-release.js';
 import { type DebianKernel, ensureDebianKernel, parseDebianKernel } from '../../orchestrator/acquire/debian-kernel.js';
+import { readKernelConfig } from '../../orchestrator/kbuild/kconfig.js';
+import { type KernelMachine, machineCompiler, machineMakeVars, machineOfConfig } from '../../orchestrator/kbuild/machine.js';
 import { BuildError } from '../../pipeline/errors.js';
 import type { StageClock } from '../../pipeline/stages.js';
 
@@ -31,6 +33,8 @@ export interface BuildTarget {
   modulesOrder?: string;
   /** What `--verify` boots. */
   bootImage?: string;
+  /** The machine the kernel is for (from its .config). */
+  machine: KernelMachine;
   debian?: DebianKernel;
 }
 
@@ -62,9 +66,10 @@ export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (lin
       1,
     );
   }
+  const configFile = path.resolve(a.config ?? kernel.config);
   return {
     sourceDir: path.resolve(a.sourcedir ?? kernel.sourceDir),
-    configFile: path.resolve(a.config ?? kernel.config),
+    configFile,
     vmlinux: path.resolve(a.vmlinux ?? kernel.vmlinux),
     modulesDir: kernel.modulesDir,
     makeVars: [`CC=${kernel.cc}`, `KERNELRELEASE=${release}`],
@@ -76,6 +81,7 @@ export async function resolveTarget(a: TargetArgs, clock: StageClock, note: (lin
     modulesOrder: path.join(path.dirname(kernel.modulesDir), 'modules.order'),
     bootImage: kernel.vmlinuz,
     debian: kernel,
+    machine: machineOfConfig(await readKernelConfig(configFile)),
   };
 }
 
@@ -94,10 +100,15 @@ async function handTarget(a: TargetArgs): Promise<BuildTarget> {
   }
   const sourceDir = path.resolve(a.sourcedir);
   const configFile = path.resolve(a.config ?? path.join(sourceDir, '.config'));
+  // The machine is the .config's: a cross build here and a native one there run the same steps.
+  const machine = machineOfConfig(await readKernelConfig(configFile));
+  const cc = machineCompiler(machine);
   const base = {
     sourceDir,
     configFile,
-    makeVars: [],
+    machine,
+    makeVars: machineMakeVars(machine),
+    ...(cc !== 'gcc' ? { cc } : {}),
     chosen: a.original === undefined,
     ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),
   };

@@ -332,7 +332,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     let verifyFailures: readonly string[] = [];
     if (a.verify) {
       const kernel =
-        t.bootImage ?? a.kernel ?? path.join(path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')), 'arch/x86/boot/bzImage');
+        t.bootImage ?? a.kernel ?? path.join(path.dirname(t.vmlinux ?? path.join(original.buildDir, 'vmlinux')), t.machine.bootImage);
       // A distribution kernel's modules are thousands: the guest gets the ones the livepatch patches.
       const patchedModules = [...new Set(report.functions.map((f) => f.objname).filter((n) => n !== 'vmlinux'))];
       const moduleFiles = t.debian && patchedModules.length > 0 ? await modulesWithDependencies(t.debian.modulesDir, patchedModules) : [];

@@ -21,6 +21,8 @@ export interface ConfigRule {
   kind: ConfigRuleKind;
   /** For required/recommended, the option; for forbidden/discouraged, any of these being y or m triggers the rule. */
   options: readonly string[];
+  /** The rule holds only for configs with this option set (a machine's own option: CONFIG_EXPOLINE is s390's). */
+  onlyIf?: string;
   reason: string;
 }
 
@@ -59,6 +61,13 @@ export const CONFIG_RULES: readonly ConfigRule[] = [
     options: ['CONFIG_KALLSYMS_ALL'],
     reason:
       'the livepatch core finds the non-exported functions and data the new code uses by name in kallsyms; without _ALL kallsyms has no data symbols',
+  },
+  {
+    kind: 'required',
+    options: ['CONFIG_EXPOLINE_EXTERN'],
+    onlyIf: 'CONFIG_EXPOLINE',
+    reason:
+      "s390x expolines must be extern functions (the kernel's help for the option says tools like kpatch need it): without it every object carries its own copies of the thunks, and new code branching to vmlinux's copies from a module more than 4 GiB away cannot be relocated",
   },
   {
     kind: 'recommended',
@@ -117,6 +126,7 @@ export const CONFIG_RULES: readonly ConfigRule[] = [
 export function checkKernelConfig(config: KernelConfig, rules: readonly ConfigRule[] = CONFIG_RULES): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   for (const rule of rules) {
+    if (rule.onlyIf !== undefined && !isEnabled(config, rule.onlyIf)) continue;
     if (rule.kind === 'required' || rule.kind === 'recommended') {
       const option = rule.options[0]!;
       if (isEnabled(config, option)) continue;

@@ -1,0 +1,101 @@
+import type { KernelConfig } from './kconfig.js';
+import { isEnabled } from './kconfig.js';
+import { SetupError } from '../setup-errors.js';
+
+/**
+ * The machine a kernel is built for, as kbuild and Debian's cross compilers
+ * name it. One row per machine: the machine comes from the kernel's .config,
+ * never from an --arch option, so a native build on that machine and a cross
+ * build here take the same path (only CROSS_COMPILE differs).
+ */
+export interface KernelMachine {
+  /** `uname -m` of the machine, and klpforge's name for it. */
+  name: 'x86_64' | 's390x';
+  /** The .config option only this machine's kernels set. */
+  configSymbol: string;
+  /** kbuild's ARCH= (SRCARCH). */
+  arch: string;
+  /** node's process.arch on such a machine: there no cross compiler is needed. */
+  nodeArch: NodeJS.Architecture;
+  /** Debian's cross toolchain prefix (gcc-s390x-linux-gnu installs s390x-linux-gnu-gcc). */
+  crossPrefix: string;
+  /** The Debian package with that cross compiler, for error messages. */
+  crossPackage: string;
+  /**
+   * Extra compiler flags for original and patched vmlinux objects, on top
+   * of the kernel's own. s390x: a livepatch module is loaded more than 4 GiB
+   * from vmlinux, beyond the reach of `larl`/`lrl`'s 32-bit PC-relative
+   * field, so data the new code reads in vmlinux must be reached through the
+   * GOT (R_390_GOTENT), which the module loader fills with full addresses
+   * (kpatch-build does the same; calls already go through the PLT). Module
+   * objects need nothing: all modules share one 2 GiB area, and -fPIC
+   * already sends their references to vmlinux through the GOT.
+   */
+  livepatchCflags: readonly string[];
+  /** The bootable image, relative to the build dir. */
+  bootImage: string;
+}
+
+const MACHINES: readonly KernelMachine[] = [
+  {
+    name: 'x86_64',
+    configSymbol: 'CONFIG_X86_64',
+    arch: 'x86',
+    nodeArch: 'x64',
+    crossPrefix: 'x86_64-linux-gnu-',
+    crossPackage: 'gcc-x86-64-linux-gnu',
+    livepatchCflags: [],
+    bootImage: 'arch/x86/boot/bzImage',
+  },
+  {
+    name: 's390x',
+    configSymbol: 'CONFIG_S390',
+    arch: 's390',
+    nodeArch: 's390x',
+    crossPrefix: 's390x-linux-gnu-',
+    crossPackage: 'gcc-s390x-linux-gnu',
+    livepatchCflags: ['-mno-pic-data-is-text-relative', '-fno-section-anchors'],
+    bootImage: 'arch/s390/boot/bzImage',
+  },
+];
+
+/** The machine a .config is for; a config of a machine klpforge cannot build for is a one-line error. */
+export function machineOfConfig(config: KernelConfig): KernelMachine {
+  const m = MACHINES.find((row) => isEnabled(config, row.configSymbol));
+  if (m !== undefined) return m;
+  const known = ['ARM64', 'PPC64', 'LOONGARCH', 'RISCV', 'X86_32'].find((a) => isEnabled(config, `CONFIG_${a}`));
+  throw new SetupError(
+    'CONFIG_UNSUPPORTED_MACHINE',
+    `${config.file}: a kernel for ${known ?? 'an unknown machine'}: klpforge builds livepatches for ${MACHINES.map((r) => r.name).join(' and ')} kernels`,
+  );
+}
+
+export function machineByName(name: string): KernelMachine | undefined {
+  return MACHINES.find((m) => m.name === name);
+}
+
+/** Is the machine the one klpforge runs on (no cross compiler)? */
+export function isNative(m: KernelMachine, hostArch: NodeJS.Architecture = process.arch): boolean {
+  return m.nodeArch === hostArch;
+}
+
+/**
+ * The make variables every kbuild run for this machine needs: ARCH and
+ * CROSS_COMPILE when building on another machine, and the livepatch flags
+ * (CFLAGS_KERNEL: vmlinux objects only; KCFLAGS stays free for klpforge's
+ * -ffunction-sections). Empty for x86_64 on x86_64: cache keys and recorded
+ * commands stay as they were.
+ */
+export function machineMakeVars(m: KernelMachine, hostArch: NodeJS.Architecture = process.arch): string[] {
+  const vars = isNative(m, hostArch) ? [] : [`ARCH=${m.arch}`, `CROSS_COMPILE=${m.crossPrefix}`];
+  if (m.livepatchCflags.length > 0) {
+    const flags = m.livepatchCflags.join(' ');
+    vars.push(`CFLAGS_KERNEL=${flags}`);
+  }
+  return vars;
+}
+
+/** The compiler kbuild runs for this machine (`gcc` natively, else the cross gcc). */
+export function machineCompiler(m: KernelMachine, hostArch: NodeJS.Architecture = process.arch): string {
+  return isNative(m, hostArch) ? 'gcc' : `${m.crossPrefix}gcc`;
+}

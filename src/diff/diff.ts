@@ -1,9 +1,10 @@
 import { type ElfObject, machineName, type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
-import { archRules } from './arch.js';
+import { archRules, supportedArches } from './arch.js';
 import { compareExtents, type Difference } from './correlate/compare.js';
 import { correlate } from './correlate/correlate.js';
 import { addSpecialEntryTargets, computeInclusion, type ExternalReference } from './output/inclusion.js';
 import { type Callback, readDirectives } from './rules/kpatch-macros.js';
+import { ftraceEntrySpan, startsWithFtraceEntry } from './rules/ftrace-entry.js';
 import { onlyLineNumbersDiffer } from './rules/line-macros.js';
 import { canonicalName, parentOf } from './model/names.js';
 import { ObjectView } from './model/object-view.js';
@@ -81,7 +82,7 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
   };
   const arch = archRules(patchedObj.ident.machine);
   if (!arch) {
-    result.refusals.push(refuse.unsupportedArch(machineName(patchedObj.ident.machine)));
+    result.refusals.push(refuse.unsupportedArch(machineName(patchedObj.ident.machine), supportedArches()));
     result.outcome = 'unsupported';
     return result;
   }
@@ -184,14 +185,14 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     const kind = classifySection(report.section);
     const forced = directives.forcedFunctions.has(report.name);
     if (kind === 'init' && !forced) result.refusals.push(refuse.initChanged(report.name, report.section));
-    // ftrace redirects the running kernel's copy: it is the original that needs the __fentry__ call, and the new one too.
+    // ftrace redirects the running kernel's copy: it is the original that needs the ftrace entry, and the new one too.
     else if (!forced && kind !== 'init' && parentOf(report.name) === undefined && (!hasFentry(p, sym) || !twinHasFentry(sym))) {
       const cause =
         kind === 'noinstr'
           ? 'noinstr code'
           : "notrace: the kernel's inline implies notrace, so a static inline function gcc kept out of line has none; or its file is built without ftrace";
       const callers = [...(graphP.callers.get(report.name) ?? [])].map((k) => p.symbol(k).name).sort();
-      result.refusals.push(refuse.noFentry(report.name, report.section, cause, callers));
+      result.refusals.push(refuse.noFentry(report.name, report.section, p.arch.ftraceEntry.describe, cause, callers));
     }
     if (forced) {
       report.forced = true;
@@ -360,16 +361,15 @@ function callsOut(v: ObjectView, graph: CallGraph, fn: SymbolIndex): boolean {
   return false;
 }
 
+/** Whether a function starts with its architecture's ftrace entry (arch.ts: ftraceEntry). */
 function hasFentry(p: ObjectView, sym: SymbolIndex): boolean {
   const e = p.extentOf(sym);
   if (!e) return false;
-  const r = p.relocationsIn(e.section, e.start, e.start + Math.max(...p.arch.fentryRelocOffsets) + 1);
-  return (
-    !!r &&
-    r.entries.some((k) => {
-      const at = Number(r.table.offsets[k]!) - e.start;
-      const t = p.target(r.table, k, e.section);
-      return p.arch.fentryRelocOffsets.includes(at) && t.kind === 'symbol' && p.arch.fentrySymbols.includes(p.symbol(t.sym).name);
-    })
-  );
+  const span = ftraceEntrySpan(p.arch.ftraceEntry);
+  const r = p.relocationsIn(e.section, e.start, e.start + span);
+  const relocations = Array.from(r?.entries ?? [], (k) => {
+    const t = p.target(r!.table, k, e.section);
+    return { offset: Number(r!.table.offsets[k]!) - e.start, symbol: t.kind === 'symbol' ? p.symbol(t.sym).name : '' };
+  });
+  return startsWithFtraceEntry(p.arch.ftraceEntry, p.bytesOf(e).subarray(0, span), relocations);
 }

@@ -44,12 +44,13 @@ export const refuse = {
       `__init/__exit function ${symbol} in ${section} changed: it ran at boot (or runs at unload) and its code is gone from memory; ` +
       'leave it out of the patch, or mark it KPATCH_IGNORE_FUNCTION if the change does not matter after boot',
   }),
-  noFentry: (symbol: string, section: string, cause: string, callers: readonly string[]): Refusal => ({
+  /** `entry`: what the architecture's ftrace entry is (arch.ts), e.g. `__fentry__ call`. */
+  noFentry: (symbol: string, section: string, entry: string, cause: string, callers: readonly string[]): Refusal => ({
     code: 'NO_FENTRY',
     symbol,
     section,
     message:
-      `${symbol} in ${section} changed but has no __fentry__ call (${cause}), so ftrace cannot redirect it; ` +
+      `${symbol} in ${section} changed but has no ${entry} (${cause}), so ftrace cannot redirect it; ` +
       (callers.length > 0
         ? `patch its callers (${callers.join(', ')}) instead, e.g. by making it a non-inline helper they call, `
         : 'patch its callers instead, ') +
@@ -69,8 +70,8 @@ export const refuse = {
       `section ${section} changed but no patched function uses it, so the change would be lost; ` +
       'make the change through a function, or KPATCH_IGNORE_SECTION it if it does not matter',
   }),
-  unsupportedArch: (machine: string): Refusal => ({
+  unsupportedArch: (machine: string, supported: readonly string[]): Refusal => ({
     code: 'UNSUPPORTED_ARCH',
-    message: `objects for ${machine} can be read but not yet diffed (x86_64 only): the differ's per-architecture rules are missing`,
+    message: `objects for ${machine} can be read but not yet diffed (${supported.join(', ')} only): the differ's per-architecture rules are missing`,
   }),
 };

@@ -9,9 +9,10 @@ import {
   type SectionIndex,
   removeSections,
 } from '../elf/index.js';
-import { archRules } from '../diff/arch.js';
+import { archRules, type FtraceEntry } from '../diff/arch.js';
 import { suffixesOf } from '../diff/model/names.js';
 import type { DiffMetadata } from '../diff/output/output.js';
+import { type EntryRelocation, ftraceEntrySpan, startsWithFtraceEntry } from '../diff/rules/ftrace-entry.js';
 import { specialSections, specialSectionNames } from '../diff/rules/special-sections.js';
 import { type GeneratorProblem, problem } from './problems.js';
 import { klpSymbolName, type ResolveContext, type Resolution, resolveSymbol } from './resolve.js';
@@ -242,12 +243,8 @@ function addAnchors(elf: ElfObject, meta: DiffMetadata, ctx: ResolveContext, opt
       result.problems.push(problem.unpatchable(options.object, f.name, 'the differ output lacks its code'));
       continue;
     }
-    // Fragments (.cold) run only as part of their parent; ftrace can redirect only what starts with an fentry call.
-    if (
-      suffixesOf(f.name).some((r) => r.kind === 'cold') ||
-      (arch && !startsWithFentry(elf, s, arch.fentryRelocOffsets, arch.fentrySymbols))
-    )
-      continue;
+    // Fragments (.cold) run only as part of their parent; ftrace can redirect only what starts with its ftrace entry.
+    if (suffixesOf(f.name).some((r) => r.kind === 'cold') || (arch && !startsWithFentry(elf, s, arch.ftraceEntry))) continue;
     const r = target.symbols.sympos(f.kernelName, f.local ? meta.file : '', meta.neighbours);
     if (!r.found) {
       const why =
@@ -270,16 +267,21 @@ function addAnchors(elf: ElfObject, meta: DiffMetadata, ctx: ResolveContext, opt
   elf.reindex();
 }
 
-function startsWithFentry(elf: ElfObject, fn: ElfSymbol, offsets: readonly number[], names: readonly string[]): boolean {
+/** Whether a function of the prepared object starts with the architecture's ftrace entry (src/diff/rules/ftrace-entry.ts). */
+function startsWithFentry(elf: ElfObject, fn: ElfSymbol, rule: FtraceEntry): boolean {
   const symbols = symbolsOf(elf);
+  const span = ftraceEntrySpan(rule);
+  const relocations: EntryRelocation[] = [];
   for (const ri of elf.relocationsFor(fn.shndx)) {
     const body = elf.sections[ri]!.body;
     if (body.kind !== 'relocations') continue;
     const t = body.table;
     for (let k = 0; k < t.length; k++) {
       const at = Number(t.offsets[k]! - fn.value);
-      if (offsets.includes(at) && names.includes(symbols[t.symbols[k]!]!.name)) return true;
+      if (at >= 0 && at < span) relocations.push({ offset: at, symbol: symbols[t.symbols[k]!]!.name });
     }
   }
-  return false;
+  const code = elf.sections[fn.shndx]?.body;
+  const start = Number(fn.value);
+  return startsWithFtraceEntry(rule, code?.kind === 'bytes' ? code.data.subarray(start, start + span) : new Uint8Array(0), relocations);
 }

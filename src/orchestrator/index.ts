@@ -15,14 +15,7 @@ export {
   type AffectedObjects,
   type NotLivepatchableObject,
 } from './kbuild/affected.js';
-export {
-  isNative,
-  machineByName,
-  machineCompiler,
-  machineMakeVars,
-  machineOfConfig,
-  type KernelMachine,
-} from './kbuild/machine.js';
+export { isNative, machineByName, machineCompiler, machineMakeVars, machineOfConfig, type KernelMachine } from './kbuild/machine.js';
 export { livepatchability, type Livepatchability, type NotLivepatchableReason } from './kbuild/livepatchable.js';
 export {
   parseKbuildCmd,

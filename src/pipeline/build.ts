@@ -22,6 +22,7 @@ import { firstMismatch, runningSymbols, type RunningSymbols } from '../orchestra
 import { recordedObjectOwners } from '../orchestrator/kbuild/object-owner.js';
 import { lazyOriginals, type LazyTree } from '../orchestrator/original/lazy-original.js';
 import { BuildError } from './errors.js';
+import { runningCopies } from './running-copies.js';
 import { type ProgressSink, StageClock, type StageTiming } from './stages.js';
 
 export interface LivepatchBuildOptions {
@@ -58,6 +59,11 @@ export interface LivepatchBuildOptions {
   makeVars?: readonly string[];
   /** Check each original object against the running kernel's symbols before diffing (default true). */
   matchRunning?: boolean;
+  /**
+   * The machine's flags that undo klpforge's livepatch flags (machine.ts
+   * runningCflags): when given, the match checks copies compiled with them.
+   */
+  runningCflags?: readonly string[];
 }
 
 export interface ObjectReport {
@@ -148,10 +154,20 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
     const bytes = o.vmlinuxBytes;
     await clock.run(
       'match',
-      () =>
-        checkRunningMatch(patched, ownerOf, bytes ? Promise.resolve(parseElf(bytes, vmlinux)) : readElfFile(vmlinux), (ko) =>
-          path.join(modulesDir, ko),
-        ),
+      async () => {
+        const flags = o.runningCflags ?? [];
+        const copies =
+          flags.length === 0
+            ? undefined
+            : await runningCopies(patched.pairs, { index, flags, outDir: path.join(o.workDir, 'running-copies'), runner, jobs: o.jobs });
+        return checkRunningMatch(
+          patched,
+          ownerOf,
+          bytes ? Promise.resolve(parseElf(bytes, vmlinux)) : readElfFile(vmlinux),
+          (ko) => path.join(modulesDir, ko),
+          copies,
+        );
+      },
       (n) => `${n} object(s) match the running kernel`,
     );
   }
@@ -246,6 +262,7 @@ async function checkRunningMatch(
   ownerOf: (object: string) => ObjectOwner,
   vmlinuxElf: Promise<ElfObject>,
   moduleFile: (ko: string) => string,
+  copies?: ReadonlyMap<string, string>,
 ): Promise<number> {
   const running = new Map<string, Promise<RunningSymbols>>();
   const symbolsOf = (owner: ObjectOwner): Promise<RunningSymbols> => {
@@ -270,7 +287,7 @@ async function checkRunningMatch(
     return r;
   };
   for (const pair of p.pairs) {
-    const [obj, symbols] = await Promise.all([readElfFile(pair.original), symbolsOf(ownerOf(pair.object))]);
+    const [obj, symbols] = await Promise.all([readElfFile(copies?.get(pair.object) ?? pair.original), symbolsOf(ownerOf(pair.object))]);
     const problem = firstMismatch(obj, pair.object, symbols);
     if (problem) throw new BuildError('BUILD_ORIGINAL_MISMATCH', problem.message, 1);
   }

@@ -3,10 +3,12 @@ import { access, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
+import { VerifyError } from './errors.js';
 import { generateProbeScript } from './guest-script.js';
 import { buildInitramfs } from './initramfs.js';
+import { guestCmdline, kvmPossible, X86_64, type Machine } from './machines.js';
 import { markerPrefix } from './protocol.js';
-import { GUEST_CMDLINE, runQemu, type Accelerator, type AcceleratorChoice } from './qemu.js';
+import { runQemu, type Accelerator, type AcceleratorChoice } from './qemu.js';
 
 /**
  * A /dev/kvm that opens is no promise that guests run: on some hosts KVM
@@ -21,9 +23,30 @@ export interface ProbeInputs {
   readonly kernel: string;
   readonly busybox: string;
   readonly genInitCpio: string;
+  /** Default x86_64. */
+  readonly machine?: Machine;
+}
+
+/**
+ * KVM runs only guests of the host's own instruction set (an s390x guest on
+ * an x86_64 host is TCG or nothing): an explicit kvm is refused before
+ * anything is prepared, and auto is TCG without a probe.
+ */
+export function assertAcceleratorPossible(choice: AcceleratorChoice, machine: Machine = X86_64): void {
+  if (choice === 'kvm' && !kvmPossible(machine)) throw noKvm(machine);
+}
+
+function noKvm(machine: Machine): VerifyError {
+  return new VerifyError(
+    'VERIFY_NO_KVM',
+    `--accel kvm cannot run ${machine.name} guests on this ${process.arch} host: use --accel tcg (or auto)`,
+  );
 }
 
 export function chooseAccelerator(choice: AcceleratorChoice, inputs: ProbeInputs): Promise<Accelerator> {
+  const machine = inputs.machine ?? X86_64;
+  if (choice === 'kvm' && !kvmPossible(machine)) return Promise.reject(noKvm(machine));
+  if (!kvmPossible(machine)) return Promise.resolve('tcg');
   if (choice !== 'auto') return Promise.resolve(choice);
   const key = path.resolve(inputs.kernel);
   let answer = cache.get(key);
@@ -62,7 +85,16 @@ export async function probeGuestRuns(inputs: ProbeInputs, accel: Accelerator): P
         { guestPath: '/init', source: { text: generateProbeScript(nonce) }, mode: 0o755 },
       ],
     });
-    const r = await runQemu({ kernel: inputs.kernel, initramfs, append: GUEST_CMDLINE, accel, timeoutMs: PROBE_TIMEOUT_MS, serialLog });
+    const machine = inputs.machine ?? X86_64;
+    const r = await runQemu({
+      kernel: inputs.kernel,
+      initramfs,
+      append: guestCmdline(machine),
+      accel,
+      timeoutMs: PROBE_TIMEOUT_MS,
+      serialLog,
+      machine,
+    });
     if (r.timedOut) return false;
     return (await readFile(serialLog, 'utf8')).includes(`${markerPrefix(nonce)}done`);
   } finally {

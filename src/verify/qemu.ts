@@ -1,5 +1,5 @@
 import { execa } from 'execa';
-import { QEMU_BINARY } from './host-tools.js';
+import { guestCmdline, X86_64, type Machine } from './machines.js';
 
 /** kvm: hardware virtualisation (fast, often unavailable); tcg: QEMU's emulator (always works, ~3 s per boot here). */
 export type Accelerator = 'kvm' | 'tcg';
@@ -16,6 +16,8 @@ export interface QemuRunOptions {
   /** File receiving everything the guest prints on its serial console. */
   readonly serialLog: string;
   readonly memoryMb?: number;
+  /** Which QEMU, board, CPU model and console; default x86_64. */
+  readonly machine?: Machine;
 }
 
 export interface QemuRunResult {
@@ -26,11 +28,13 @@ export interface QemuRunResult {
   readonly durationMs: number;
 }
 
-/** Kernel command line for verify guests: messages on the serial console, and any panic ends the run at once. */
-export const GUEST_CMDLINE = 'console=ttyS0 panic=-1';
+/** The x86_64 guests' kernel command line (guestCmdline in machines.ts gives each machine's). */
+export const GUEST_CMDLINE = guestCmdline(X86_64);
 
 export function qemuArgs(o: QemuRunOptions): string[] {
+  const m = o.machine ?? X86_64;
   return [
+    ...m.machineArgs,
     '-kernel',
     o.kernel,
     '-initrd',
@@ -42,15 +46,14 @@ export function qemuArgs(o: QemuRunOptions): string[] {
     '-no-reboot',
     '-m',
     String(o.memoryMb ?? 512),
-    // `-cpu host` is what KVM needs to expose the host's features; TCG's default model boots this kernel.
-    ...(o.accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg']),
+    ...(o.accel === 'kvm' ? m.kvmArgs : m.tcgArgs),
   ];
 }
 
 /** Runs one guest to completion, or kills it at the time limit. Never throws for a guest failure. */
 export async function runQemu(o: QemuRunOptions): Promise<QemuRunResult> {
   const started = performance.now();
-  const r = await execa(QEMU_BINARY, qemuArgs(o), {
+  const r = await execa((o.machine ?? X86_64).qemuBinary, qemuArgs(o), {
     stdin: 'ignore',
     stdout: { file: o.serialLog },
     stderr: 'pipe',

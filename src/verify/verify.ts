@@ -2,20 +2,24 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
-import { chooseAccelerator } from './accel.js';
+import { assertAcceleratorPossible, chooseAccelerator } from './accel.js';
 import { parseConsole } from './console-log.js';
 import { VerifyError } from './errors.js';
 import { evaluate, type VerifyReport } from './evaluate.js';
 import { GUEST_PATHS, generateGuestScript, guestModulePath } from './guest-script.js';
-import { checkQemu, findGenInitCpio, findStaticBusybox } from './host-tools.js';
+import { checkQemu, findBusybox, findGenInitCpio } from './host-tools.js';
 import { buildInitramfs, findKernelModules, isSafeGuestPath, type GuestFile } from './initramfs.js';
-import { GUEST_CMDLINE, runQemu, type AcceleratorChoice } from './qemu.js';
+import { guestCmdline, machineOfModule } from './machines.js';
+import { runQemu, type AcceleratorChoice } from './qemu.js';
 import { moduleNameFromFile, planSteps } from './steps.js';
 
 export interface VerifyOptions {
   /** The livepatch module to test. */
   readonly module: string;
-  /** bzImage to boot, normally BUILD/arch/x86/boot/bzImage of the kernel the module was built for. */
+  /**
+   * bzImage to boot, normally BUILD/arch/x86/boot/bzImage (BUILD/arch/s390/boot/bzImage) of the
+   * kernel the module was built for. The module's ELF machine picks the QEMU (machines.ts).
+   */
   readonly kernel: string;
   /** Shell tests: each must fail before loading, hold while loaded, fail after unloading. */
   readonly checks: readonly string[];
@@ -103,9 +107,11 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
     if (c.includes('\0')) throw new VerifyError('VERIFY_INPUT', `--check ${i + 1} contains a NUL byte`);
   });
 
-  const busybox = await findStaticBusybox();
-  await checkQemu();
-  const genInitCpio = o.genInitCpio ?? (await findGenInitCpio(o.kernel, o.modulesDir));
+  const machine = await machineOfModule(o.module);
+  assertAcceleratorPossible(o.accel, machine);
+  const busybox = await findBusybox(machine);
+  await checkQemu(machine);
+  const genInitCpio = o.genInitCpio ?? (await findGenInitCpio(o.kernel, o.modulesDir, machine));
 
   const plan = planSteps(moduleName, o.checks, o.checkLabels);
   const nonce = randomBytes(6).toString('hex');
@@ -150,11 +156,12 @@ export async function verifyModule(o: VerifyOptions): Promise<VerifyReport> {
     const initramfs = path.join(work.path, 'initramfs.cpio.gz');
     const serialLog = path.join(work.path, 'serial.log');
     await buildInitramfs({ genInitCpio, workDir: work.path, files, output: initramfs });
-    const accel = await chooseAccelerator(o.accel, { kernel: o.kernel, busybox, genInitCpio });
+    const accel = await chooseAccelerator(o.accel, { kernel: o.kernel, busybox, genInitCpio, machine });
     const run = await runQemu({
+      machine,
       kernel: o.kernel,
       initramfs,
-      append: GUEST_CMDLINE,
+      append: guestCmdline(machine),
       accel,
       timeoutMs: Math.round(o.timeoutSeconds * 1000),
       serialLog,

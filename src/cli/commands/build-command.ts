@@ -238,6 +238,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
                 runner,
                 extraIncludeDirs: [KERNEL_HEADERS],
                 entrySizes: original.entrySizes,
+                runningCflags: t.machine.runningCflags,
                 progress: attempt.progress,
               });
         },
@@ -277,6 +278,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
         view: checked.view,
         lazy: { tree: lo.tree, modulesOrder: t.modulesOrder!, cacheDir: a.cacheDir },
         makeVars: t.makeVars,
+        runningCflags: t.machine.runningCflags,
         ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
         ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
         ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),

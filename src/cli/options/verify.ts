@@ -12,6 +12,8 @@ export const VERIFY_EPILOGUE = [
     'each --check must hold; the patch is disabled and rmmod-ed; each --check must fail again. The kernel log must show ' +
     'no WARNING, Oops, BUG or Call Trace, and no taint besides K (livepatch) and O (out-of-tree).',
   'Checks run with busybox sh in / (30 s limit each); with --modules DIR, DIR/x/y.ko is at /modules/x/y.ko.',
+  "The module's ELF machine picks the guest: x86_64 boots in qemu-system-x86_64 with the host's static busybox; " +
+    's390x in qemu-system-s390x (TCG) with the static s390x busybox scripts/fetch-busybox s390x puts in the cache.',
   'The scratch directory (initramfs, /init, serial.log) is removed after a pass and kept after a failure or with --keep.',
   'Exit codes: 0 every step held; 1 a step failed, or the test could not run (one line says why); ' +
     `${EXIT.USAGE} command line not understood; ${EXIT.INTERNAL} internal error in klpforge.`,
@@ -24,7 +26,7 @@ export function verifyBuilder(y: Argv) {
       type: 'string',
       demandOption: true,
       describe:
-        "bzImage to boot (from its build directory: BUILD/arch/x86/boot/bzImage), or debian:RELEASE to boot that Debian kernel's own vmlinuz (fetched into the cache if needed)",
+        "bzImage to boot (from its build directory: BUILD/arch/x86/boot/bzImage, or BUILD/arch/s390/boot/bzImage for an s390x module, booted in qemu-system-s390x), or debian:RELEASE to boot that Debian kernel's own vmlinuz (fetched into the cache if needed)",
     })
     .option('with-module', {
       type: 'string',

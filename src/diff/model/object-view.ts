@@ -12,6 +12,8 @@ import {
 import type { ArchRules } from '../arch.js';
 import { isAnonymousLabel } from './names.js';
 
+const RELRO = /^\.data\.rel\.ro(\.|$)/;
+
 /** Where a relocation points, in terms that survive a rebuild (names and contents, not indexes). */
 export type Target =
   | { kind: 'symbol'; sym: SymbolIndex; offset: bigint }
@@ -81,6 +83,17 @@ export class ObjectView {
 
   isExec(section: SectionIndex): boolean {
     return ((this.obj.sections[section]?.flags ?? 0n) & SHF.EXECINSTR) !== 0n;
+  }
+
+  /**
+   * Whether a section holds state the running kernel may change. SHF_WRITE,
+   * except `.data.rel.ro*`: the constants that hold addresses, which a
+   * position-independent build (s390x's -fPIE) makes writable only so that
+   * relocations can be applied; C declared them const and never writes them.
+   */
+  isWritable(section: SectionIndex): boolean {
+    const s = this.obj.sections[section];
+    return s !== undefined && (s.flags & SHF.WRITE) !== 0n && !RELRO.test(s.name);
   }
 
   isStrings(section: SectionIndex): boolean {
@@ -184,9 +197,10 @@ export class ObjectView {
     const bias = this.isExec(from) && this.arch.pcrelTypes.has(table.types[i]!) ? BigInt(this.arch.pcrelBias) : 0n;
     const at = sym.value + addend + bias;
     if (this.isStrings(section)) return { kind: 'string', text: this.stringAt(section, Number(at)), section };
-    // An immediate after the PC-relative field (`cmpl $0, x(%rip)`) moves the field's end by its size:
-    // when nothing is at the usual spot, look one to four bytes on.
-    for (let extra = 0n; extra <= (bias > 0n ? 4n : 0n); extra++) {
+    // An immediate after the PC-relative field (`cmpl $0, x(%rip)`) moves the instruction's end by its size:
+    // when nothing is at the usual spot, look as far on as the architecture allows (pcrelSlack).
+    const slack = bias !== 0n ? BigInt(this.arch.pcrelSlack) : 0n;
+    for (let extra = 0n; extra <= slack; extra++) {
       const covering = this.symbolCovering(section, Number(at + extra));
       if (covering !== undefined) return { kind: 'symbol', sym: covering, offset: sym.value + addend - this.symbol(covering).value };
     }

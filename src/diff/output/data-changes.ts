@@ -37,7 +37,7 @@ export function checkData(
     if (diffs.length === 0) return;
     const what = `${diffs[0]!.what} at offset ${diffs[0]!.offset}`;
     if (kind === 'init') return; // boot-time data: gone after boot, nothing to patch
-    if ((section.flags & SHF.WRITE) !== 0n) result.refusals.push(refuse.dataChanged(s.name, section.name, what));
+    if (p.isWritable(s.shndx)) result.refusals.push(refuse.dataChanged(s.name, section.name, what));
     else result.refusals.push(refuse.rodataChanged(s.name, section.name, what));
   });
 }

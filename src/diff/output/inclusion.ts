@@ -1,4 +1,4 @@
-import { type SectionIndex, type SymbolIndex, SHF, SHN, STT } from '../../elf/index.js';
+import { type SectionIndex, type SymbolIndex, SHN, STT } from '../../elf/index.js';
 import type { Correlation } from '../correlate/correlate.js';
 import type { ObjectView } from '../model/object-view.js';
 import type { SpecialEntry } from '../rules/special-entries.js';
@@ -64,8 +64,7 @@ export function computeInclusion(
         continue;
       }
       if (t.kind === 'section') {
-        const writable = (p.obj.sections[t.section]!.flags & SHF.WRITE) !== 0n;
-        if (writable) inc.writableAnonymous.add(t.section);
+        if (p.isWritable(t.section)) inc.writableAnonymous.add(t.section);
         else inc.sections.add(t.section);
         continue;
       }
@@ -99,7 +98,7 @@ export function addSpecialEntryTargets(p: ObjectView, inc: Inclusion, entriesOf:
         const t = p.target(r!.table, k, e.section);
         if (t.kind === 'string') inc.sections.add(t.section);
         else if (t.kind === 'section') {
-          if ((p.obj.sections[t.section]!.flags & SHF.WRITE) !== 0n) inc.writableAnonymous.add(t.section);
+          if (p.isWritable(t.section)) inc.writableAnonymous.add(t.section);
           else inc.sections.add(t.section);
         }
       }

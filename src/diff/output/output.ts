@@ -15,6 +15,7 @@ import {
   symbolIndex,
 } from '../../elf/index.js';
 import type { Inclusion } from './inclusion.js';
+import { isAnonymousLabel } from '../model/names.js';
 import type { ObjectView } from '../model/object-view.js';
 import type { SpecialEntry, SpecialIndex } from '../rules/special-entries.js';
 
@@ -84,6 +85,8 @@ class Builder {
   private defined = new Map<SymbolIndex, ElfSymbol>();
   private undefinedByName = new Map<string, ElfSymbol>();
   private sectionSymbol = new Map<SectionIndex, ElfSymbol>();
+  /** Labels GOT relocations need in copied sections, by `outSection:offset`. */
+  private labels = new Map<string, ElfSymbol>();
   /** patched section → its whole copy in the output (strings, constants, code without a symbol) */
   private copied = new Map<SectionIndex, SectionIndex>();
   private pending: Pending[] = [];
@@ -120,8 +123,17 @@ class Builder {
     const e = this.p.extentOf(sym)!;
     const s = this.p.symbol(sym);
     const from = this.p.obj.sections[e.section]!;
+    // A relocated constant stays in a `.data.rel.ro` section: its flags (kept) say writable, for the relocations.
     const kind =
-      s.type === STT.FUNC ? '.text' : (from.flags & SHF.WRITE) !== 0n ? (from.type === SHT.NOBITS ? '.bss' : '.data') : '.rodata';
+      s.type === STT.FUNC
+        ? '.text'
+        : (from.flags & SHF.WRITE) === 0n
+          ? '.rodata'
+          : !this.p.isWritable(e.section)
+            ? '.data.rel.ro'
+            : from.type === SHT.NOBITS
+              ? '.bss'
+              : '.data';
     const out = this.newSection(from, `${kind}.${s.name}`, from.body.kind === 'nobits' ? BigInt(e.end - e.start) : this.p.bytesOf(e));
     const copy: ElfSymbol = { ...s, value: 0n, shndx: out, nameOffset: undefined };
     (s.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
@@ -164,7 +176,23 @@ class Builder {
     // Strings and constants have no name the running kernel could resolve: whatever points at them
     // (code, a special-section entry, a copied constant) gets its own copy in the module.
     const out = this.copied.get(t.section) ?? this.copyAnonymous(t.section, src);
+    // A GOT slot holds its symbol's address and the addend only offsets the slot: a section symbol
+    // plus offset would load the section's start. Such a target keeps a label of its own, as gas gave it.
+    if (this.p.arch.gotTypes.has(table.types[k]!)) return { sym: this.label(out, raw), addend };
     return { sym: this.sectionSymbol.get(out)!, addend: raw.value + addend };
+  }
+
+  /** A local label in an output section at the place `raw` (a gas label like `.LC0`, or a section symbol) marks. */
+  private label(out: SectionIndex, raw: ElfSymbol): ElfSymbol {
+    const key = `${out}:${raw.value}`;
+    let s = this.labels.get(key);
+    if (!s) {
+      const name = isAnonymousLabel(raw.name) ? raw.name : `.L${this.sections[out]!.name}.${raw.value}`;
+      s = { name, value: raw.value, size: 0n, bind: STB.LOCAL, type: STT.NOTYPE, other: 0, shndx: out, reserved: 0 };
+      this.labels.set(key, s);
+      this.locals.push(s);
+    }
+    return s;
   }
 
   /**
@@ -173,7 +201,7 @@ class Builder {
    * would fork its state, and the differ refuses the code that uses it.
    */
   private copyAnonymous(section: SectionIndex, from: SectionIndex): SectionIndex {
-    if ((this.p.obj.sections[section]!.flags & SHF.WRITE) !== 0n) {
+    if (this.p.isWritable(section)) {
       throw new Error(
         `${this.p.file}: ${this.p.sectionName(section)} is writable data without a symbol, referenced from ${this.p.sectionName(from)}, ` +
           'yet the differ did not refuse it: a klpforge bug, please report it',

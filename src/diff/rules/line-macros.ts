@@ -1,3 +1,4 @@
+import { type ImmediateLoad, instructionBefore, matchesAt } from '../arch.js';
 import type { Difference } from '../correlate/compare.js';
 import type { Extent, ObjectView } from '../model/object-view.js';
 
@@ -73,20 +74,29 @@ export function onlyLineNumbersDiffer(diffs: readonly Difference[], o: ObjectVie
 }
 
 function lineImmediateDelta(from: number, to: number, bo: Buffer, bp: Buffer, p: ObjectView, ep: Extent): number | undefined {
-  const size = p.arch.immediateSize;
-  const read = (b: Buffer, at: number) => (p.obj.littleEndian ? b.readUInt32LE(at) : b.readUInt32BE(at));
-  for (const encoding of p.arch.immediateLoads) {
-    for (let imm = Math.max(encoding.length, to - size); imm <= from; imm++) {
-      const start = imm - encoding.length;
-      if (!encoding.every((b, k) => bo[start + k] === b && bp[start + k] === b)) continue;
-      if (imm + size > bp.length || imm + size > bo.length) continue;
-      const vo = read(bo, imm);
-      const vp = read(bp, imm);
-      if (vo === 0 || vp === 0 || vo >= MAX_LINE || vp >= MAX_LINE) continue;
-      if (callsLineMacroAfter(p, ep, imm + size)) return vp - vo;
+  for (const load of p.arch.immediateLoads) {
+    const n = load.bytes.length;
+    for (let imm = Math.max(n, to - load.size); imm <= from; imm++) {
+      if (imm + load.size > bp.length || imm + load.size > bo.length) continue;
+      // The same instruction in both builds: the register bits the pattern leaves open must agree too.
+      if (!matchesAt(bo, imm - n, load) || !bo.subarray(imm - n, imm).equals(bp.subarray(imm - n, imm))) continue;
+      const vo = readImmediate(bo, imm, load, p.obj.littleEndian);
+      const vp = readImmediate(bp, imm, load, p.obj.littleEndian);
+      if (vo <= 0 || vp <= 0 || vo >= MAX_LINE || vp >= MAX_LINE) continue;
+      if (callsLineMacroAfter(p, ep, imm + load.size)) return vp - vo;
     }
   }
   return undefined;
+}
+
+/** The immediate at `at`, in the object's byte order and the instruction's signedness. */
+function readImmediate(b: Buffer, at: number, load: ImmediateLoad, littleEndian: boolean): number {
+  if (load.size === 2) {
+    if (load.signed) return littleEndian ? b.readInt16LE(at) : b.readInt16BE(at);
+    return littleEndian ? b.readUInt16LE(at) : b.readUInt16BE(at);
+  }
+  if (load.signed) return littleEndian ? b.readInt32LE(at) : b.readInt32BE(at);
+  return littleEndian ? b.readUInt32LE(at) : b.readUInt32BE(at);
 }
 
 /**
@@ -108,7 +118,7 @@ function callsLineMacroAfter(p: ObjectView, e: Extent, after: number): boolean {
 /** Whether the relocated field at `offset` (section-relative) is the target of a call instruction. */
 function isCallSite(p: ObjectView, e: Extent, offset: number): boolean {
   const body = p.obj.sections[e.section]!.body;
-  return body.kind === 'bytes' && offset >= 1 && p.arch.callOpcodes.includes(body.data[offset - 1]!);
+  return body.kind === 'bytes' && instructionBefore(body.data, offset, p.arch.callPrefixes);
 }
 
 /**

@@ -1,6 +1,8 @@
 import { type SymbolIndex, STT } from '../../elf/index.js';
+import { instructionBefore } from '../arch.js';
 import { describeSuffixes } from '../model/names.js';
 import type { ObjectView } from '../model/object-view.js';
+import { ftraceCallees } from './ftrace-entry.js';
 
 /** Direct calls and references between functions of one object, both ways. */
 export class CallGraph {
@@ -8,6 +10,7 @@ export class CallGraph {
   readonly callers = new Map<string, Set<SymbolIndex>>();
 
   constructor(readonly v: ObjectView) {
+    const ftrace = ftraceCallees(v.arch.ftraceEntry);
     v.obj.symbols.forEach((s, i) => {
       if (s.type !== STT.FUNC) return;
       const e = v.extentOf(i as SymbolIndex);
@@ -19,7 +22,7 @@ export class CallGraph {
         const t = v.target(r.table, k, e.section);
         if (t.kind !== 'symbol' || (v.symbol(t.sym).type !== STT.FUNC && v.symbol(t.sym).type !== STT.NOTYPE)) continue;
         const name = v.symbol(t.sym).name;
-        if (t.sym === i || v.arch.fentrySymbols.includes(name)) continue;
+        if (t.sym === i || ftrace.includes(name) || isReturnJump(v, e.section, Number(r.table.offsets[k]!), name)) continue;
         set.add(name);
         const back = this.callers.get(name) ?? new Set<SymbolIndex>();
         back.add(i as SymbolIndex);
@@ -28,6 +31,13 @@ export class CallGraph {
       this.callees.set(i as SymbolIndex, set);
     });
   }
+}
+
+/** Whether the relocated field at `offset` is the target of a jump that returns (arch.ts: returnJumps). */
+function isReturnJump(v: ObjectView, section: number, offset: number, name: string): boolean {
+  const body = v.obj.sections[section]?.body;
+  if (body?.kind !== 'bytes') return false;
+  return v.arch.returnJumps.some((j) => j.symbols.includes(name) && instructionBefore(body.data, offset, [j.prefix]));
 }
 
 /** Functions sharing one body (gcc's IPA-ICF folds identical functions into aliases). */

@@ -1,4 +1,4 @@
-import { type SymbolIndex, SHF, SHN, STB, STT } from '../../elf/index.js';
+import { type SymbolIndex, SHN, STB, STT } from '../../elf/index.js';
 import { canonicalName } from '../model/names.js';
 import type { ObjectView } from '../model/object-view.js';
 
@@ -76,8 +76,7 @@ export function isSpecialStatic(v: ObjectView, sym: SymbolIndex): boolean {
 function classify(v: ObjectView, sym: SymbolIndex): boolean {
   const s = v.symbol(sym);
   if (s.bind !== STB.LOCAL || (s.type !== STT.OBJECT && s.type !== STT.NOTYPE) || s.reserved !== 0 || s.shndx === SHN.UNDEF) return false;
-  const writable = ((v.obj.sections[s.shndx]?.flags ?? 0n) & SHF.WRITE) !== 0n;
-  return specialStaticRule(s.name, v.sectionName(s.shndx), writable) !== undefined;
+  return specialStaticRule(s.name, v.sectionName(s.shndx), v.isWritable(s.shndx)) !== undefined;
 }
 
 /**
@@ -91,7 +90,7 @@ function classify(v: ObjectView, sym: SymbolIndex): boolean {
 export function isConstantSpecialStatic(v: ObjectView, sym: SymbolIndex): boolean {
   if (!isSpecialStatic(v, sym)) return false;
   const s = v.symbol(sym);
-  const writable = ((v.obj.sections[s.shndx]?.flags ?? 0n) & SHF.WRITE) !== 0n;
+  const writable = v.isWritable(s.shndx);
   return !writable && specialStaticRule(s.name, v.sectionName(s.shndx), writable)?.constant === true;
 }
 

@@ -20,12 +20,11 @@ import { EM, type ElfObject, type ElfSymbol, STB, STT } from '../../elf/index.js
  * to four times that alignment either way. Any other difference is a
  * mismatch.
  *
- * On s390x the original objects are compiled with klpforge's livepatch flags
- * (machine.ts: data through the GOT), so a function that reads data is not
- * the running kernel's instruction for instruction: each GOT access may add a
- * 6-byte load and change register allocation (seen: proc_free_inode +2,
- * bm_status_read +4, __account_locked_vm +6 bytes). Such a function may
- * differ by up to 6 bytes per GOT relocation; one without any must match.
+ * On s390x the original objects the differ reads are compiled with
+ * klpforge's livepatch flags (machine.ts: data through the GOT), which
+ * change code size; the pipeline checks a copy compiled with the kernel's
+ * own code generation instead (machine.ts runningCflags), which must match
+ * exactly: its assembler never shortens a branch.
  *
  * Local functions are looked up in the running kernel's STT_FILE block of
  * the object's source file (the namesake from the same file: `show_stat` of
@@ -85,10 +84,10 @@ export function firstMismatch(obj: ElfObject, object: string, running: RunningSy
   for (const f of funcs) {
     const table = running.files.size === 0 ? running.all : f.bind === STB.LOCAL ? block : running.globals;
     const sizes = table?.get(f.name);
-    const slack = sizes === undefined || sizes.includes(f.size) ? NO_SLACK : (SLACK.get(obj.ident.machine) ?? (() => NO_SLACK))(obj, f);
+    const slack = sizes === undefined || sizes.includes(f.size) || obj.ident.machine !== EM.X86_64 ? 0n : relaxableBytes(obj, f);
     const align = obj.sections[f.shndx]?.addralign ?? 0n;
     const padding = align > FUNCTION_ALIGN ? 4n * align : 0n;
-    if (sizes !== undefined && sizes.some((n) => n <= f.size + slack.larger + padding && n >= f.size - slack.smaller - padding)) continue;
+    if (sizes !== undefined && sizes.some((n) => n <= f.size + padding && n >= f.size - slack - padding)) continue;
     const there = sizes?.[0];
     const what =
       there === undefined
@@ -112,38 +111,6 @@ const FUNCTION_ALIGN = 16n;
 
 // x86-64: R_X86_64_PC32, R_X86_64_PLT32; jmp rel32 (E9), jcc rel32 (0F 80..8F).
 const BRANCH_RELOCS = new Set([2, 4]);
-
-/** How much smaller (or larger) than compiled here a function may be in the running kernel, per machine. */
-interface Slack {
-  smaller: bigint;
-  larger: bigint;
-}
-const NO_SLACK: Slack = { smaller: 0n, larger: 0n };
-
-// R_390_GOTENT
-const S390_GOT_RELOCS = new Set([26]);
-
-const SLACK = new Map<number, (obj: ElfObject, f: ElfSymbol) => Slack>([
-  [EM.X86_64, (obj, f) => ({ smaller: relaxableBytes(obj, f), larger: 0n })],
-  [
-    EM.S390,
-    (obj, f) => {
-      const got = BigInt(countRelocations(obj, f, S390_GOT_RELOCS));
-      return { smaller: 6n * got, larger: 6n * got };
-    },
-  ],
-]);
-
-function countRelocations(obj: ElfObject, f: ElfSymbol, types: ReadonlySet<number>): number {
-  let n = 0;
-  for (const ri of obj.relocationsFor(f.shndx)) {
-    const rel = obj.sections[ri]!.body;
-    if (rel.kind !== 'relocations') continue;
-    const t = rel.table;
-    for (let i = 0; i < t.length; i++) if (t.offsets[i]! >= f.value && t.offsets[i]! < f.value + f.size && types.has(t.types[i]!)) n++;
-  }
-  return n;
-}
 
 /** How many bytes the assembler could have saved in `f` by making its jumps to this object's own code short. */
 function relaxableBytes(obj: ElfObject, f: ElfSymbol): bigint {

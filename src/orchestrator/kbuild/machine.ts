@@ -27,11 +27,22 @@ export interface KernelMachine {
    * from vmlinux, beyond the reach of `larl`/`lrl`'s 32-bit PC-relative
    * field, so data the new code reads in vmlinux must be reached through the
    * GOT (R_390_GOTENT), which the module loader fills with full addresses
-   * (kpatch-build does the same; calls already go through the PLT). Module
+   * (kpatch-build does the same; calls already go through the PLT), and no
+   * section anchors, so data is addressed by its own symbol. Module
    * objects need nothing: all modules share one 2 GiB area, and -fPIC
    * already sends their references to vmlinux through the GOT.
    */
   livepatchCflags: readonly string[];
+  /**
+   * Flags that give back the running kernel's code generation, added after
+   * the recorded ones: the running-kernel match compares a copy of each
+   * original object compiled with these. s390x: the GOT flag undone, and
+   * gcc's default section anchors back, which only work without
+   * -fdata-sections (fs/proc/inode.c proc_free_inode: 26 bytes without
+   * anchors, 28 with them, as in vmlinux). Empty where klpforge's objects
+   * already match (x86_64).
+   */
+  runningCflags: readonly string[];
   /** The bootable image, relative to the build dir. */
   bootImage: string;
 }
@@ -45,6 +56,7 @@ const MACHINES: readonly KernelMachine[] = [
     crossPrefix: 'x86_64-linux-gnu-',
     crossPackage: 'gcc-x86-64-linux-gnu',
     livepatchCflags: [],
+    runningCflags: [],
     bootImage: 'arch/x86/boot/bzImage',
   },
   {
@@ -55,6 +67,7 @@ const MACHINES: readonly KernelMachine[] = [
     crossPrefix: 's390x-linux-gnu-',
     crossPackage: 'gcc-s390x-linux-gnu',
     livepatchCflags: ['-mno-pic-data-is-text-relative', '-fno-section-anchors'],
+    runningCflags: ['-mpic-data-is-text-relative', '-fsection-anchors', '-fno-data-sections'],
     bootImage: 'arch/s390/boot/bzImage',
   },
 ];

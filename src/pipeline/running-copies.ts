@@ -1,0 +1,46 @@
+import path from 'node:path';
+import pLimit from 'p-limit';
+import type { BuildIndex } from '../orchestrator/kbuild/build-index.js';
+import type { Runner } from '../orchestrator/runners/runner.js';
+import { recompileObject } from '../orchestrator/views/recompile.js';
+import type { ObjectPair } from '../orchestrator/views/patched-objects.js';
+
+export interface RunningCopyOptions {
+  index: BuildIndex;
+  /** Flags that give the kernel's own code generation back (machine.ts runningCflags). */
+  flags: readonly string[];
+  /** Copies are written to OUT/<object path>. */
+  outDir: string;
+  runner: Runner;
+  jobs: number;
+}
+
+/**
+ * Where the original objects are compiled with flags the running kernel was
+ * not (s390x: data through the GOT), their sizes say nothing about whether
+ * they are the running kernel's. The match is made on a copy of each,
+ * compiled from the unpatched tree with its recorded command and the flags
+ * that undo the difference, which gives the running kernel's code again.
+ * Returns object path → the copy to check.
+ */
+export async function runningCopies(pairs: readonly ObjectPair[], o: RunningCopyOptions): Promise<Map<string, string>> {
+  const limit = pLimit(o.jobs);
+  const copies = await Promise.all(
+    pairs.map((pair) =>
+      limit(async () => {
+        const record = o.index.objects.get(pair.object);
+        if (record === undefined) return [pair.object, pair.original] as const;
+        const r = await recompileObject(record, {
+          buildDir: o.index.buildDir,
+          recordedSourceDir: o.index.recordedSourceDir,
+          viewRoot: o.index.recordedSourceDir,
+          outDir: path.resolve(o.outDir),
+          runner: o.runner,
+          extraFlags: o.flags,
+        });
+        return [pair.object, r.output] as const;
+      }),
+    ),
+  );
+  return new Map(copies);
+}

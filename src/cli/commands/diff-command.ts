@@ -14,7 +14,8 @@ export interface DiffCommandArgs {
 
 /** `--entry-size NAME=N` and kpatch's environment names (handled in the engine) for special-section entry sizes. */
 function parseEntrySizes(specs: string[]): Map<string, number> {
-  const known = new Set(specialSections(EM.X86_64).map((d) => d.name));
+  // Checked before the objects are read: a name any machine's table has is accepted.
+  const known = new Set([EM.X86_64, EM.S390].flatMap((m) => specialSections(m).map((d) => d.name)));
   const sizes = new Map<string, number>();
   for (const spec of specs) {
     const m = /^([^=]+)=(\d+)$/.exec(spec);

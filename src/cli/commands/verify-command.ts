@@ -3,6 +3,7 @@ import path from 'node:path';
 import { ensureDebianKernel, parseDebianKernel } from '../../orchestrator/acquire/debian-kernel.js';
 import { modulesWithDependencies } from '../../orchestrator/acquire/kernel-modules.js';
 import { VerifyError } from '../../verify/errors.js';
+import { machineOfModule } from '../../verify/machines.js';
 import type { AcceleratorChoice } from '../../verify/qemu.js';
 import { failureSummary, formatReport, reportJson } from '../../verify/report.js';
 import { readCheckFiles, verifyModule } from '../../verify/verify.js';
@@ -29,6 +30,15 @@ export interface VerifyCommandArgs {
 export async function verifyCommand(a: VerifyCommandArgs, out: (line: string) => void, err: (line: string) => void): Promise<number> {
   const files = await readCheckFiles(a.checkFile.map(String));
   const release = parseDebianKernel(a.kernel);
+  // klpforge fetches Debian's amd64 kernels only: another machine's module would meet a kernel it cannot load into.
+  if (release !== undefined) {
+    const machine = await machineOfModule(a.module);
+    if (machine.name !== 'x86_64')
+      throw new VerifyError(
+        'VERIFY_ARCH',
+        `${a.module} is an ${machine.name} module and --kernel ${a.kernel} is Debian's amd64 kernel: pass the ${machine.name} kernel image to boot (BUILD/${machine.kernelImage})`,
+      );
+  }
   const debian =
     release === undefined
       ? undefined

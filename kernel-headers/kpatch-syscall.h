@@ -6,7 +6,7 @@
  * line it cannot be livepatched. Writing KPATCH_SYSCALL_DEFINEn instead, in
  * the patched file, defines the same entry points with a plain static body
  * under a new name (__kpatch_do_sys_NAME, as kpatch does): the traced entry
- * __x64_sys_NAME changes (it inlines or calls the new body) and is what gets
+ * __x64_sys_NAME (s390x: __se_sys_NAME) changes (it inlines or calls the new body) and is what gets
  * patched; the old notrace __do_sys_NAME is left alone. Keeping the old name
  * would make the livepatch target a function with no ftrace entry in the
  * running kernel. The syscall's metadata stays the running kernel's.
@@ -30,6 +30,43 @@
 		__PROTECT(x, ret,__MAP(x,__SC_ARGS,__VA_ARGS__));		\
 		return ret;							\
 	}									\
+	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
+#elif defined(CONFIG_S390) && defined(CONFIG_ARCH_HAS_SYSCALL_WRAPPER)
+/*
+ * arch/s390/include/asm/syscall_wrapper.h's __SYSCALL_DEFINEx, without `inline`:
+ * __s390x_sys_NAME is an alias of the traced __se_sys_NAME, which changes and is
+ * patched; the 31-bit compat entry __s390_sys_NAME calls the new body too.
+ */
+#ifdef CONFIG_COMPAT
+#define __KPATCH_S390_SYS_STUBx(x, name, ...)					\
+	long __s390_sys##name(struct pt_regs *regs);				\
+	long __s390_sys##name(struct pt_regs *regs)				\
+	{									\
+		long ret = __kpatch_do_sys##name(SYSCALL_PT_ARGS(x, regs,	\
+			__SC_COMPAT_CAST, __MAP(x, __SC_TYPE, __VA_ARGS__)));	\
+		__MAP(x,__SC_TEST,__VA_ARGS__);					\
+		return ret;							\
+	}
+#else
+#define __KPATCH_S390_SYS_STUBx(x, name, ...)
+#endif
+#define __KPATCH_SYSCALL_DEFINEx(x, name, ...)					\
+	__diag_push();								\
+	__diag_ignore(GCC, 8, "-Wattribute-alias",				\
+		      "Type aliasing is used to sanitize syscall arguments");	\
+	long __s390x_sys##name(struct pt_regs *regs)				\
+		__attribute__((alias(__stringify(__se_sys##name))));		\
+	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__));	\
+	long __se_sys##name(struct pt_regs *regs);				\
+	__KPATCH_S390_SYS_STUBx(x, name, __VA_ARGS__)				\
+	long __se_sys##name(struct pt_regs *regs)				\
+	{									\
+		long ret = __kpatch_do_sys##name(SYSCALL_PT_ARGS(x, regs,	\
+				__SC_CAST, __MAP(x, __SC_TYPE, __VA_ARGS__)));	\
+		__MAP(x,__SC_TEST,__VA_ARGS__);					\
+		return ret;							\
+	}									\
+	__diag_pop();								\
 	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
 #else
 /* Elsewhere the generic wrapper applies; its body is not inline. */

@@ -15,7 +15,9 @@ export type FtraceEntry =
   /** A call to an ftrace symbol whose relocation sits at one of `relocOffsets` from the function's start. */
   | { form: 'call'; symbols: readonly string[]; relocOffsets: readonly number[]; describe: string }
   /** A nop the compiler put first (no relocation in it), which ftrace rewrites into a branch. */
-  | { form: 'nop'; bytes: readonly number[]; describe: string };
+  | { form: 'nop'; bytes: readonly number[]; describe: string }
+  /** Any of these: a machine whose kernels used several over the years. */
+  | { form: 'any'; of: readonly FtraceEntry[]; describe: string };
 
 /** An instruction loading an immediate into a register: the opcode pattern, then the immediate in the object's byte order. */
 export interface ImmediateLoad extends BytePattern {
@@ -106,7 +108,19 @@ function x86Mov(bytes: number[]): ImmediateLoad {
 const S390X: ArchRules = {
   name: 's390x',
   // gcc -mnop-mcount: `brcl 0,0` (jgnop), recorded in __mcount_loc.
-  ftraceEntry: { form: 'nop', bytes: [0xc0, 0x04, 0x00, 0x00, 0x00, 0x00], describe: 'ftrace nop (brcl 0,0)' },
+  // Which one a kernel has depends on its version and gcc (arch/s390/Makefile, kernel/trace/Kconfig):
+  // -mnop-mcount or -mhotpatch=0,3: `brcl 0,0` (jgnop), recorded in __mcount_loc (6.1 with gcc 9+);
+  // -mfentry alone: `brasl %r0,__fentry__`; plain -pg (older kernels): `stg %r14,8(%r15)` then
+  // `brasl %r14,_mcount`.
+  ftraceEntry: {
+    form: 'any',
+    of: [
+      { form: 'nop', bytes: [0xc0, 0x04, 0x00, 0x00, 0x00, 0x00], describe: 'brcl 0,0' },
+      { form: 'call', symbols: ['__fentry__'], relocOffsets: [2], describe: 'brasl %r0,__fentry__' },
+      { form: 'call', symbols: ['_mcount'], relocOffsets: [8], describe: 'brasl %r14,_mcount' },
+    ],
+    describe: 'ftrace nop (brcl 0,0)',
+  },
   pcrelTypes: new Set([17, 18, 19, 20, 21, 26, 33]),
   pcrelBias: -2,
   pcrelSlack: 0,

@@ -1,7 +1,7 @@
 import { EM, type ElfObject, STT } from '../../src/elf/index.js';
 import { archRules } from '../../src/diff/arch.js';
 import { changedAndNew as names, refusalCodes as codes } from '../helpers/kernel-like-diff.js';
-import { s390xKernelLikeDiffer } from '../helpers/toolchain-s390x.js';
+import { S390X_KERNEL_FLAGS, s390xKernelLikeDiffer } from '../helpers/toolchain-s390x.js';
 
 // R_390_PC32 = 5, R_390_PLT32DBL = 20, R_390_GOTENT = 26, R_390_64 = 22 (elf.h).
 const R_390_PC32 = 5;
@@ -105,6 +105,26 @@ describe('the differ on s390x objects compiled here like Linux 6.1 objects', () 
     expect(text.kind === 'bytes' && [...text.data.subarray(0, 6)]).toEqual([0xc0, 0x04, 0, 0, 0, 0]);
     expect(sectionSizes(r.output!)['__mcount_loc']).toBe(8);
     expect(relocations(r.output!, '__mcount_loc')).toEqual([`0 ${R_390_64} other+0`]);
+  });
+
+  // Each with the kernel's notrace of its time: hotpatch(0,0) where the hotpatch nop is ftrace's
+  // (include/linux/compiler_types.h, CC_USING_HOTPATCH), no_instrument_function otherwise.
+  const NO_INSTRUMENT = '__attribute__((no_instrument_function))';
+  it.each([
+    ['-mhotpatch=0,3 (the hotpatch nop, kernels before gcc had -mnop-mcount)', ['-mhotpatch=0,3'], [], '__attribute__((hotpatch(0, 0)))'],
+    ['-mfentry without -mnop-mcount (brasl %r0,__fentry__)', ['-pg', '-mfentry'], ['__fentry__'], NO_INSTRUMENT],
+    // gcc's plain -pg prologue on s390x needs CFI (asynchronous unwind tables), as older kernels had.
+    ['plain -pg (older kernels: brasl %r14,_mcount after saving r14)', ['-pg', '-fasynchronous-unwind-tables'], ['_mcount'], NO_INSTRUMENT],
+  ])('recognises the ftrace entry of older s390x kernels: %s', async (_what, ftrace, callees, notrace) => {
+    const dropped = ['-pg', '-mrecord-mcount', '-mnop-mcount', '-mfentry', '-fno-asynchronous-unwind-tables'];
+    const flags = [...S390X_KERNEL_FLAGS.filter((f) => !dropped.includes(f)), ...ftrace];
+    const r = await diff(BASE, BASE.replace('consume(x + 1)', 'consume(x + 2)'), flags);
+    expect(names(r)).toEqual({ changed: ['other'], new: [] });
+    expect(r.refusals).toEqual([]);
+    for (const c of callees) expect(r.output!.symbols.some((s) => s.name === c)).toBe(true);
+    const off = BASE.replace('int other', `${notrace} int other`);
+    const refused = await diff(off, off.replace('consume(x + 1)', 'consume(x + 2)'), flags);
+    expect(codes(refused)).toEqual(['NO_FENTRY']);
   });
 
   it('refuses a changed notrace function, naming the missing ftrace nop', async () => {

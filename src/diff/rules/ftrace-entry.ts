@@ -8,6 +8,7 @@ export interface EntryRelocation {
 
 /** How many bytes from a function's start its ftrace entry spans: what a caller must read. */
 export function ftraceEntrySpan(rule: FtraceEntry): number {
+  if (rule.form === 'any') return Math.max(...rule.of.map(ftraceEntrySpan));
   return rule.form === 'call' ? Math.max(...rule.relocOffsets) + 1 : rule.bytes.length;
 }
 
@@ -19,11 +20,16 @@ export function ftraceEntrySpan(rule: FtraceEntry): number {
  * the same zero bytes in an object, but branches somewhere once linked).
  */
 export function startsWithFtraceEntry(rule: FtraceEntry, code: Uint8Array, relocations: readonly EntryRelocation[]): boolean {
+  if (rule.form === 'any') return rule.of.some((r) => startsWithFtraceEntry(r, code, relocations));
   if (rule.form === 'call') return relocations.some((r) => rule.relocOffsets.includes(r.offset) && rule.symbols.includes(r.symbol));
-  return code.length >= rule.bytes.length && rule.bytes.every((b, k) => code[k] === b) && relocations.length === 0;
+  // Relocations past the nop belong to the next instructions.
+  return (
+    code.length >= rule.bytes.length && rule.bytes.every((b, k) => code[k] === b) && relocations.every((r) => r.offset >= rule.bytes.length)
+  );
 }
 
 /** Symbols an ftrace entry calls: not callees in a call graph. */
 export function ftraceCallees(rule: FtraceEntry): readonly string[] {
+  if (rule.form === 'any') return rule.of.flatMap(ftraceCallees);
   return rule.form === 'call' ? rule.symbols : [];
 }

@@ -200,6 +200,16 @@ int bystander(const long *p) { WARN_ON(p == (void *)8); return consume(load_user
     expect(bug[1]).toMatch(new RegExp(`^4 ${R_390_PC32} \\.rodata\\.str\\+`));
   });
 
+  it("carries a changed function's __stack_protector_loc entries (newer kernels' guard-load records), 8-byte addresses", async () => {
+    // What gcc -mstack-protector-guard-record writes (gcc 12 has no s390x support for it yet): `.quad` of each guard load.
+    const guard = `asm volatile("0: nopr %r7\\n.pushsection __stack_protector_loc,\\"a\\",@progbits\\n.quad 0b\\n.popsection");`;
+    const src = `int a(long x) { ${guard} return consume(x); }\nint b(long x) { ${guard} return consume(x + 1); }\n`;
+    const r = await diff(src, src.replace('consume(x + 1)', 'consume(x + 2)'));
+    expect(names(r)).toEqual({ changed: ['b'], new: [] });
+    expect(sectionSizes(r.output!)['__stack_protector_loc']).toBe(8);
+    expect(relocations(r.output!, '__stack_protector_loc').map((x) => x.split(' ')[1])).toEqual([String(R_390_64)]);
+  });
+
   it('sees a change in a special-section entry alone (the exception fixup type)', async () => {
     const src = (type: number) => `
 int reader(const long *p) {

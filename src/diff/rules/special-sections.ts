@@ -104,6 +104,9 @@ const S390X: readonly SpecialSection[] = [
   { name: '.s390_return_reg', derived: true, defaultSize: 4, keyOffset: 0 },
   { name: '.s390_return_mem', derived: true, defaultSize: 4, keyOffset: 0 },
   { name: '.s390_indirect_branches', derived: true, defaultSize: 4, keyOffset: 0 },
+  // The address of each stack-protector guard load (gcc -mstack-protector-guard-record, newer kernels with
+  // CONFIG_STACKPROTECTOR): `.quad label`, which the kernel patches to its per-task guard at boot and load.
+  { name: '__stack_protector_loc', derived: true, defaultSize: 8, keyOffset: 0 },
   PRINTK_INDEX,
   MCOUNT_LOC,
 ];

@@ -1,5 +1,5 @@
 /** What a section's name says about its contents, for the differ's rules. */
-export type SectionKind = 'init' | 'noinstr' | 'ignored' | 'descriptor' | 'other';
+export type SectionKind = 'init' | 'noinstr' | 'ignored' | 'descriptor' | 'callsite' | 'other';
 
 const RULES: ReadonlyArray<[RegExp, SectionKind]> = [
   // Boot-time code and data, freed after init (and __exit code of built-in objects, never kept).
@@ -11,6 +11,11 @@ const RULES: ReadonlyArray<[RegExp, SectionKind]> = [
   // Records describing call sites for debugging facilities: data the new code may reference, never "changed data".
   // (`__verbose` is what Linux before 3.3 called `__dyndbg`.)
   [/^(__dyndbg|__dyndbg_classes|__verbose|\.printk_index|__tracepoints_strings)/, 'descriptor'],
+  // Anonymous per-call-site data the new code gets fresh copies of, as kpatch does: UBSAN's source
+  // locations and type descriptors (gcc names them .data..Lubsan_*; -fPIE, as on s390x, puts the ones
+  // holding addresses in .data.rel.local..Lubsan_*). Written at run time only to mark a report done,
+  // so a copy at most reports once more.
+  [/^\.data(\.rel(\.local)?)?\.\.Lubsan_(data|type)/, 'callsite'],
 ];
 
 export function classifySection(name: string): SectionKind {

@@ -1,3 +1,4 @@
+import { classifySection } from '../model/section-kinds.js';
 import { type SectionIndex, type SymbolIndex, SHN, STT } from '../../elf/index.js';
 import type { Correlation } from '../correlate/correlate.js';
 import type { ObjectView } from '../model/object-view.js';
@@ -64,7 +65,7 @@ export function computeInclusion(
         continue;
       }
       if (t.kind === 'section') {
-        if (p.isWritable(t.section)) inc.writableAnonymous.add(t.section);
+        if (p.isWritable(t.section) && classifySection(p.sectionName(t.section)) !== 'callsite') inc.writableAnonymous.add(t.section);
         else inc.sections.add(t.section);
         continue;
       }
@@ -98,7 +99,7 @@ export function addSpecialEntryTargets(p: ObjectView, inc: Inclusion, entriesOf:
         const t = p.target(r!.table, k, e.section);
         if (t.kind === 'string') inc.sections.add(t.section);
         else if (t.kind === 'section') {
-          if (p.isWritable(t.section)) inc.writableAnonymous.add(t.section);
+          if (p.isWritable(t.section) && classifySection(p.sectionName(t.section)) !== 'callsite') inc.writableAnonymous.add(t.section);
           else inc.sections.add(t.section);
         }
       }

@@ -1,3 +1,4 @@
+import { classifySection } from '../model/section-kinds.js';
 import {
   ElfObject,
   type ElfSymbol,
@@ -201,7 +202,7 @@ class Builder {
    * would fork its state, and the differ refuses the code that uses it.
    */
   private copyAnonymous(section: SectionIndex, from: SectionIndex): SectionIndex {
-    if (this.p.isWritable(section)) {
+    if (this.p.isWritable(section) && classifySection(this.p.sectionName(section)) !== 'callsite') {
       throw new Error(
         `${this.p.file}: ${this.p.sectionName(section)} is writable data without a symbol, referenced from ${this.p.sectionName(from)}, ` +
           'yet the differ did not refuse it: a klpforge bug, please report it',

@@ -1,5 +1,6 @@
 import { diffObjects, type DiffResult, specialSections } from '../../diff/index.js';
-import { EM, readElfFile, writeElfFile } from '../../elf/index.js';
+import { readElfFile, writeElfFile } from '../../elf/index.js';
+import { MACHINES } from '../../diff/arch/machines.js';
 import { recordedCommandBeside } from '../../orchestrator/kbuild/kbuild-cmd.js';
 import { KlpforgeError } from '../../util/errors.js';
 import { EXIT } from '../exit-codes.js';
@@ -15,7 +16,7 @@ export interface DiffCommandArgs {
 /** `--entry-size NAME=N` and kpatch's environment names (handled in the engine) for special-section entry sizes. */
 function parseEntrySizes(specs: string[]): Map<string, number> {
   // Checked before the objects are read: a name any machine's table has is accepted.
-  const known = new Set([EM.X86_64, EM.S390].flatMap((m) => specialSections(m).map((d) => d.name)));
+  const known = new Set([...MACHINES.keys()].flatMap((m) => specialSections(m).map((d) => d.name)));
   const sizes = new Map<string, number>();
   for (const spec of specs) {
     const m = /^([^=]+)=(\d+)$/.exec(spec);

@@ -1,9 +1,11 @@
-import { EM } from '../../elf/index.js';
+import { MACHINES } from '../arch/machines.js';
 
 /**
  * The kernel's per-call-site tables, as data (in the spirit of objtool's
  * arch/x86/special.c). Each entry of such a section describes one place in
  * the code; the entries of a function are found through the `key` relocation.
+ * Each machine's table is in src/diff/arch/MACHINE.ts; the generic kernel's
+ * rows they share in generic-sections.ts.
  */
 export interface SpecialSection {
   name: string;
@@ -35,89 +37,8 @@ export interface SpecialSection {
   parallel?: { name: string; size?: number; env?: string };
 }
 
-/*
- * Tables whose layout the kernel's generic code defines, alike on every 64-bit
- * architecture with relative pointers (HAVE_ARCH_JUMP_LABEL_RELATIVE,
- * GENERIC_BUG_RELATIVE_POINTERS): shared by the rows below, not copied.
- */
-// struct jump_entry { s32 code; s32 target; long key; }: the key's low bits carry flags.
-const JUMP_TABLE: SpecialSection = {
-  name: '__jump_table',
-  env: 'JUMP_STRUCT_SIZE',
-  keyOffset: 0,
-  keyField: { offset: 8, kind: 'static key' },
-};
-// struct bug_entry with relative pointers: bug_addr_disp, file_disp, line (u16), flags (u16).
-const BUG_TABLE: SpecialSection = { name: '__bug_table', env: 'BUG_STRUCT_SIZE', keyOffset: 0, line: { offset: 8, size: 2 } };
-// A pointer to a struct pi_entry (CONFIG_PRINTK_INDEX).
-const PRINTK_INDEX: SpecialSection = {
-  name: '.printk_index',
-  env: 'PRINTK_INDEX_STRUCT_SIZE',
-  defaultSize: 8,
-  keyOffset: 0,
-  metadata: true,
-};
-// The address of each ftrace site (-mrecord-mcount, objtool --mcount).
-const MCOUNT_LOC: SpecialSection = { name: '__mcount_loc', derived: true, defaultSize: 8, keyOffset: 0 };
-
-const X86_64: readonly SpecialSection[] = [
-  { name: '.altinstructions', env: 'ALT_STRUCT_SIZE', keyOffset: 0 },
-  // struct exception_table_entry { int insn, fixup, data; }
-  { name: '__ex_table', env: 'EX_STRUCT_SIZE', keyOffset: 0 },
-  JUMP_TABLE,
-  BUG_TABLE,
-  // struct static_call_site { s32 addr; s32 key; }
-  { name: '.static_call_sites', env: 'STATIC_CALL_STRUCT_SIZE', keyOffset: 0, keyField: { offset: 4, kind: 'static call key' } },
-  {
-    name: '.orc_unwind_ip',
-    derived: true,
-    defaultSize: 4,
-    keyOffset: 0,
-    parallel: { name: '.orc_unwind', size: 6, env: 'ORC_STRUCT_SIZE' },
-  },
-  { name: '.smp_locks', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.parainstructions', env: 'PARA_STRUCT_SIZE', keyOffset: 0 },
-  { name: '.retpoline_sites', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.return_sites', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.call_sites', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.ibt_endbr_seal', derived: true, defaultSize: 4, keyOffset: 0 },
-  PRINTK_INDEX,
-  MCOUNT_LOC,
-  { name: '__patchable_function_entries', derived: true, defaultSize: 8, keyOffset: 0 },
-];
-
-/**
- * s390x (arch/s390/include/asm, Linux 6.1). Sizes that changed across kernel
- * versions (struct alt_instr) are left to the environment or inferred.
- */
-const S390X: readonly SpecialSection[] = [
-  // struct alt_instr { s32 instr_offset; s32 repl_offset; u16 facility; u8 instrlen; } __packed: 11 bytes in 6.1.
-  { name: '.altinstructions', env: 'ALT_STRUCT_SIZE', keyOffset: 0 },
-  // struct exception_table_entry { int insn, fixup; short type, data; }
-  { name: '__ex_table', env: 'EX_STRUCT_SIZE', keyOffset: 0 },
-  JUMP_TABLE,
-  BUG_TABLE,
-  // Expoline sites (gcc -mindirect-branch-table; nospec-insn.h for asm): `.long insn - .`, undone at boot
-  // or module load when expolines are off. gcc emits them for the code it compiles.
-  { name: '.s390_indirect_jump', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.s390_indirect_call', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.s390_return_reg', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.s390_return_mem', derived: true, defaultSize: 4, keyOffset: 0 },
-  { name: '.s390_indirect_branches', derived: true, defaultSize: 4, keyOffset: 0 },
-  // The address of each stack-protector guard load (gcc -mstack-protector-guard-record, newer kernels with
-  // CONFIG_STACKPROTECTOR): `.quad label`, which the kernel patches to its per-task guard at boot and load.
-  { name: '__stack_protector_loc', derived: true, defaultSize: 8, keyOffset: 0 },
-  PRINTK_INDEX,
-  MCOUNT_LOC,
-];
-
-const TABLES = new Map<number, readonly SpecialSection[]>([
-  [EM.X86_64, X86_64],
-  [EM.S390, S390X],
-]);
-
 export function specialSections(machine: number): readonly SpecialSection[] {
-  return TABLES.get(machine) ?? [];
+  return MACHINES.get(machine)?.sections ?? [];
 }
 
 /** Names of every special section of a machine, parallel tables included. */

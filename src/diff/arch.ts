@@ -24,6 +24,12 @@ export interface ImmediateLoad extends BytePattern {
   size: 2 | 4;
   /** Whether the instruction sign-extends the immediate (a negative value is no line number). */
   signed: boolean;
+  /**
+   * The immediate is a bit field of the instruction word, not bytes after the
+   * pattern (arm64 movz: bits 20..5): the pattern is then the whole `size`-byte
+   * word, its mask leaving the field and the register open.
+   */
+  bits?: { shift: number; width: number };
 }
 
 /**
@@ -33,6 +39,8 @@ export interface ImmediateLoad extends BytePattern {
  */
 export interface ArchRules {
   name: string;
+  /** The byte order the rules are for: one e_machine may name both (EM_PPC64: ELFv1 big-endian ppc64, ELFv2 ppc64le). */
+  littleEndian: boolean;
   ftraceEntry: FtraceEntry;
   /** PC-relative relocation types of instructions, whose addend is off the target by pcrelBias. */
   pcrelTypes: ReadonlySet<number>;
@@ -69,10 +77,29 @@ export interface ArchRules {
   immediateLoads: readonly ImmediateLoad[];
   /** Bytes a relocation of each type patches (default 4). */
   relocFieldSize: ReadonlyMap<number, number>;
+  /**
+   * Sections of address slots code loads a symbol's address from (ppc64's
+   * `.toc`: a `TOC16` reference to `.toc+off`, whose slot holds an `ADDR64`
+   * to the symbol): a reference into one is to what its slot names, so two
+   * builds that number their slots differently still agree.
+   */
+  indirectSections?: readonly { name: string; slotSize: number }[];
+  /**
+   * Symbols each module's own link provides (ppc64's `.TOC.`, the base the
+   * global entry computes r2 from): left undefined in the output, never taken
+   * from the running kernel.
+   */
+  moduleSymbols?: readonly string[];
 }
 
 export function archRules(machine: number): ArchRules | undefined {
   return MACHINES.get(machine)?.rules;
+}
+
+/** The rules for an object, or undefined when the differ has none for its machine and byte order. */
+export function archRulesFor(ident: { machine: number; littleEndian: boolean }): ArchRules | undefined {
+  const rules = archRules(ident.machine);
+  return rules?.littleEndian === ident.littleEndian ? rules : undefined;
 }
 
 /** Names of the architectures the differ has rules for. */

@@ -1,5 +1,5 @@
 import { type ElfObject, machineName, type SectionIndex, type SymbolIndex, SHN, STB, STT } from '../elf/index.js';
-import { archRules, supportedArches } from './arch.js';
+import { archRules, archRulesFor, supportedArches } from './arch.js';
 import { compareExtents, type Difference } from './correlate/compare.js';
 import { correlate } from './correlate/correlate.js';
 import { addSpecialEntryTargets, computeInclusion, type ExternalReference } from './output/inclusion.js';
@@ -80,9 +80,10 @@ export function diffObjects(origObj: ElfObject, patchedObj: ElfObject, options: 
     included: { functions: [], data: [], sections: [] },
     externals: [],
   };
-  const arch = archRules(patchedObj.ident.machine);
+  const arch = archRulesFor({ machine: patchedObj.ident.machine, littleEndian: patchedObj.littleEndian });
   if (!arch) {
-    result.refusals.push(refuse.unsupportedArch(machineName(patchedObj.ident.machine), supportedArches()));
+    const order = archRules(patchedObj.ident.machine) ? (patchedObj.littleEndian ? ' (little-endian)' : ' (big-endian)') : '';
+    result.refusals.push(refuse.unsupportedArch(`${machineName(patchedObj.ident.machine)}${order}`, supportedArches()));
     result.outcome = 'unsupported';
     return result;
   }

@@ -11,6 +11,7 @@ import type { SpecialSection } from '../rules/special-sections.js';
  */
 export const S390X_RULES: ArchRules = {
   name: 's390x',
+  littleEndian: false,
   // Which one a kernel has depends on its version and gcc (arch/s390/Makefile, kernel/trace/Kconfig):
   // -mnop-mcount or -mhotpatch=0,3: `brcl 0,0` (jgnop), recorded in __mcount_loc (6.1 with gcc 9+);
   // -mfentry alone: `brasl %r0,__fentry__`; plain -pg (older kernels): `stg %r14,8(%r15)` then

@@ -5,6 +5,7 @@ import type { SpecialSection } from '../rules/special-sections.js';
 // R_X86_64_PC32 = 2, R_X86_64_PLT32 = 4, R_X86_64_GOTPCREL = 9, R_X86_64_GOTPCRELX = 41, R_X86_64_REX_GOTPCRELX = 42
 export const X86_64_RULES: ArchRules = {
   name: 'x86_64',
+  littleEndian: true,
   ftraceEntry: { form: 'call', symbols: ['__fentry__'], relocOffsets: [1], describe: '__fentry__ call' },
   pcrelTypes: new Set([2, 4, 9, 41, 42]),
   pcrelBias: 4,

@@ -30,7 +30,7 @@ export function describeTarget(v: ObjectView, t: Target): string {
 
 /** Whether two relocation targets are the same thing in both builds. */
 export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target, c: Correlation): boolean {
-  if (to.kind !== tp.kind) return false;
+  if (to.kind !== tp.kind || (to.via === undefined) !== (tp.via === undefined)) return false;
   switch (to.kind) {
     case 'string':
       return to.text === (tp as typeof to).text || sameButForLineNumbers(to.text, (tp as typeof to).text);
@@ -47,7 +47,8 @@ export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target,
     case 'section': {
       const q = tp as typeof to;
       return (
-        to.offset === q.offset &&
+        // A constant in an indirection slot: whichever slot holds it.
+        (to.offset === q.offset || to.via !== undefined) &&
         to.contents.equals(q.contents) &&
         (c.sectionTwinOfPatched.get(q.section) === to.section || o.sectionName(to.section) === p.sectionName(q.section))
       );

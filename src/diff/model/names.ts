@@ -75,9 +75,15 @@ export function isStaticLocalName(name: string): boolean {
   return /^[A-Za-z_][\w$]*\.\d+$/.test(name);
 }
 
-/** Compiler-generated labels with no stable identity: `.LC12` string labels, `.L` locals. */
+/**
+ * The assembler's mapping symbols (arm64 `$x` code, `$d` data; arm's `$a`/`$t`; RISC-V's `$x`/`$d`):
+ * local NOTYPE markers in every section, no variable or function of their own.
+ */
+const MAPPING_SYMBOL = /^\$[adtx](\.|$)/;
+
+/** Compiler-generated labels with no stable identity: `.LC12` string labels, `.L` locals, mapping symbols. */
 export function isAnonymousLabel(name: string): boolean {
-  return name.startsWith('.L');
+  return name.startsWith('.L') || MAPPING_SYMBOL.test(name);
 }
 
 export function describeSuffixes(name: string): string[] {

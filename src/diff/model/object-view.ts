@@ -10,16 +10,29 @@ import {
   STT,
 } from '../../elf/index.js';
 import type { ArchRules } from '../arch.js';
+import { specialSections } from '../rules/special-sections.js';
 import { isAnonymousLabel } from './names.js';
 
 const RELRO = /^\.data\.rel\.ro(\.|$)/;
 
-/** Where a relocation points, in terms that survive a rebuild (names and contents, not indexes). */
-export type Target =
+/** A slot of an indirection section (arch.ts: indirectSections) a reference goes through. */
+export interface Slot {
+  section: SectionIndex;
+  offset: number;
+  size: number;
+}
+
+/**
+ * Where a relocation points, in terms that survive a rebuild (names and
+ * contents, not indexes). `via`: the reference loads the target's address
+ * from this slot (ppc64 `.toc`), and the target is what the slot names.
+ */
+export type Target = (
   | { kind: 'symbol'; sym: SymbolIndex; offset: bigint }
   | { kind: 'string'; text: string; section: SectionIndex }
   /** Anonymous data (constants gcc placed by section): compared by the bytes it holds. */
-  | { kind: 'section'; section: SectionIndex; offset: bigint; contents: Buffer };
+  | { kind: 'section'; section: SectionIndex; offset: bigint; contents: Buffer }
+) & { via?: Slot };
 
 /** A defined function or data object: a symbol and the byte range it covers in its section. */
 export interface Extent {
@@ -47,6 +60,10 @@ export class ObjectView {
   /** Named FUNC/OBJECT symbols, by section, sorted by value: resolves section-symbol targets. */
   private symbolsBySection = new Map<SectionIndex, SymbolIndex[]>();
   private relocs = new Map<SectionIndex, SectionRelocs>();
+  /** Indirection sections (arch.ts: indirectSections) → their slot size. */
+  private slotSizes = new Map<SectionIndex, number>();
+  /** Special sections whose offsets count from the entry's start (special-sections.ts: entryRelative) → entry size. */
+  private entryRelative = new Map<SectionIndex, number>();
 
   constructor(
     readonly obj: ElfObject,
@@ -71,6 +88,15 @@ export class ObjectView {
       order.sort((a, b) => offsets[a]! - offsets[b]!);
       this.relocs.set(s.info as SectionIndex, { table, order, offsets, targets: new Array<Target | undefined>(table.length) });
     });
+    for (const d of arch.indirectSections ?? []) for (const i of obj.sectionsNamed(d.name)) this.slotSizes.set(i, d.slotSize);
+    for (const d of specialSections(obj.ident.machine)) {
+      if (d.entryRelative && d.defaultSize) for (const i of obj.sectionsNamed(d.name)) this.entryRelative.set(i, d.defaultSize);
+    }
+  }
+
+  /** Whether a section holds address slots code reaches its targets through (ppc64 `.toc`). */
+  isIndirect(section: SectionIndex): boolean {
+    return this.slotSizes.has(section);
   }
 
   symbol(i: SymbolIndex): ElfSymbol {
@@ -194,7 +220,15 @@ export class ObjectView {
     const anonymous = sym.type === STT.SECTION || (sym.type === STT.NOTYPE && isAnonymousLabel(sym.name) && sym.reserved === 0);
     if (!anonymous || sym.shndx === SHN.UNDEF || sym.reserved !== 0) return { kind: 'symbol', sym: symIndex, offset: addend };
     const section = sym.shndx;
-    const bias = this.isExec(from) && this.arch.pcrelTypes.has(table.types[i]!) ? BigInt(this.arch.pcrelBias) : 0n;
+    const slotSize = this.slotSizes.get(section);
+    if (slotSize !== undefined) return this.throughSlot({ section, offset: Number(sym.value + addend), size: slotSize });
+    const entrySize = this.entryRelative.get(from);
+    const bias =
+      entrySize !== undefined
+        ? -BigInt(Number(table.offsets[i]!) % entrySize)
+        : this.isExec(from) && this.arch.pcrelTypes.has(table.types[i]!)
+          ? BigInt(this.arch.pcrelBias)
+          : 0n;
     const at = sym.value + addend + bias;
     if (this.isStrings(section)) return { kind: 'string', text: this.stringAt(section, Number(at)), section };
     // An immediate after the PC-relative field (`cmpl $0, x(%rip)`) moves the instruction's end by its size:
@@ -205,6 +239,16 @@ export class ObjectView {
       if (covering !== undefined) return { kind: 'symbol', sym: covering, offset: sym.value + addend - this.symbol(covering).value };
     }
     return { kind: 'section', section, offset: sym.value + addend, contents: this.anonymousContents(section, Number(at)) };
+  }
+
+  /** What a slot of an indirection section names: its relocation's target, or (no relocation) the constant it holds. */
+  private throughSlot(via: Slot): Target {
+    const r = this.relocationsIn(via.section, via.offset, via.offset + via.size);
+    const k = r?.entries[0];
+    if (r && k !== undefined && Number(r.table.offsets[k]!) === via.offset) return { ...this.target(r.table, k, via.section), via };
+    const body = this.obj.sections[via.section]!.body;
+    const contents = body.kind === 'bytes' ? body.data.subarray(via.offset, via.offset + via.size) : Buffer.alloc(via.size);
+    return { kind: 'section', section: via.section, offset: BigInt(via.offset), contents, via };
   }
 
   /** A mergeable constant (entsize bytes at the offset) or, for other anonymous data, the whole section. */

@@ -86,7 +86,8 @@ export function checkUnusedChangedSections(
   const special = specialSectionNames(p.obj.ident.machine);
   p.obj.sections.forEach((s, i) => {
     const idx = i as SectionIndex;
-    if (skip.has(idx) || included.has(idx) || p.symbolsIn(idx).length > 0) return;
+    // Indirection slots (ppc64 `.toc`) are compared through the code that loads them.
+    if (skip.has(idx) || included.has(idx) || p.symbolsIn(idx).length > 0 || p.isIndirect(idx)) return;
     if ((s.flags & SHF.ALLOC) === 0n || (s.flags & SHF.EXECINSTR) !== 0n || (s.flags & (SHF.STRINGS | SHF.MERGE)) !== 0n) return;
     if (special.has(s.name) || classifySection(s.name) !== 'other') return;
     const twin = c.sectionTwinOfPatched.get(idx);

@@ -65,6 +65,8 @@ export function computeInclusion(
         continue;
       }
       if (t.kind === 'section') {
+        // A constant in an indirection slot (ppc64 `.toc`): the output copies the slot alone.
+        if (t.via) continue;
         if (p.isWritable(t.section) && classifySection(p.sectionName(t.section)) !== 'callsite') inc.writableAnonymous.add(t.section);
         else inc.sections.add(t.section);
         continue;
@@ -76,7 +78,7 @@ export function computeInclusion(
         take(t.sym);
         continue;
       }
-      if (t.sym === sym) continue;
+      if (t.sym === sym || (!defined && p.arch.moduleSymbols?.includes(target.name))) continue;
       const kind = target.type === STT.FUNC ? 'function' : target.type === STT.OBJECT || target.type === STT.TLS ? 'data' : 'unknown';
       const name = kernel.name(t.sym);
       inc.externals.set(name, { name, local: kernel.local(t.sym), kind });

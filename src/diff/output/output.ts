@@ -17,7 +17,7 @@ import {
 } from '../../elf/index.js';
 import type { Inclusion } from './inclusion.js';
 import { isAnonymousLabel } from '../model/names.js';
-import type { ObjectView } from '../model/object-view.js';
+import type { ObjectView, Slot } from '../model/object-view.js';
 import type { SpecialEntry, SpecialIndex } from '../rules/special-entries.js';
 
 /** Metadata the generator reads from the output object's `.klpforge.diff` section. */
@@ -88,6 +88,8 @@ class Builder {
   private sectionSymbol = new Map<SectionIndex, ElfSymbol>();
   /** Labels GOT relocations need in copied sections, by `outSection:offset`. */
   private labels = new Map<string, ElfSymbol>();
+  /** patched indirection section (ppc64 `.toc`) → its output copy holding only the slots the output uses, by patched offset */
+  private slotCopies = new Map<SectionIndex, { out: SectionIndex; slots: Map<number, number> }>();
   /** patched section → its whole copy in the output (strings, constants, code without a symbol) */
   private copied = new Map<SectionIndex, SectionIndex>();
   private pending: Pending[] = [];
@@ -169,6 +171,7 @@ class Builder {
     const t = this.p.target(table, k, src);
     const raw = this.p.symbol(table.symbols[k]! as SymbolIndex);
     const addend = table.addends[k]!;
+    if (t.via) return this.slot(t.via);
     if (t.kind === 'symbol') {
       const d = this.defined.get(t.sym);
       if (d) return { sym: d, addend: t.offset };
@@ -181,6 +184,29 @@ class Builder {
     // plus offset would load the section's start. Such a target keeps a label of its own, as gas gave it.
     if (this.p.arch.gotTypes.has(table.types[k]!)) return { sym: this.label(out, raw), addend };
     return { sym: this.sectionSymbol.get(out)!, addend: raw.value + addend };
+  }
+
+  /**
+   * The output's own slot for a patched slot of an indirection section
+   * (ppc64 `.toc`): only the slots included code loads are carried, in the
+   * order first used, each with its bytes and its relocation.
+   */
+  private slot(via: Slot): { sym: ElfSymbol; addend: bigint } {
+    let copy = this.slotCopies.get(via.section);
+    if (!copy) {
+      const from = this.p.obj.sections[via.section]!;
+      copy = { out: this.newSection(from, from.name, Buffer.alloc(0)), slots: new Map() };
+      this.slotCopies.set(via.section, copy);
+    }
+    let at = copy.slots.get(via.offset);
+    if (at === undefined) {
+      const body = this.sections[copy.out]!.body as { kind: 'bytes'; data: Buffer };
+      at = body.data.length;
+      copy.slots.set(via.offset, at);
+      body.data = Buffer.concat([body.data, this.slice(via.section, via.offset, via.size)]);
+      this.copyRelocations(via.section, via.offset, via.offset + via.size, copy.out, via.offset - at);
+    }
+    return { sym: this.sectionSymbol.get(copy.out)!, addend: BigInt(at) };
   }
 
   /** A local label in an output section at the place `raw` (a gas label like `.LC0`, or a section symbol) marks. */

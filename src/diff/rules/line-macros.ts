@@ -75,6 +75,11 @@ export function onlyLineNumbersDiffer(diffs: readonly Difference[], o: ObjectVie
 
 function lineImmediateDelta(from: number, to: number, bo: Buffer, bp: Buffer, p: ObjectView, ep: Extent): number | undefined {
   for (const load of p.arch.immediateLoads) {
+    if (load.bits) {
+      const delta = fieldImmediateDelta(from, to, bo, bp, p, ep, load, load.bits);
+      if (delta !== undefined) return delta;
+      continue;
+    }
     const n = load.bytes.length;
     for (let imm = Math.max(n, to - load.size); imm <= from; imm++) {
       if (imm + load.size > bp.length || imm + load.size > bo.length) continue;
@@ -85,6 +90,39 @@ function lineImmediateDelta(from: number, to: number, bo: Buffer, bp: Buffer, p:
       if (vo <= 0 || vp <= 0 || vo >= MAX_LINE || vp >= MAX_LINE) continue;
       if (callsLineMacroAfter(p, ep, imm + load.size)) return vp - vo;
     }
+  }
+  return undefined;
+}
+
+/** The same for an immediate that is a bit field of one instruction word holding the whole difference. */
+function fieldImmediateDelta(
+  from: number,
+  to: number,
+  bo: Buffer,
+  bp: Buffer,
+  p: ObjectView,
+  ep: Extent,
+  load: ImmediateLoad,
+  bits: { shift: number; width: number },
+): number | undefined {
+  const le = p.obj.littleEndian;
+  const read = (b: Buffer, at: number) =>
+    load.size === 2 ? (le ? b.readUInt16LE(at) : b.readUInt16BE(at)) : le ? b.readUInt32LE(at) : b.readUInt32BE(at);
+  const ones = 2 ** bits.width - 1;
+  const value = (w: number) => {
+    const v = (w >>> bits.shift) & ones;
+    return load.signed && v > ones / 2 ? v - ones - 1 : v;
+  };
+  for (let at = Math.max(0, to - load.size); at <= from; at++) {
+    if (at + load.size > bp.length || at + load.size > bo.length || !matchesAt(bo, at, load) || !matchesAt(bp, at, load)) continue;
+    const wo = read(bo, at);
+    const wp = read(bp, at);
+    // The same instruction and register in both builds: only the field may differ.
+    if (((wo ^ wp) & ~(ones << bits.shift)) !== 0) continue;
+    const vo = value(wo);
+    const vp = value(wp);
+    if (vo <= 0 || vp <= 0 || vo >= MAX_LINE || vp >= MAX_LINE) continue;
+    if (callsLineMacroAfter(p, ep, at + load.size)) return vp - vo;
   }
   return undefined;
 }

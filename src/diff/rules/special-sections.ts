@@ -33,6 +33,13 @@ export interface SpecialSection {
    * the livepatch core can't apply such an entry when the key lives in a module.
    */
   keyField?: { offset: number; kind: 'static key' | 'static call key' };
+  /**
+   * The entry's relative offsets count from the entry's start, not from their
+   * own field (ppc64's feature fixups: `.8byte 1b - entry`): a relocation's
+   * addend is then past its target by the field's place in the entry.
+   * Needs `defaultSize`.
+   */
+  entryRelative?: boolean;
   /** A table whose entries sit in step with this one's (ORC: .orc_unwind beside .orc_unwind_ip). */
   parallel?: { name: string; size?: number; env?: string };
 }

@@ -1,6 +1,7 @@
 import type { RelocationTable, SectionIndex, SymbolIndex } from '../../elf/index.js';
 import type { Correlation } from './correlate.js';
 import { canonicalName } from '../model/names.js';
+import { classifySection } from '../model/section-kinds.js';
 import { sameButForLineNumbers } from '../rules/line-macros.js';
 import { isSpecialStatic, lineFieldOf } from '../rules/static-locals.js';
 import { type Extent, type ObjectView, type Target } from '../model/object-view.js';
@@ -49,11 +50,22 @@ export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target,
       return (
         // A constant in an indirection slot: whichever slot holds it.
         (to.offset === q.offset || to.via !== undefined) &&
-        to.contents.equals(q.contents) &&
+        (to.contents.equals(q.contents) || sameButForUbsanLine(p.sectionName(q.section), to.contents, q.contents)) &&
         (c.sectionTwinOfPatched.get(q.section) === to.section || o.sectionName(to.section) === p.sectionName(q.section))
       );
     }
   }
+}
+
+/**
+ * UBSAN's per-check data opens with struct source_location { const char
+ * *file_name; u32 line; u32 column; }: a check site whose line alone moved
+ * is the same site, as a WARN's line in __bug_table is. The pointer field is
+ * zero in the object (a relocation fills it).
+ */
+function sameButForUbsanLine(name: string, a: Buffer, b: Buffer): boolean {
+  if (!/\.\.Lubsan_data/.test(name) || classifySection(name) !== 'callsite' || a.length !== b.length || a.length < 16) return false;
+  return a.subarray(0, 8).equals(b.subarray(0, 8)) && a.subarray(12).equals(b.subarray(12));
 }
 
 interface Relocs {

@@ -2,6 +2,7 @@ import type { SectionIndex, SymbolIndex } from '../../elf/index.js';
 import { sameTarget } from '../correlate/compare.js';
 import type { Correlation } from '../correlate/correlate.js';
 import { type ObjectView, sectionSize } from '../model/object-view.js';
+import { sameReplacement } from './replacement-code.js';
 import { inferEntrySize, type SpecialSection, specialSections } from './special-sections.js';
 
 /** Entry sizes given by the user: option name or kpatch environment name → bytes. */
@@ -118,7 +119,11 @@ function sameEntry(o: ObjectView, x: SpecialEntry, p: ObjectView, y: SpecialEntr
   if (eo.length !== ep.length) return false;
   for (let k = 0; k < eo.length; k++) {
     if (Number(ro!.table.offsets[eo[k]!]!) - x.start !== Number(rp!.table.offsets[ep[k]!]!) - y.start) return false;
-    if (!sameTarget(o, o.target(ro!.table, eo[k]!, x.section), p, p.target(rp!.table, ep[k]!, y.section), c)) return false;
+    const to = o.target(ro!.table, eo[k]!, x.section);
+    const tp = p.target(rp!.table, ep[k]!, y.section);
+    if (sameTarget(o, to, p, tp, c)) continue;
+    if (to.kind === 'section' && tp.kind === 'section' && sameReplacement(o, to, p, tp, c)) continue;
+    return false;
   }
   return true;
 }

@@ -1,9 +1,4 @@
-import { execa } from 'execa';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
-import { diffObjects, type DiffResult } from '../../src/diff/index.js';
-import { type ElfObject, readElfFile } from '../../src/elf/index.js';
+import { compileCross, type CrossDiffer, crossKernelLikeDiffer, type CrossToolchain } from './cross-toolchain.js';
 
 /** Debian's cross compiler (package gcc-aarch64-linux-gnu). */
 export const AARCH64_GCC = 'aarch64-linux-gnu-gcc';
@@ -43,61 +38,24 @@ export const AARCH64_KERNEL_FLAGS: readonly string[] = [
   '-fconserve-stack',
 ];
 
+const TOOLCHAIN: CrossToolchain = {
+  gcc: AARCH64_GCC,
+  debianPackage: 'gcc-aarch64-linux-gnu',
+  machine: 'arm64',
+  flags: AARCH64_KERNEL_FLAGS,
+};
+
 /** Compiles C with the arm64 cross compiler into `dir`; returns the object's path. */
-export async function compileAarch64(
+export function compileAarch64(
   dir: string,
   name: string,
   source: string,
   flags: readonly string[] = AARCH64_KERNEL_FLAGS,
 ): Promise<string> {
-  const src = path.join(dir, `${name}.c`);
-  const obj = path.join(dir, `${name}.o`);
-  await writeFile(src, source);
-  try {
-    await execa(AARCH64_GCC, ['-c', ...flags, '-o', obj, src]);
-  } catch (e) {
-    const err = e as { code?: string; stderr?: string; message: string };
-    if (err.code === 'ENOENT')
-      throw new Error(`${AARCH64_GCC} not found: install Debian's gcc-aarch64-linux-gnu (the arm64 differ tests compile with it)`);
-    throw new Error(`${AARCH64_GCC} failed on ${name}.c:\n${err.stderr ?? err.message}`);
-  }
-  return obj;
+  return compileCross(TOOLCHAIN, dir, name, source, flags);
 }
 
-/**
- * The arm64 twin of kernelLikeDiffer (kernel-like-diff.ts): `diff(orig,
- * patched)` compiles both with the prelude in front and diffs the objects.
- * Call at a describe block's top level.
- */
-export function aarch64KernelLikeDiffer(prelude: string): {
-  objects: (orig: string, patched: string, flags?: readonly string[]) => Promise<[ElfObject, ElfObject]>;
-  diff: (orig: string, patched: string, flags?: readonly string[]) => Promise<DiffResult>;
-} {
-  let tmp: DirectoryResult;
-  let n = 0;
-  beforeAll(async () => {
-    tmp = await tmpDir({ unsafeCleanup: true });
-  });
-  afterAll(async () => {
-    await tmp.cleanup();
-  });
-  const objects = async (
-    orig: string,
-    patched: string,
-    flags: readonly string[] = AARCH64_KERNEL_FLAGS,
-  ): Promise<[ElfObject, ElfObject]> => {
-    const k = n++;
-    const [a, b] = await Promise.all([
-      compileAarch64(tmp.path, `orig${k}`, prelude + orig, flags),
-      compileAarch64(tmp.path, `patched${k}`, prelude + patched, flags),
-    ]);
-    return Promise.all([readElfFile(a), readElfFile(b)]);
-  };
-  return {
-    objects,
-    async diff(orig, patched, flags: readonly string[] = AARCH64_KERNEL_FLAGS) {
-      const [a, b] = await objects(orig, patched, flags);
-      return diffObjects(a, b, { compilerFlags: flags.join(' '), output: true });
-    },
-  };
+/** The arm64 twin of kernelLikeDiffer (kernel-like-diff.ts); see crossKernelLikeDiffer. */
+export function aarch64KernelLikeDiffer(prelude: string): CrossDiffer {
+  return crossKernelLikeDiffer(TOOLCHAIN, prelude);
 }

@@ -1,9 +1,4 @@
-import { execa } from 'execa';
-import { writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
-import { diffObjects, type DiffResult } from '../../src/diff/index.js';
-import { type ElfObject, readElfFile } from '../../src/elf/index.js';
+import { compileCross, type CrossDiffer, crossKernelLikeDiffer, type CrossToolchain } from './cross-toolchain.js';
 
 /** Debian's cross compiler (package gcc-s390x-linux-gnu). */
 export const S390X_GCC = 's390x-linux-gnu-gcc';
@@ -40,57 +35,14 @@ export const S390X_KERNEL_FLAGS: readonly string[] = [
   '-fno-section-anchors',
 ];
 
+const TOOLCHAIN: CrossToolchain = { gcc: S390X_GCC, debianPackage: 'gcc-s390x-linux-gnu', machine: 's390x', flags: S390X_KERNEL_FLAGS };
+
 /** Compiles C with the s390x cross compiler into `dir`; returns the object's path. */
-export async function compileS390x(
-  dir: string,
-  name: string,
-  source: string,
-  flags: readonly string[] = S390X_KERNEL_FLAGS,
-): Promise<string> {
-  const src = path.join(dir, `${name}.c`);
-  const obj = path.join(dir, `${name}.o`);
-  await writeFile(src, source);
-  try {
-    await execa(S390X_GCC, ['-c', ...flags, '-o', obj, src]);
-  } catch (e) {
-    const err = e as { code?: string; stderr?: string; message: string };
-    if (err.code === 'ENOENT')
-      throw new Error(`${S390X_GCC} not found: install Debian's gcc-s390x-linux-gnu (the s390x differ tests compile with it)`);
-    throw new Error(`${S390X_GCC} failed on ${name}.c:\n${err.stderr ?? err.message}`);
-  }
-  return obj;
+export function compileS390x(dir: string, name: string, source: string, flags: readonly string[] = S390X_KERNEL_FLAGS): Promise<string> {
+  return compileCross(TOOLCHAIN, dir, name, source, flags);
 }
 
-/**
- * The s390x twin of kernelLikeDiffer (kernel-like-diff.ts): `diff(orig,
- * patched)` compiles both with the prelude in front and diffs the objects.
- * Call at a describe block's top level.
- */
-export function s390xKernelLikeDiffer(prelude: string): {
-  objects: (orig: string, patched: string, flags?: readonly string[]) => Promise<[ElfObject, ElfObject]>;
-  diff: (orig: string, patched: string, flags?: readonly string[]) => Promise<DiffResult>;
-} {
-  let tmp: DirectoryResult;
-  let n = 0;
-  beforeAll(async () => {
-    tmp = await tmpDir({ unsafeCleanup: true });
-  });
-  afterAll(async () => {
-    await tmp.cleanup();
-  });
-  const objects = async (orig: string, patched: string, flags: readonly string[] = S390X_KERNEL_FLAGS): Promise<[ElfObject, ElfObject]> => {
-    const k = n++;
-    const [a, b] = await Promise.all([
-      compileS390x(tmp.path, `orig${k}`, prelude + orig, flags),
-      compileS390x(tmp.path, `patched${k}`, prelude + patched, flags),
-    ]);
-    return Promise.all([readElfFile(a), readElfFile(b)]);
-  };
-  return {
-    objects,
-    async diff(orig, patched, flags: readonly string[] = S390X_KERNEL_FLAGS) {
-      const [a, b] = await objects(orig, patched, flags);
-      return diffObjects(a, b, { compilerFlags: flags.join(' '), output: true });
-    },
-  };
+/** The s390x twin of kernelLikeDiffer (kernel-like-diff.ts); see crossKernelLikeDiffer. */
+export function s390xKernelLikeDiffer(prelude: string): CrossDiffer {
+  return crossKernelLikeDiffer(TOOLCHAIN, prelude);
 }

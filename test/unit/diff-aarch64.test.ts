@@ -2,6 +2,7 @@ import { EM, type ElfObject, STT } from '../../src/elf/index.js';
 import { archRules } from '../../src/diff/arch.js';
 import { changedAndNew as names, refusalCodes as codes } from '../helpers/kernel-like-diff.js';
 import { AARCH64_KERNEL_FLAGS, aarch64KernelLikeDiffer } from '../helpers/toolchain-aarch64.js';
+import { relocations, sectionSizes } from '../helpers/output-sections.js';
 
 // elf.h: R_AARCH64_ABS64 = 257, PREL32 = 261, ADR_PREL_PG_HI21 = 275, ADD_ABS_LO12_NC = 277, CALL26 = 283.
 const R_AARCH64_ABS64 = 257;
@@ -53,30 +54,6 @@ const BASE = `
 int show(long x) { _printk("value %ld\\n", x); return consume(x); }
 int other(long x) { _printk("other %ld\\n", x); return consume(x + 1); }
 `;
-
-/** Names of the output object's sections with their sizes. */
-const sectionSizes = (obj: ElfObject) =>
-  Object.fromEntries(
-    obj.sections.filter((s) => s.body.kind === 'bytes').map((s) => [s.name, s.body.kind === 'bytes' ? s.body.data.length : 0]),
-  );
-
-/** The relocations of an output section as `offset type symbol+addend`. */
-function relocations(obj: ElfObject, section: string): string[] {
-  const i = obj.findSection(section);
-  if (i === undefined) return [];
-  const out: string[] = [];
-  for (const ri of obj.relocationsFor(i)) {
-    const body = obj.sections[ri]!.body;
-    if (body.kind !== 'relocations') continue;
-    const t = body.table;
-    for (let k = 0; k < t.length; k++) {
-      const s = obj.symbols[t.symbols[k]!]!;
-      const name = s.type === STT.SECTION ? obj.sections[s.shndx]!.name : s.name;
-      out.push(`${Number(t.offsets[k]!)} ${t.types[k]!} ${name}+${t.addends[k]!}`);
-    }
-  }
-  return out;
-}
 
 /** The first bytes of an output function section. */
 function codeOf(obj: ElfObject, section: string, n: number): number[] {

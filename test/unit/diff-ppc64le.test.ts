@@ -3,10 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { diffObjects } from '../../src/diff/index.js';
-import { EM, type ElfObject, readElfFile, STT } from '../../src/elf/index.js';
+import { EM, type ElfObject, readElfFile } from '../../src/elf/index.js';
 import { archRules } from '../../src/diff/arch.js';
 import { changedAndNew as names, refusalCodes as codes } from '../helpers/kernel-like-diff.js';
 import { ppc64leKernelLikeDiffer } from '../helpers/toolchain-ppc64le.js';
+import { relocations, sectionSizes } from '../helpers/output-sections.js';
 
 // elf.h: R_PPC64_REL24 = 10, R_PPC64_REL32 = 26, R_PPC64_ADDR64 = 38, R_PPC64_REL64 = 44,
 // R_PPC64_TOC16_HA = 50, R_PPC64_TOC16_LO_DS = 64.
@@ -54,30 +55,6 @@ const BASE = `
 int show(long x) { _printk("value %ld\\n", x); return consume(x); }
 int other(long x) { _printk("other %ld\\n", x); return consume(x + 1); }
 `;
-
-/** Names of the output object's sections with their sizes. */
-const sectionSizes = (obj: ElfObject) =>
-  Object.fromEntries(
-    obj.sections.filter((s) => s.body.kind === 'bytes').map((s) => [s.name, s.body.kind === 'bytes' ? s.body.data.length : 0]),
-  );
-
-/** The relocations of a section as `offset type symbol+addend`. */
-function relocations(obj: ElfObject, section: string): string[] {
-  const i = obj.findSection(section);
-  if (i === undefined) return [];
-  const out: string[] = [];
-  for (const ri of obj.relocationsFor(i)) {
-    const body = obj.sections[ri]!.body;
-    if (body.kind !== 'relocations') continue;
-    const t = body.table;
-    for (let k = 0; k < t.length; k++) {
-      const s = obj.symbols[t.symbols[k]!]!;
-      const name = s.type === STT.SECTION ? obj.sections[s.shndx]!.name : s.name;
-      out.push(`${Number(t.offsets[k]!)} ${t.types[k]!} ${name}+${t.addends[k]!}`);
-    }
-  }
-  return out.sort((a, b) => parseInt(a) - parseInt(b));
-}
 
 describe('the differ on ppc64le objects compiled here like Linux 6.1 objects', () => {
   const { diff, objects } = ppc64leKernelLikeDiffer(PRELUDE);

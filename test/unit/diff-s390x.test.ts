@@ -1,7 +1,8 @@
-import { EM, type ElfObject, STT } from '../../src/elf/index.js';
+import { EM, STT } from '../../src/elf/index.js';
 import { archRules } from '../../src/diff/arch.js';
 import { changedAndNew as names, refusalCodes as codes } from '../helpers/kernel-like-diff.js';
 import { S390X_KERNEL_FLAGS, s390xKernelLikeDiffer } from '../helpers/toolchain-s390x.js';
+import { relocations, sectionSizes } from '../helpers/output-sections.js';
 
 // R_390_PC32 = 5, R_390_PLT32DBL = 20, R_390_GOTENT = 26, R_390_64 = 22 (elf.h).
 const R_390_PC32 = 5;
@@ -37,30 +38,6 @@ const BASE = `
 int show(long x) { _printk("value %ld\\n", x); return consume(x); }
 int other(long x) { _printk("other %ld\\n", x); return consume(x + 1); }
 `;
-
-/** Names of the output object's sections with their sizes. */
-const sectionSizes = (obj: ElfObject) =>
-  Object.fromEntries(
-    obj.sections.filter((s) => s.body.kind === 'bytes').map((s) => [s.name, s.body.kind === 'bytes' ? s.body.data.length : 0]),
-  );
-
-/** The relocations of an output section as `type symbol+addend` at each offset. */
-function relocations(obj: ElfObject, section: string): string[] {
-  const i = obj.findSection(section);
-  if (i === undefined) return [];
-  const out: string[] = [];
-  for (const ri of obj.relocationsFor(i)) {
-    const body = obj.sections[ri]!.body;
-    if (body.kind !== 'relocations') continue;
-    const t = body.table;
-    for (let k = 0; k < t.length; k++) {
-      const s = obj.symbols[t.symbols[k]!]!;
-      const name = s.type === STT.SECTION ? obj.sections[s.shndx]!.name : s.name;
-      out.push(`${Number(t.offsets[k]!)} ${t.types[k]!} ${name}+${t.addends[k]!}`);
-    }
-  }
-  return out;
-}
 
 describe('the differ on s390x objects compiled here like Linux 6.1 objects', () => {
   const { diff, objects } = s390xKernelLikeDiffer(PRELUDE);

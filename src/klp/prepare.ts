@@ -237,12 +237,14 @@ function addAnchors(elf: ElfObject, meta: DiffMetadata, ctx: ResolveContext, opt
     return name;
   };
   const target = ctx.module ?? ctx.vmlinux;
+  const kept = oneNamePerAddress(elf, meta.changed, definedFunction);
   for (const f of meta.changed) {
     const s = definedFunction.get(f.name);
     if (!s) {
       result.problems.push(problem.unpatchable(options.object, f.name, 'the differ output lacks its code'));
       continue;
     }
+    if (!kept.has(f.name)) continue;
     // Fragments (.cold) run only as part of their parent; ftrace can redirect only what starts with its ftrace entry.
     if (suffixesOf(f.name).some((r) => r.kind === 'cold') || (arch && !startsWithFentry(elf, s, arch.ftraceEntry))) continue;
     const r = target.symbols.sympos(f.kernelName, f.local ? meta.file : '', meta.neighbours);
@@ -265,6 +267,28 @@ function addAnchors(elf: ElfObject, meta: DiffMetadata, ctx: ResolveContext, opt
     result.callbacks.push({ kind: cb.kind as PreparedCallback['kind'], anchor: anchor(s) });
   }
   elf.reindex();
+}
+
+/**
+ * Of the changed functions that are one address under several names (an
+ * `alias` attribute: s390's SYSCALL_DEFINE makes `__s390x_sys_X` an alias of
+ * `__se_sys_X`), the one name to patch: the one gcc named the section after,
+ * else the first. The kernel must get one klp_func per address: with two, the
+ * transition's stack check takes the other as an earlier patch of the same
+ * function and reads its new_func from the ftrace ops' list head, an address
+ * range that can match any sleeping task forever.
+ */
+function oneNamePerAddress(elf: ElfObject, changed: DiffMetadata['changed'], definedFunction: ReadonlyMap<string, ElfSymbol>): Set<string> {
+  const byAddress = new Map<string, string>();
+  for (const f of changed) {
+    const s = definedFunction.get(f.name);
+    if (!s) continue;
+    const at = `${s.shndx}:${s.value}`;
+    const held = byAddress.get(at);
+    if (held === undefined || (elf.sections[s.shndx]?.name === `.text.${f.name}` && elf.sections[s.shndx]?.name !== `.text.${held}`))
+      byAddress.set(at, f.name);
+  }
+  return new Set(byAddress.values());
 }
 
 /** Whether a function of the prepared object starts with the architecture's ftrace entry (src/diff/rules/ftrace-entry.ts). */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { diffObjects } from '../../src/diff/index.js';
-import { type ElfObject, readElfFile, SHF, SHN, SHT } from '../../src/elf/index.js';
+import { type ElfObject, readElfFile, SHF, SHN, SHT, STT } from '../../src/elf/index.js';
 import { finalizeModule, hookSource, KallsymsIndex, parseSymvers, prepareObject, type PreparedObject } from '../../src/klp/index.js';
 import { compileC } from '../helpers/toolchain.js';
 
@@ -108,6 +108,27 @@ int target(int x) { return helper(x) + exported_fn(x) + hidden_global; }`;
       .sort();
     expect(undef).toEqual(['.klp.sym.vmlinux.helper,2', '.klp.sym.vmlinux.hidden_global,0', '__fentry__', 'exported_fn']);
     expect(p.elf.findSection('.klpforge.diff')).toBeUndefined();
+  });
+
+  test("a function and its alias (one address, as s390 SYSCALL_DEFINE makes __s390x_sys_X of __se_sys_X) are one klp_func: two at one address corrupt the kernel's transition check", async () => {
+    const alias = 'long target_alias(int x) __attribute__((alias("target")));';
+    const out = await diffOutput(`${ORIG}\n${alias}`, `${PATCHED}\n${alias}`);
+    // One copy of the code carrying both names.
+    expect(out.sections.filter((s) => s.name.startsWith('.text.')).map((s) => s.name)).toEqual(['.text.target']);
+    const names = out.symbols.filter((s) => s.type === STT.FUNC).map((s) => [s.name, out.sections[s.shndx]!.name]);
+    expect(names.sort()).toEqual([
+      ['target', '.text.target'],
+      ['target_alias', '.text.target'],
+    ]);
+    const vmlinux = await linkedKernel({ '1-file': `${ORIG}\n${alias}\nint hidden_global;` });
+    const p = prepareObject(
+      out,
+      { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux } },
+      { object: 'kernel/file.o', anchorPrefix: '__a_' },
+    );
+    expect(p.problems).toEqual([]);
+    // The name gcc gave the section (.text.target) is the one kept.
+    expect(p.functions).toEqual([{ oldName: 'target', sympos: 0, anchor: '__a_0' }]);
   });
 
   test('a static of a file whose name another file shares (two file.c) is told apart by its neighbours, the other locals of its file', async () => {

@@ -1,3 +1,6 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { execa } from 'execa';
 import { generateGuestScript, generateProbeScript, shellQuote } from '../../src/verify/guest-script.js';
 import { planSteps } from '../../src/verify/steps.js';
@@ -35,6 +38,47 @@ describe('generateGuestScript', () => {
     const r = await execa(BUSYBOX, ['sh', '-n', '-c', script], { reject: false });
     expect(r.stderr).toBe('');
     expect(r.exitCode).toBe(0);
+  });
+
+  test('a stuck transition names the tasks not yet switched and where they sleep, from /proc/PID/patch_state and stack', async () => {
+    const fn = /^pending_tasks\(\) \{\n[\s\S]*?\n\}$/m.exec(script)?.[0];
+    expect(fn).toBeDefined();
+    // A guest's /proc, bound over the real one in a private mount namespace.
+    const proc = await mkdtemp(path.join(tmpdir(), 'klpforge-proc-'));
+    const task = async (pid: number, files: Record<string, string>) => {
+      await mkdir(path.join(proc, String(pid)));
+      for (const [f, v] of Object.entries(files)) await writeFile(path.join(proc, String(pid), f), v);
+    };
+    try {
+      await task(1, { patch_state: '1\n', comm: 'init\n' });
+      await task(7, {
+        patch_state: '0\n',
+        comm: 'kworker/0:1\n',
+        stack: '[<0>] worker_thread+0x1a0/0x3c0\n[<0>] kthread+0x10c/0x120\n',
+      });
+      await task(9, { patch_state: '-1\n', comm: 'sh\n' });
+      await mkdir(path.join(proc, 'sys'));
+      const r = await execa('bwrap', [
+        '--bind',
+        '/',
+        '/',
+        '--dev-bind',
+        '/dev',
+        '/dev',
+        '--bind',
+        proc,
+        '/proc',
+        BUSYBOX,
+        'sh',
+        '-c',
+        `${fn}\npending_tasks 1`,
+      ]);
+      expect(r.stdout.split('\n')).toEqual([
+        'not yet switched: pid 7 (kworker/0:1), patch_state 0; stack: worker_thread+0x1a0/0x3c0 kthread+0x10c/0x120 ',
+      ]);
+    } finally {
+      await rm(proc, { recursive: true, force: true });
+    }
   });
 
   test('starts with the busybox interpreter line the kernel needs to run /init', () => {

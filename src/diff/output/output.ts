@@ -92,6 +92,8 @@ class Builder {
   private slotCopies = new Map<SectionIndex, { out: SectionIndex; slots: Map<number, number> }>();
   /** patched section → its whole copy in the output (strings, constants, code without a symbol) */
   private copied = new Map<SectionIndex, SectionIndex>();
+  /** `section:start:end` of a copied symbol → its output section, so aliases share one copy */
+  private extents = new Map<string, { out: SectionIndex; kind: string }>();
   private pending: Pending[] = [];
   private relocs = new Map<SectionIndex, Array<{ r: Relocation; sym: ElfSymbol }>>();
 
@@ -126,6 +128,15 @@ class Builder {
     const e = this.p.extentOf(sym)!;
     const s = this.p.symbol(sym);
     const from = this.p.obj.sections[e.section]!;
+    // An alias (one extent, several names) is one copy with all its names: two would be two functions at two addresses.
+    const at = `${e.section}:${e.start}:${e.end}`;
+    const held = this.extents.get(at);
+    if (held !== undefined) {
+      this.addName(s, sym, held.out);
+      // The copy is named as gcc named the section: `.text.__se_sys_newuname`, not after its alias `__s390x_sys_newuname`.
+      if (from.name.endsWith(`.${s.name}`)) this.sections[held.out]!.name = `${held.kind}.${s.name}`;
+      return;
+    }
     // A relocated constant stays in a `.data.rel.ro` section: its flags (kept) say writable, for the relocations.
     const kind =
       s.type === STT.FUNC
@@ -138,10 +149,15 @@ class Builder {
               ? '.bss'
               : '.data';
     const out = this.newSection(from, `${kind}.${s.name}`, from.body.kind === 'nobits' ? BigInt(e.end - e.start) : this.p.bytesOf(e));
+    this.extents.set(at, { out, kind });
+    this.addName(s, sym, out);
+    this.pending.push({ out, src: e.section, start: e.start, end: e.end });
+  }
+
+  private addName(s: ElfSymbol, sym: SymbolIndex, out: SectionIndex): void {
     const copy: ElfSymbol = { ...s, value: 0n, shndx: out, nameOffset: undefined };
     (s.bind === STB.LOCAL ? this.locals : this.globals).push(copy);
     this.defined.set(sym, copy);
-    this.pending.push({ out, src: e.section, start: e.start, end: e.end });
   }
 
   addWholeSection(sec: SectionIndex): SectionIndex {

@@ -64,7 +64,8 @@ export function explainChange(
 ): string[] {
   const notes = describeSuffixes(p.symbol(symP).name);
   const folded = foldedWith(p, symP);
-  if (folded.length > 0) notes.push(`IPA-ICF: shares its body with ${folded.join(', ')}`);
+  if (folded.length > 0)
+    notes.push(`one body under several names (IPA-ICF, or an alias attribute): also ${folded.join(', ')}; patched once`);
   if (symO === undefined) return notes;
   const before = go.callees.get(symO) ?? new Set<string>();
   const after = gp.callees.get(symP) ?? new Set<string>();

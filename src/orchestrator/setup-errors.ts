@@ -22,6 +22,8 @@ export type SetupErrorCode =
   | 'VMLINUX_NOT_A_KERNEL'
   /** The compiler that would build the patch could not compile an empty file. */
   | 'COMPILER_UNUSABLE'
+  /** The gcc plugin the machine's livepatch objects need (gcc-plugins/) did not build: its headers or g++ are missing. */
+  | 'COMPILER_PLUGIN_FAILED'
   /** The source dir is not a kernel tree, or one kbuild refuses for O= builds. */
   | 'SOURCE_NOT_USABLE'
   /** The cache dir cannot be created or written. */

@@ -1,6 +1,6 @@
 import { checkKernelConfig } from '../../src/orchestrator/checks/config-check.js';
 import { parseKernelConfig } from '../../src/orchestrator/kbuild/kconfig.js';
-import { machineCompiler, machineMakeVars, machineOfConfig } from '../../src/orchestrator/kbuild/machine.js';
+import { machineCompiler, machineMakeVars, machineOfConfig, runningCflagsOf } from '../../src/orchestrator/kbuild/machine.js';
 
 const LIVEPATCH = [
   'CONFIG_MODULES=y',
@@ -47,9 +47,23 @@ describe('the machine comes from the .config', () => {
 
   test('a config for a machine klpforge cannot build for is a one-line error naming it', () => {
     expect(() => machineOfConfig(config('CONFIG_ARM64=y'))).toThrow(
-      /test\.config: a kernel for ARM64: klpforge builds livepatches for x86_64 and s390x kernels/,
+      /test\.config: a kernel for ARM64: klpforge builds livepatches for x86_64, s390x and ppc64le kernels/,
     );
     expect(() => machineOfConfig(config('CONFIG_FOO=y'))).toThrow(/an unknown machine/);
+    // Big-endian ppc64 is ELFv1, another ABI: refused by name.
+    expect(() => machineOfConfig(config('CONFIG_PPC64=y'))).toThrow(/a kernel for big-endian PPC64/);
+  });
+
+  test('ppc64le: cross make variables, the large code model and the plugin for vmlinux objects only, undone for the running copies', () => {
+    const m = machineOfConfig(config('CONFIG_PPC64=y', 'CONFIG_CPU_LITTLE_ENDIAN=y'));
+    expect(m.name).toBe('ppc64le');
+    expect(machineCompiler(m, 'x64')).toBe('powerpc64le-linux-gnu-gcc');
+    expect(machineMakeVars(m, 'x64', ['-fplugin=/c/klp_local_calls.so'])).toEqual([
+      'ARCH=powerpc',
+      'CROSS_COMPILE=powerpc64le-linux-gnu-',
+      'CFLAGS_KERNEL=-mcmodel=large -fno-optimize-sibling-calls -fplugin=/c/klp_local_calls.so',
+    ]);
+    expect(runningCflagsOf(m)).toEqual(['-mcmodel=medium', '-foptimize-sibling-calls', '-fplugin-arg-klp_local_calls-off']);
   });
 });
 

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { ExpectedRelease } from '../../orchestrator/checks/kernel-release.js';
 import { type DebianKernel, ensureDebianKernel, parseDebianKernel } from '../../orchestrator/acquire/debian-kernel.js';
 import { readKernelConfig } from '../../orchestrator/kbuild/kconfig.js';
+import { ensureCompilerPlugin, pluginFlags } from '../../orchestrator/kbuild/compiler-plugin.js';
 import { type KernelMachine, machineCompiler, machineMakeVars, machineOfConfig } from '../../orchestrator/kbuild/machine.js';
 import { BuildError } from '../../pipeline/errors.js';
 import type { StageClock } from '../../pipeline/stages.js';
@@ -37,6 +38,9 @@ export interface BuildTarget {
   machine: KernelMachine;
   debian?: DebianKernel;
 }
+
+/** The checkout's gcc-plugins/ (from dist/src/cli/build). */
+const GCC_PLUGINS = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../../../gcc-plugins');
 
 export interface TargetArgs {
   sourcedir?: string;
@@ -103,11 +107,15 @@ async function handTarget(a: TargetArgs): Promise<BuildTarget> {
   // The machine is the .config's: a cross build here and a native one there run the same steps.
   const machine = machineOfConfig(await readKernelConfig(configFile));
   const cc = machineCompiler(machine);
+  const plugin = machine.compilerPlugin;
+  const so = plugin
+    ? await ensureCompilerPlugin({ plugin, cc, source: path.join(GCC_PLUGINS, `${plugin.name}.cc`), cacheDir: path.resolve(a.cacheDir) })
+    : undefined;
   const base = {
     sourceDir,
     configFile,
     machine,
-    makeVars: machineMakeVars(machine),
+    makeVars: machineMakeVars(machine, process.arch, so ? pluginFlags(so) : []),
     ...(cc !== 'gcc' ? { cc } : {}),
     chosen: a.original === undefined,
     ...(a.vmlinux ? { vmlinux: path.resolve(a.vmlinux) } : {}),

@@ -10,6 +10,7 @@ import { onOriginal, type Speculation } from '../../pipeline/speculate.js';
 import { lazyOriginal } from '../../pipeline/lazy.js';
 import { type BuildTarget, resolveTarget } from '../build/build-target.js';
 import { modulesWithDependencies } from '../../orchestrator/acquire/kernel-modules.js';
+import { runningCflagsOf } from '../../orchestrator/kbuild/machine.js';
 import { preflight } from '../../pipeline/preflight.js';
 import { StageClock, type StageEvent, type StageTiming } from '../../pipeline/stages.js';
 import { createRunner, type RunnerKind } from '../../orchestrator/runners/create-runner.js';
@@ -238,7 +239,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
                 runner,
                 extraIncludeDirs: [KERNEL_HEADERS],
                 entrySizes: original.entrySizes,
-                runningCflags: t.machine.runningCflags,
+                runningCflags: runningCflagsOf(t.machine),
                 progress: attempt.progress,
               });
         },
@@ -278,7 +279,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
         view: checked.view,
         lazy: { tree: lo.tree, modulesOrder: t.modulesOrder!, cacheDir: a.cacheDir },
         makeVars: t.makeVars,
-        runningCflags: t.machine.runningCflags,
+        runningCflags: runningCflagsOf(t.machine),
         ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
         ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
         ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),

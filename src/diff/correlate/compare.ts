@@ -38,6 +38,8 @@ export function sameTarget(o: ObjectView, to: Target, p: ObjectView, tp: Target,
     case 'symbol': {
       const q = tp as typeof to;
       if (to.offset !== q.offset) return false;
+      // No symbol at all (STN_UNDEF: ppc64's R_PPC64_ENTRY marker) on both sides.
+      if (to.sym === 0 || q.sym === 0) return to.sym === q.sym;
       // Special statics are the same when they are alike, whichever number gcc or a macro gave them.
       if (isSpecialStatic(o, to.sym) && isSpecialStatic(p, q.sym)) return sameSpecialStatic(o, to.sym, p, q.sym, c);
       const twin = c.twinOfOrig.get(to.sym);

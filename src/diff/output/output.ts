@@ -80,6 +80,16 @@ class Builder {
       body: { kind: 'bytes', data: Buffer.alloc(0) },
     },
   ];
+  private readonly nullSymbol: ElfSymbol = {
+    name: '',
+    value: 0n,
+    size: 0n,
+    bind: STB.LOCAL,
+    type: STT.NOTYPE,
+    other: 0,
+    shndx: 0 as SectionIndex,
+    reserved: 0,
+  };
   private locals: ElfSymbol[] = [];
   private globals: ElfSymbol[] = [];
   /** patched symbol → output symbol key (resolved to an index in finish()) */
@@ -184,6 +194,8 @@ class Builder {
 
   /** The output symbol and addend for relocation k of a patched section. */
   private map(table: RelocationTable, k: number, src: SectionIndex): { sym: ElfSymbol; addend: bigint } {
+    // No symbol (STN_UNDEF): a marker such as ppc64's R_PPC64_ENTRY on a large-model global entry.
+    if (table.symbols[k] === 0) return { sym: this.nullSymbol, addend: table.addends[k]! };
     const t = this.p.target(table, k, src);
     const raw = this.p.symbol(table.symbols[k]! as SymbolIndex);
     const addend = table.addends[k]!;
@@ -326,11 +338,7 @@ class Builder {
   }
 
   finish(): ElfObject {
-    const symbols: ElfSymbol[] = [
-      { name: '', value: 0n, size: 0n, bind: STB.LOCAL, type: STT.NOTYPE, other: 0, shndx: 0 as SectionIndex, reserved: 0 },
-      ...this.locals,
-      ...this.globals,
-    ];
+    const symbols: ElfSymbol[] = [this.nullSymbol, ...this.locals, ...this.globals];
     const indexOf = new Map<ElfSymbol, SymbolIndex>(symbols.map((s, i) => [s, symbolIndex(i)]));
     const symtab = sectionIndex(this.sections.length);
     const strtab = sectionIndex(symtab + 1);

@@ -1,6 +1,7 @@
 import type { KernelConfig } from './kconfig.js';
 import { isEnabled } from './kconfig.js';
 import { SetupError } from '../setup-errors.js';
+import { type CompilerPlugin, pluginOffFlags } from './compiler-plugin.js';
 
 /**
  * The machine a kernel is built for, as kbuild and Debian's cross compilers
@@ -10,9 +11,11 @@ import { SetupError } from '../setup-errors.js';
  */
 export interface KernelMachine {
   /** `uname -m` of the machine, and klpforge's name for it. */
-  name: 'x86_64' | 's390x';
+  name: 'x86_64' | 's390x' | 'ppc64le';
   /** The .config option only this machine's kernels set. */
   configSymbol: string;
+  /** One more option it must have (ppc64le: CONFIG_CPU_LITTLE_ENDIAN; big-endian ppc64 is another ABI). */
+  alsoConfig?: string;
   /** kbuild's ARCH= (SRCARCH). */
   arch: string;
   /** node's process.arch on such a machine: there no cross compiler is needed. */
@@ -43,6 +46,11 @@ export interface KernelMachine {
    * already match (x86_64).
    */
   runningCflags: readonly string[];
+  /**
+   * A gcc plugin (gcc-plugins/NAME.cc) the vmlinux objects are compiled
+   * with besides livepatchCflags; the running-kernel copies load it idle.
+   */
+  compilerPlugin?: CompilerPlugin;
   /** The bootable image, relative to the build dir. */
   bootImage: string;
 }
@@ -70,16 +78,39 @@ const MACHINES: readonly KernelMachine[] = [
     runningCflags: ['-mpic-data-is-text-relative', '-fsection-anchors', '-fno-data-sections'],
     bootImage: 'arch/s390/boot/bzImage',
   },
+  {
+    name: 'ppc64le',
+    configSymbol: 'CONFIG_PPC64',
+    alsoConfig: 'CONFIG_CPU_LITTLE_ENDIAN',
+    arch: 'powerpc',
+    nodeArch: 'ppc64',
+    crossPrefix: 'powerpc64le-linux-gnu-',
+    crossPackage: 'gcc-powerpc64le-linux-gnu',
+    // A module has a TOC of its own, so the new code cannot reach vmlinux data r2-relative as the
+    // kernel's -mcmodel=medium does for a file's own data: -mcmodel=large loads every address from a
+    // .toc slot, which the module loader fills. A call into vmlinux goes through a stub that switches
+    // TOCs and needs a nop after the `bl` for restoring r2: the plugin gives calls to a file's own
+    // functions one, and no sibling calls, whose `b` has no slot. (kpatch-build does the same.)
+    livepatchCflags: ['-mcmodel=large', '-fno-optimize-sibling-calls'],
+    runningCflags: ['-mcmodel=medium', '-foptimize-sibling-calls'],
+    compilerPlugin: { name: 'klp_local_calls', headersPackage: 'gcc-12-plugin-dev-powerpc64le-linux-gnu', offArgs: ['off'] },
+    // QEMU's pseries board boots the ELF vmlinux itself.
+    bootImage: 'vmlinux',
+  },
 ];
 
 /** The machine a .config is for; a config of a machine klpforge cannot build for is a one-line error. */
 export function machineOfConfig(config: KernelConfig): KernelMachine {
-  const m = MACHINES.find((row) => isEnabled(config, row.configSymbol));
+  const m = MACHINES.find(
+    (row) => isEnabled(config, row.configSymbol) && (row.alsoConfig === undefined || isEnabled(config, row.alsoConfig)),
+  );
   if (m !== undefined) return m;
+  // PPC64 here is big-endian (ELFv1): the little-endian one matched its row.
   const known = ['ARM64', 'PPC64', 'LOONGARCH', 'RISCV', 'X86_32'].find((a) => isEnabled(config, `CONFIG_${a}`));
+  const names = MACHINES.map((r) => r.name);
   throw new SetupError(
     'CONFIG_UNSUPPORTED_MACHINE',
-    `${config.file}: a kernel for ${known ?? 'an unknown machine'}: klpforge builds livepatches for ${MACHINES.map((r) => r.name).join(' and ')} kernels`,
+    `${config.file}: a kernel for ${known === 'PPC64' ? 'big-endian PPC64' : (known ?? 'an unknown machine')}: klpforge builds livepatches for ${names.slice(0, -1).join(', ')} and ${names.at(-1)!} kernels`,
   );
 }
 
@@ -99,13 +130,20 @@ export function isNative(m: KernelMachine, hostArch: NodeJS.Architecture = proce
  * -ffunction-sections). Empty for x86_64 on x86_64: cache keys and recorded
  * commands stay as they were.
  */
-export function machineMakeVars(m: KernelMachine, hostArch: NodeJS.Architecture = process.arch): string[] {
+export function machineMakeVars(
+  m: KernelMachine,
+  hostArch: NodeJS.Architecture = process.arch,
+  pluginFlags: readonly string[] = [],
+): string[] {
   const vars = isNative(m, hostArch) ? [] : [`ARCH=${m.arch}`, `CROSS_COMPILE=${m.crossPrefix}`];
-  if (m.livepatchCflags.length > 0) {
-    const flags = m.livepatchCflags.join(' ');
-    vars.push(`CFLAGS_KERNEL=${flags}`);
-  }
+  const flags = [...m.livepatchCflags, ...pluginFlags];
+  if (flags.length > 0) vars.push(`CFLAGS_KERNEL=${flags.join(' ')}`);
   return vars;
+}
+
+/** The flags after the recorded ones that give the running kernel's code back: runningCflags, the plugin idle. */
+export function runningCflagsOf(m: KernelMachine): string[] {
+  return [...m.runningCflags, ...(m.compilerPlugin ? pluginOffFlags(m.compilerPlugin) : [])];
 }
 
 /** The compiler kbuild runs for this machine (`gcc` natively, else the cross gcc). */

@@ -92,6 +92,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
   const events: StageEvent[] = [];
   const stages: StageTiming[] = [];
   let workDir: string | undefined;
+  /** The work dir being made: a signal that lands while mkdtemp runs must still find (and remove) it. */
+  let makingWorkDir: Promise<string> | undefined;
   let removing: Promise<void> | undefined;
   const cleanup = (): Promise<void> => {
     // The user's tree was never written; only the scratch dir needs to go (once, whoever asks first).
@@ -100,6 +102,7 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     return removing;
   };
   const guard = new SignalGuard(async (signal, exitCode) => {
+    if (workDir === undefined && makingWorkDir !== undefined) workDir = await makingWorkDir.catch(() => undefined);
     await cleanup();
     // The pipeline's code is still unwinding (its commands were stopped, not its file writes): remove until it stays gone.
     if (!keep && workDir !== undefined) await removeUntilGone(workDir);
@@ -131,7 +134,8 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     target = await resolveTarget({ ...a, cacheDir: a.cacheDir, outOfTree: oot !== undefined }, clock, (line) => err(`klpforge: ${line}`));
     const { sourceDir, configFile } = target;
     const t = target;
-    workDir = await makeWorkDir(a.cacheDir, sourceDir, keep);
+    makingWorkDir = makeWorkDir(a.cacheDir, sourceDir, keep);
+    workDir = await makingWorkDir;
     // Inside a sandbox only the work dir and the cache's builds, prepared (lazy) trees and logs (make O= and its log) are writable:
     // the rest of the cache (the rootfs the sandbox runs on, the entries, the locks) is klpforge's own to write.
     // The cache is used by its real path (make O= names it so); bound as given too, where the work dir is.

@@ -6,7 +6,7 @@
  * line it cannot be livepatched. Writing KPATCH_SYSCALL_DEFINEn instead, in
  * the patched file, defines the same entry points with a plain static body
  * under a new name (__kpatch_do_sys_NAME, as kpatch does): the traced entry
- * __x64_sys_NAME (s390x: __se_sys_NAME) changes (it inlines or calls the new body) and is what gets
+ * __x64_sys_NAME (s390x: __se_sys_NAME; ppc64le: sys_NAME) changes (it inlines or calls the new body) and is what gets
  * patched; the old notrace __do_sys_NAME is left alone. Keeping the old name
  * would make the livepatch target a function with no ftrace entry in the
  * running kernel. The syscall's metadata stays the running kernel's.
@@ -67,6 +67,27 @@
 		return ret;							\
 	}									\
 	__diag_pop();								\
+	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
+#elif defined(CONFIG_PPC64) && defined(CONFIG_ARCH_HAS_SYSCALL_WRAPPER)
+/*
+ * arch/powerpc/include/asm/syscall_wrapper.h's __SYSCALL_DEFINEx (6.1), without
+ * `inline`: sys_NAME is the traced entry the syscall table calls, and changes.
+ */
+#define __KPATCH_SYSCALL_DEFINEx(x, name, ...)					\
+	long sys##name(const struct pt_regs *regs);				\
+	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__));		\
+	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__));	\
+	long sys##name(const struct pt_regs *regs)				\
+	{									\
+		return __se_sys##name(SC_POWERPC_REGS_TO_ARGS(x,__VA_ARGS__));	\
+	}									\
+	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__))		\
+	{									\
+		long ret = __kpatch_do_sys##name(__MAP(x,__SC_CAST,__VA_ARGS__));\
+		__MAP(x,__SC_TEST,__VA_ARGS__);					\
+		__PROTECT(x, ret,__MAP(x,__SC_ARGS,__VA_ARGS__));		\
+		return ret;							\
+	}									\
 	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
 #else
 /* Elsewhere the generic wrapper applies; its body is not inline. */

@@ -78,6 +78,13 @@ export interface ArchRules {
   /** Bytes a relocation of each type patches (default 4). */
   relocFieldSize: ReadonlyMap<number, number>;
   /**
+   * Whether a klp relocation's field must be zero in the module (x86's
+   * apply_relocate_add refuses to overwrite anything else). Only where every
+   * field is bytes of its own: ppc64's and arm64's branch fields are bits of
+   * the instruction word, whose opcode the loader keeps.
+   */
+  zeroKlpFields: boolean;
+  /**
    * Sections of address slots code loads a symbol's address from (ppc64's
    * `.toc`: a `TOC16` reference to `.toc+off`, whose slot holds an `ADDR64`
    * to the symbol): a reference into one is to what its slot names, so two

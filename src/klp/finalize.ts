@@ -47,8 +47,11 @@ export function finalizeModule(
   if (!symtab || symtab.body.kind !== 'symtab') throw new Error(`${moduleName}: no symbol table after linking`);
   const symbols: ElfSymbol[] = symtab.body.symbols.map((s) => ({ ...s }));
   const klpObj = new Map<number, string>();
+  const arch = archRules(ko.ident.machine);
+  // Left for the module loader (ppc64's .TOC.: it sets the module's own TOC base).
+  const loaderSymbols = new Set(arch?.moduleSymbols ?? []);
   symbols.forEach((s, i) => {
-    if (s.shndx !== SHN.UNDEF || s.reserved !== 0 || s.name === '') return;
+    if (s.shndx !== SHN.UNDEF || s.reserved !== 0 || s.name === '' || loaderSymbols.has(s.name)) return;
     const m = KLP_SYM.exec(s.name);
     if (m) {
       klpObj.set(i, m[1]!);
@@ -61,7 +64,7 @@ export function finalizeModule(
     }
   });
 
-  const fieldSize = archRules(ko.ident.machine)?.relocFieldSize ?? new Map<number, number>();
+  const fieldSize = arch?.relocFieldSize ?? new Map<number, number>();
   const sections: Section[] = ko.sections.map((s) => ({ ...s }));
   sections[symtabIndex] = { ...symtab, body: { kind: 'symtab', symbols } };
   const added: Section[] = [];
@@ -95,7 +98,7 @@ export function finalizeModule(
     sections[i] = { ...sec, body: { kind: 'relocations', table: RelocationTable.from(true, keep) } };
     const targetSection = sections[target]!;
     // x86's apply_relocate_add refuses to write over a non-zero field: the linker must have left them zero.
-    if (targetSection.body.kind === 'bytes') {
+    if (targetSection.body.kind === 'bytes' && arch?.zeroKlpFields !== false) {
       const data = Buffer.from(targetSection.body.data);
       for (const list of moved.values())
         for (const r of list) data.fill(0, Number(r.offset), Number(r.offset) + (fieldSize.get(r.type) ?? 4));

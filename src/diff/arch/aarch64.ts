@@ -55,6 +55,7 @@ export const AARCH64_RULES: ArchRules = {
   // word. gcc loads a line number above 65535 with a movz/movk pair: such a change stays a change.
   immediateLoads: [movz(0x52800000), movz(0xd2800000)],
   // R_AARCH64_ABS64 = 257, PREL64 = 260: 8 bytes; ABS16 = 259, PREL16 = 262: 2; the rest patch a 4-byte word.
+  zeroKlpFields: false,
   relocFieldSize: new Map([
     [257, 8],
     [260, 8],

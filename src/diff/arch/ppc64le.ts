@@ -38,6 +38,7 @@ export const PPC64LE_RULES: ArchRules = {
     { bytes: [0x00, 0x00, 0x00, 0x38], mask: [0x00, 0x00, 0x1f, 0xfc], size: 4, signed: true, bits: { shift: 0, width: 16 } },
   ],
   // ADDR64, REL64: 8; TOC16 (47..50, 63, 64) and REL16 (249..252) are halfword fields; REL24/REL14/REL32/ADDR32: 4.
+  zeroKlpFields: false,
   relocFieldSize: new Map([[38, 8], [44, 8], ...[47, 48, 49, 50, 63, 64, 249, 250, 251, 252].map((t): [number, number] => [t, 2])]),
   indirectSections: [{ name: '.toc', slotSize: 8 }],
   moduleSymbols: ['.TOC.'],

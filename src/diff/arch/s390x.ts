@@ -46,6 +46,7 @@ export const S390X_RULES: ArchRules = {
     { bytes: [0xc0, 0x0f], mask: [0xff, 0x0f], size: 4, signed: false }, // llilf %rN, imm32
   ],
   // R_390_8 = 1; 12/16-bit kinds (2, 3, 6, 15, 16, 17, 18, 27, 29, 30, 34): 2; 64-bit kinds (22, 23, 24, 25, 28, 32, 36): 8.
+  zeroKlpFields: true,
   relocFieldSize: new Map([
     [1, 1],
     ...[2, 3, 6, 15, 16, 17, 18, 27, 29, 30, 34].map((t): [number, number] => [t, 2]),

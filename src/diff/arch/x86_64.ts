@@ -20,6 +20,7 @@ export const X86_64_RULES: ArchRules = {
     ...[0xb8, 0xb9, 0xba, 0xbb].map((op) => x86Mov([0x41, op])), // mov $imm32, %r8d..%r11d
   ],
   // R_X86_64_64 = 1, R_X86_64_PC64 = 24: 8 bytes; the 32-bit kinds: 4.
+  zeroKlpFields: true,
   relocFieldSize: new Map([
     [1, 8],
     [24, 8],

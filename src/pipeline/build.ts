@@ -1,3 +1,4 @@
+import type { RunningCflags } from '../orchestrator/kbuild/machine.js';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -63,7 +64,7 @@ export interface LivepatchBuildOptions {
    * The machine's flags that undo klpforge's livepatch flags (machine.ts
    * runningCflags): when given, the match checks copies compiled with them.
    */
-  runningCflags?: readonly string[];
+  runningCflags?: RunningCflags;
 }
 
 export interface ObjectReport {
@@ -155,11 +156,18 @@ export async function buildLivepatch(o: LivepatchBuildOptions): Promise<Livepatc
     await clock.run(
       'match',
       async () => {
-        const flags = o.runningCflags ?? [];
+        const flags = o.runningCflags;
         const copies =
-          flags.length === 0
+          flags === undefined || flags.vmlinux.length + flags.module.length === 0
             ? undefined
-            : await runningCopies(patched.pairs, { index, flags, outDir: path.join(o.workDir, 'running-copies'), runner, jobs: o.jobs });
+            : await runningCopies(patched.pairs, {
+                index,
+                flags,
+                ownerOf,
+                outDir: path.join(o.workDir, 'running-copies'),
+                runner,
+                jobs: o.jobs,
+              });
         return checkRunningMatch(
           patched,
           ownerOf,

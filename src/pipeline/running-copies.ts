@@ -4,11 +4,14 @@ import type { BuildIndex } from '../orchestrator/kbuild/build-index.js';
 import type { Runner } from '../orchestrator/runners/runner.js';
 import { recompileObject } from '../orchestrator/views/recompile.js';
 import type { ObjectPair } from '../orchestrator/views/patched-objects.js';
+import type { RunningCflags } from '../orchestrator/kbuild/machine.js';
+import type { ObjectOwner } from '../orchestrator/kbuild/object-owner.js';
 
 export interface RunningCopyOptions {
   index: BuildIndex;
-  /** Flags that give the kernel's own code generation back (machine.ts runningCflags). */
-  flags: readonly string[];
+  /** Flags that give the kernel's own code generation back (machine.ts runningCflagsOf), by what an object is linked into. */
+  flags: RunningCflags;
+  ownerOf: (object: string) => ObjectOwner;
   /** Copies are written to OUT/<object path>. */
   outDir: string;
   runner: Runner;
@@ -29,14 +32,15 @@ export async function runningCopies(pairs: readonly ObjectPair[], o: RunningCopy
     pairs.map((pair) =>
       limit(async () => {
         const record = o.index.objects.get(pair.object);
-        if (record === undefined) return [pair.object, pair.original] as const;
+        const flags = o.ownerOf(pair.object).kind === 'vmlinux' ? o.flags.vmlinux : o.flags.module;
+        if (record === undefined || flags.length === 0) return [pair.object, pair.original] as const;
         const r = await recompileObject(record, {
           buildDir: o.index.buildDir,
           recordedSourceDir: o.index.recordedSourceDir,
           viewRoot: o.index.recordedSourceDir,
           outDir: path.resolve(o.outDir),
           runner: o.runner,
-          extraFlags: o.flags,
+          extraFlags: flags,
         });
         return [pair.object, r.output] as const;
       }),

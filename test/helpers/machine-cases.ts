@@ -7,7 +7,6 @@ import {
   explainRun as explain,
   guestModules,
   type IntegrationCase,
-  integrationCases,
   type PlainKernel,
   verifyCase,
 } from './integration.js';

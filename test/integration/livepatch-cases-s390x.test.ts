@@ -1,5 +1,5 @@
 import { integrationCases } from '../helpers/integration.js';
-import { s390xKernel } from '../helpers/kernel-s390x.js';
+import { crossKernel } from '../helpers/kernel-cross.js';
 import { describeMachineCases, plainKernelOf } from '../helpers/machine-cases.js';
 
 /**
@@ -12,5 +12,5 @@ import { describeMachineCases, plainKernelOf } from '../helpers/machine-cases.js
 const cases = await integrationCases('s390x');
 
 describe('s390x livepatch cases: klpforge build for the s390x kernel, then klpforge verify boots it in qemu-system-s390x', () => {
-  describeMachineCases('s390x', cases, async () => plainKernelOf(await s390xKernel()), 20);
+  describeMachineCases('s390x', cases, async () => plainKernelOf(await crossKernel('s390x')), 20);
 });

@@ -62,8 +62,13 @@ describe('the machine comes from the .config', () => {
       'ARCH=powerpc',
       'CROSS_COMPILE=powerpc64le-linux-gnu-',
       'CFLAGS_KERNEL=-mcmodel=large -fno-optimize-sibling-calls -fplugin=/c/klp_local_calls.so',
+      // Modules are large-model already: only the calls change.
+      'CFLAGS_MODULE=-fno-optimize-sibling-calls -fplugin=/c/klp_local_calls.so',
     ]);
-    expect(runningCflagsOf(m)).toEqual(['-mcmodel=medium', '-foptimize-sibling-calls', '-fplugin-arg-klp_local_calls-off']);
+    expect(runningCflagsOf(m)).toEqual({
+      vmlinux: ['-mcmodel=medium', '-foptimize-sibling-calls', '-fno-data-sections', '-fplugin-arg-klp_local_calls-off'],
+      module: ['-foptimize-sibling-calls', '-fno-data-sections', '-fplugin-arg-klp_local_calls-off'],
+    });
   });
 });
 

@@ -19,6 +19,7 @@ afterAll(async () => {
 });
 
 const S390X = machineFor(EM.S390, 'test.ko');
+const PPC64LE = machineFor(EM.PPC64, 'test.ko');
 const run = { kernel: 'K', initramfs: 'I', append: 'A', timeoutMs: 1, serialLog: 'S' } as const;
 
 describe('the machine table', () => {
@@ -27,6 +28,7 @@ describe('the machine table', () => {
     expect(MACHINES.map((m) => [m.name, m.qemuBinary, m.console, m.kernelImage])).toEqual([
       ['x86_64', 'qemu-system-x86_64', 'ttyS0', 'arch/x86/boot/bzImage'],
       ['s390x', 'qemu-system-s390x', 'ttysclp0', 'arch/s390/boot/bzImage'],
+      ['ppc64le', 'qemu-system-ppc64', 'hvc0', 'vmlinux'],
     ]);
     expect(machineFor(EM.X86_64, 'x.ko')).toBe(X86_64);
   });
@@ -51,11 +53,24 @@ describe('the machine table', () => {
     expect(X86_64.busybox).toEqual({ kind: 'host' });
   });
 
+  test('ppc64le guests: the pseries board without default devices, TCG’s missing Spectre capabilities declared, POWER9, hvc0, the ppc64el busybox', () => {
+    expect(qemuArgs({ ...run, accel: 'tcg', machine: PPC64LE })).toEqual([
+      ...['-M', 'pseries', '-nodefaults', '-serial', 'stdio'],
+      ...['-kernel', 'K', '-initrd', 'I', '-append', 'A', '-nographic', '-no-reboot', '-m', '512'],
+      ...['-accel', 'tcg', '-machine', 'cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off', '-cpu', 'power9'],
+    ]);
+    // Under KVM the host's CPU, and QEMU's default capabilities: a POWER host has the mitigations.
+    expect(qemuArgs({ ...run, accel: 'kvm', machine: PPC64LE }).slice(-4)).toEqual(['-accel', 'kvm', '-cpu', 'host']);
+    expect(guestCmdline(PPC64LE)).toBe('console=hvc0 panic=-1');
+    expect(PPC64LE.qemuPackage).toBe('qemu-system-ppc');
+    expect(PPC64LE.busybox).toEqual({ kind: 'cache', debianArch: 'ppc64el' });
+  });
+
   test('a machine verify cannot boot is one error naming the file and what it boots', () => {
     expect(() => machineFor(EM.AARCH64, '/x/livepatch-a.ko')).toThrow(
       expect.objectContaining({
         code: 'VERIFY_ARCH',
-        message: '/x/livepatch-a.ko is built for aarch64; verify boots x86_64 and s390x guests only',
+        message: '/x/livepatch-a.ko is built for aarch64; verify boots x86_64, s390x and ppc64le guests only',
       }),
     );
   });
@@ -65,6 +80,9 @@ describe('the machine table', () => {
     expect(kvmPossible(S390X, 'x64')).toBe(false);
     expect(kvmPossible(S390X, 's390x')).toBe(true);
     expect(kvmPossible(X86_64, 'arm64')).toBe(false);
+    // Node calls a ppc64le host ppc64.
+    expect(kvmPossible(PPC64LE, 'ppc64')).toBe(true);
+    expect(kvmPossible(PPC64LE, 'x64')).toBe(false);
   });
 
   (process.arch === 's390x' ? test.skip : test)(
@@ -84,11 +102,13 @@ describe('the machine table', () => {
 });
 
 describe("the machine of a module: its ELF header's e_machine", () => {
-  test('x86_64 and s390x objects, and a file that is not ELF', async () => {
+  test('x86_64, s390x and ppc64le objects, and a file that is not ELF', async () => {
     const x86 = await assemble(work.path, 'x86', '  .text\n  ret\n');
     const s390 = await assemble(work.path, 's390', '  .text\n  br %r14\n', 's390x-linux-gnu-as');
+    const ppc = await assemble(work.path, 'ppc', '  .text\n  blr\n', 'powerpc64le-linux-gnu-as');
     expect((await machineOfModule(x86)).name).toBe('x86_64');
     expect((await machineOfModule(s390)).name).toBe('s390x');
+    expect((await machineOfModule(ppc)).name).toBe('ppc64le');
     const text = path.join(work.path, 'text.ko');
     await writeFile(text, 'not a module\n');
     await expect(machineOfModule(text)).rejects.toMatchObject({
@@ -127,6 +147,27 @@ describe('where each machine finds its tools', () => {
     }
   });
 
+  test("the ppc64le busybox is Debian's ppc64el one: the cache path and the message use Debian's name", async () => {
+    const saved = process.env['KLPFORGE_CACHE'];
+    const cache = path.join(work.path, 'cache-ppc');
+    process.env['KLPFORGE_CACHE'] = cache;
+    try {
+      await expect(findBusybox(PPC64LE)).rejects.toMatchObject({
+        code: 'VERIFY_NO_BUSYBOX',
+        message: `verify needs a statically linked ppc64el busybox for the ppc64le guest at ${cache}/busybox/ppc64el/busybox: run scripts/fetch-busybox ppc64el`,
+      });
+      const obj = await assemble(work.path, 'start-ppc', '  .globl _start\n_start:\n  sc\n', 'powerpc64le-linux-gnu-as');
+      await mkdir(path.join(cache, 'busybox/ppc64el'), { recursive: true });
+      const exe = path.join(cache, 'busybox/ppc64el/busybox');
+      await execa('powerpc64le-linux-gnu-ld', ['-o', exe, obj]);
+      await chmod(exe, 0o755);
+      await expect(findBusybox(PPC64LE)).resolves.toBe(exe);
+    } finally {
+      if (saved === undefined) delete process.env['KLPFORGE_CACHE'];
+      else process.env['KLPFORGE_CACHE'] = saved;
+    }
+  });
+
   test('isStaticElf reads big-endian executables too', async () => {
     const obj = await assemble(work.path, 'be', '  .globl _start\n_start:\n  svc 1\n', 's390x-linux-gnu-as');
     const stat = path.join(work.path, 'be-static');
@@ -146,6 +187,16 @@ describe('where each machine finds its tools', () => {
     });
     await expect(err(S390X)).rejects.toMatchObject({
       message: expect.stringContaining('(BUILD/arch/s390/boot/bzImage) or --modules BUILD') as unknown,
+    });
+    // ppc64le boots the build dir's own vmlinux: gen_init_cpio is beside it, no directories up.
+    const build = path.join(work.path, 'ppc-build');
+    await mkdir(path.join(build, 'usr'), { recursive: true });
+    await writeFile(path.join(build, 'usr/gen_init_cpio'), '', { mode: 0o755 });
+    await expect(findGenInitCpio(path.join(build, 'vmlinux'), undefined, PPC64LE)).resolves.toBe(path.join(build, 'usr/gen_init_cpio'));
+    await expect(err(PPC64LE)).rejects.toMatchObject({
+      message: expect.stringContaining(
+        '(looked at /b/arch/x/boot/usr/gen_init_cpio): pass the bzImage from its build directory (BUILD/vmlinux)',
+      ) as unknown,
     });
   });
 });

@@ -37,6 +37,11 @@ export interface KernelMachine {
    */
   livepatchCflags: readonly string[];
   /**
+   * The same for objects linked into modules (CFLAGS_MODULE), whose own
+   * flags already differ from vmlinux's (ppc64le modules are -mcmodel=large).
+   */
+  livepatchModuleCflags: readonly string[];
+  /**
    * Flags that give back the running kernel's code generation, added after
    * the recorded ones: the running-kernel match compares a copy of each
    * original object compiled with these. s390x: the GOT flag undone, and
@@ -46,9 +51,12 @@ export interface KernelMachine {
    * already match (x86_64).
    */
   runningCflags: readonly string[];
+  /** The same for module objects, undoing livepatchModuleCflags. */
+  runningModuleCflags: readonly string[];
   /**
-   * A gcc plugin (gcc-plugins/NAME.cc) the vmlinux objects are compiled
-   * with besides livepatchCflags; the running-kernel copies load it idle.
+   * A gcc plugin (gcc-plugins/NAME.cc) vmlinux and module objects are
+   * compiled with besides the livepatch flags; the running-kernel copies
+   * load it idle.
    */
   compilerPlugin?: CompilerPlugin;
   /** The bootable image, relative to the build dir. */
@@ -64,7 +72,9 @@ const MACHINES: readonly KernelMachine[] = [
     crossPrefix: 'x86_64-linux-gnu-',
     crossPackage: 'gcc-x86-64-linux-gnu',
     livepatchCflags: [],
+    livepatchModuleCflags: [],
     runningCflags: [],
+    runningModuleCflags: [],
     bootImage: 'arch/x86/boot/bzImage',
   },
   {
@@ -75,7 +85,9 @@ const MACHINES: readonly KernelMachine[] = [
     crossPrefix: 's390x-linux-gnu-',
     crossPackage: 'gcc-s390x-linux-gnu',
     livepatchCflags: ['-mno-pic-data-is-text-relative', '-fno-section-anchors'],
+    livepatchModuleCflags: [],
     runningCflags: ['-mpic-data-is-text-relative', '-fsection-anchors', '-fno-data-sections'],
+    runningModuleCflags: [],
     bootImage: 'arch/s390/boot/bzImage',
   },
   {
@@ -91,8 +103,14 @@ const MACHINES: readonly KernelMachine[] = [
     // .toc slot, which the module loader fills. A call into vmlinux goes through a stub that switches
     // TOCs and needs a nop after the `bl` for restoring r2: the plugin gives calls to a file's own
     // functions one, and no sibling calls, whose `b` has no slot. (kpatch-build does the same.)
+    // Modules are large-model already (arch/powerpc/Makefile); their calls to their own functions need
+    // the plugin's nop all the same, since the livepatch is another module.
     livepatchCflags: ['-mcmodel=large', '-fno-optimize-sibling-calls'],
-    runningCflags: ['-mcmodel=medium', '-foptimize-sibling-calls'],
+    livepatchModuleCflags: ['-fno-optimize-sibling-calls'],
+    // -fdata-sections turns off gcc's section anchors here too, as on s390x (drivers/base/core.c's
+    // devlink_class_init: 144 bytes with it, 140 without, as in vmlinux).
+    runningCflags: ['-mcmodel=medium', '-foptimize-sibling-calls', '-fno-data-sections'],
+    runningModuleCflags: ['-foptimize-sibling-calls', '-fno-data-sections'],
     compilerPlugin: { name: 'klp_local_calls', headersPackage: 'gcc-12-plugin-dev-powerpc64le-linux-gnu', offArgs: ['off'] },
     // QEMU's pseries board boots the ELF vmlinux itself.
     bootImage: 'vmlinux',
@@ -126,7 +144,7 @@ export function isNative(m: KernelMachine, hostArch: NodeJS.Architecture = proce
 /**
  * The make variables every kbuild run for this machine needs: ARCH and
  * CROSS_COMPILE when building on another machine, and the livepatch flags
- * (CFLAGS_KERNEL: vmlinux objects only; KCFLAGS stays free for klpforge's
+ * (CFLAGS_KERNEL for vmlinux objects, CFLAGS_MODULE for module objects; KCFLAGS stays free for klpforge's
  * -ffunction-sections). Empty for x86_64 on x86_64: cache keys and recorded
  * commands stay as they were.
  */
@@ -136,14 +154,26 @@ export function machineMakeVars(
   pluginFlags: readonly string[] = [],
 ): string[] {
   const vars = isNative(m, hostArch) ? [] : [`ARCH=${m.arch}`, `CROSS_COMPILE=${m.crossPrefix}`];
-  const flags = [...m.livepatchCflags, ...pluginFlags];
-  if (flags.length > 0) vars.push(`CFLAGS_KERNEL=${flags.join(' ')}`);
+  const kernel = [...m.livepatchCflags, ...pluginFlags];
+  const module = [...m.livepatchModuleCflags, ...pluginFlags];
+  if (kernel.length > 0) vars.push(`CFLAGS_KERNEL=${kernel.join(' ')}`);
+  if (module.length > 0) vars.push(`CFLAGS_MODULE=${module.join(' ')}`);
   return vars;
 }
 
+/** Flags added after an object's recorded ones, by what the object is linked into. */
+export interface RunningCflags {
+  vmlinux: readonly string[];
+  module: readonly string[];
+}
+
 /** The flags after the recorded ones that give the running kernel's code back: runningCflags, the plugin idle. */
-export function runningCflagsOf(m: KernelMachine): string[] {
-  return [...m.runningCflags, ...(m.compilerPlugin ? pluginOffFlags(m.compilerPlugin) : [])];
+export function runningCflagsOf(m: KernelMachine): RunningCflags {
+  const off = m.compilerPlugin ? pluginOffFlags(m.compilerPlugin) : [];
+  return {
+    vmlinux: m.runningCflags.length + off.length > 0 ? [...m.runningCflags, ...off] : [],
+    module: m.runningModuleCflags.length + off.length > 0 ? [...m.runningModuleCflags, ...off] : [],
+  };
 }
 
 /** The compiler kbuild runs for this machine (`gcc` natively, else the cross gcc). */

@@ -16,6 +16,16 @@
 
 #include <linux/syscalls.h>
 
+/* The generic __se_sys_NAME of the x86 and powerpc wrappers, calling the renamed body. */
+#define __KPATCH_SE_SYSx(x, name, ...)						\
+	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__))		\
+	{									\
+		long ret = __kpatch_do_sys##name(__MAP(x,__SC_CAST,__VA_ARGS__));\
+		__MAP(x,__SC_TEST,__VA_ARGS__);					\
+		__PROTECT(x, ret,__MAP(x,__SC_ARGS,__VA_ARGS__));		\
+		return ret;							\
+	}
+
 #if defined(CONFIG_X86_64) && defined(CONFIG_ARCH_HAS_SYSCALL_WRAPPER)
 /* arch/x86/include/asm/syscall_wrapper.h's __SYSCALL_DEFINEx, without `inline`. */
 #define __KPATCH_SYSCALL_DEFINEx(x, name, ...)					\
@@ -23,13 +33,7 @@
 	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__));	\
 	__X64_SYS_STUBx(x, name, __VA_ARGS__)					\
 	__IA32_SYS_STUBx(x, name, __VA_ARGS__)					\
-	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__))		\
-	{									\
-		long ret = __kpatch_do_sys##name(__MAP(x,__SC_CAST,__VA_ARGS__));\
-		__MAP(x,__SC_TEST,__VA_ARGS__);					\
-		__PROTECT(x, ret,__MAP(x,__SC_ARGS,__VA_ARGS__));		\
-		return ret;							\
-	}									\
+	__KPATCH_SE_SYSx(x, name, __VA_ARGS__)					\
 	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
 #elif defined(CONFIG_S390) && defined(CONFIG_ARCH_HAS_SYSCALL_WRAPPER)
 /*
@@ -81,13 +85,7 @@
 	{									\
 		return __se_sys##name(SC_POWERPC_REGS_TO_ARGS(x,__VA_ARGS__));	\
 	}									\
-	static long __se_sys##name(__MAP(x,__SC_LONG,__VA_ARGS__))		\
-	{									\
-		long ret = __kpatch_do_sys##name(__MAP(x,__SC_CAST,__VA_ARGS__));\
-		__MAP(x,__SC_TEST,__VA_ARGS__);					\
-		__PROTECT(x, ret,__MAP(x,__SC_ARGS,__VA_ARGS__));		\
-		return ret;							\
-	}									\
+	__KPATCH_SE_SYSx(x, name, __VA_ARGS__)					\
 	static long __kpatch_do_sys##name(__MAP(x,__SC_DECL,__VA_ARGS__))
 #else
 /* Elsewhere the generic wrapper applies; its body is not inline. */

@@ -83,6 +83,14 @@ describe('the generator on objects compiled here', () => {
     return new KallsymsIndex(await readElfFile(out), 'vmlinux');
   }
 
+  /** The differ output of kernel/file.o prepared against a linked "kernel". */
+  const prepareForVmlinux = (out: ElfObject, vmlinux: KallsymsIndex): PreparedObject =>
+    prepareObject(
+      out,
+      { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux } },
+      { object: 'kernel/file.o', anchorPrefix: '__a_' },
+    );
+
   const ORIG = `
 static noinline int helper(int x) { return x * 3; }
 int target(int x) { return helper(x) + exported_fn(x) + hidden_global; }`;
@@ -95,11 +103,7 @@ int target(int x) { return helper(x) + exported_fn(x) + hidden_global; }`;
       '1-a_other': 'static noinline int helper(int x) { return x + 1; } int use_a(int x) { return helper(x); }',
       '2-file': `${ORIG}\nint hidden_global;`,
     });
-    const p = prepareObject(
-      out,
-      { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux } },
-      { object: 'kernel/file.o', anchorPrefix: '__a_' },
-    );
+    const p = prepareForVmlinux(out, vmlinux);
     expect(p.problems).toEqual([]);
     expect(p.functions).toEqual([{ oldName: 'target', sympos: 0, anchor: '__a_0' }]);
     const undef = p.elf.symbols
@@ -121,11 +125,7 @@ int target(int x) { return helper(x) + exported_fn(x) + hidden_global; }`;
       ['target_alias', '.text.target'],
     ]);
     const vmlinux = await linkedKernel({ '1-file': `${ORIG}\n${alias}\nint hidden_global;` });
-    const p = prepareObject(
-      out,
-      { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux } },
-      { object: 'kernel/file.o', anchorPrefix: '__a_' },
-    );
+    const p = prepareForVmlinux(out, vmlinux);
     expect(p.problems).toEqual([]);
     // The name gcc gave the section (.text.target) is the one kept.
     expect(p.functions).toEqual([{ oldName: 'target', sympos: 0, anchor: '__a_0' }]);
@@ -141,11 +141,7 @@ int target(int x) { return helper(x) + exported_fn(x); }`;
       'static noinline int helper(int x) { return x + 1; } static noinline int other_only(int x) { return x - 1; } int use_a(int x) { return helper(x) + other_only(x); }';
     // Both blocks are named file.c; ours is second in address order, and only ours has file_state.
     const vmlinux = await linkedKernel({ '1-file': other, '2-file': orig });
-    const p = prepareObject(
-      out,
-      { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux } },
-      { object: 'kernel/file.o', anchorPrefix: '__a_' },
-    );
+    const p = prepareForVmlinux(out, vmlinux);
     expect(p.problems).toEqual([]);
     const undef = p.elf.symbols
       .filter((s) => s.name.startsWith('.klp.sym.'))
@@ -168,11 +164,7 @@ int target(int x) { return helper(x) + exported_fn(x); }`;
   test('a symbol the running kernel lacks is an error naming it and the function that needs it', async () => {
     const out = await diffOutput(ORIG, PATCHED);
     const vmlinux = await linkedKernel({ file: ORIG });
-    const p = prepareObject(
-      out,
-      { exports: EXPORTS, vmlinux: { objname: 'vmlinux', symbols: vmlinux } },
-      { object: 'kernel/file.o', anchorPrefix: '__a_' },
-    );
+    const p = prepareForVmlinux(out, vmlinux);
     expect(p.problems.map((x) => x.code)).toContain('UNRESOLVED_SYMBOL');
     expect(p.problems.find((x) => x.code === 'UNRESOLVED_SYMBOL')!.message).toMatch(/kernel\/file\.o: target\(\) needs hidden_global/);
   });

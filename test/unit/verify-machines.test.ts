@@ -125,48 +125,33 @@ describe('where each machine finds its tools', () => {
     expect(cachedBusyboxPath('s390x', {})).toBe(path.join(homedir(), '.cache/klpforge/busybox/s390x/busybox'));
   });
 
-  test('the s390x busybox comes from the cache, and its absence says to run scripts/fetch-busybox', async () => {
-    const saved = process.env['KLPFORGE_CACHE'];
-    const cache = path.join(work.path, 'cache');
-    process.env['KLPFORGE_CACHE'] = cache;
-    try {
-      await expect(findBusybox(S390X)).rejects.toMatchObject({
-        code: 'VERIFY_NO_BUSYBOX',
-        message: `verify needs a statically linked s390x busybox for the s390x guest at ${cache}/busybox/s390x/busybox: run scripts/fetch-busybox s390x`,
-      });
-      // A big-endian static executable stands in for Debian's busybox.
-      const obj = await assemble(work.path, 'start', '  .globl _start\n_start:\n  svc 1\n', 's390x-linux-gnu-as');
-      await mkdir(path.join(cache, 'busybox/s390x'), { recursive: true });
-      const exe = path.join(cache, 'busybox/s390x/busybox');
-      await execa('s390x-linux-gnu-ld', ['-o', exe, obj]);
-      await chmod(exe, 0o755);
-      await expect(findBusybox(S390X)).resolves.toBe(exe);
-    } finally {
-      if (saved === undefined) delete process.env['KLPFORGE_CACHE'];
-      else process.env['KLPFORGE_CACHE'] = saved;
-    }
-  });
-
-  test("the ppc64le busybox is Debian's ppc64el one: the cache path and the message use Debian's name", async () => {
-    const saved = process.env['KLPFORGE_CACHE'];
-    const cache = path.join(work.path, 'cache-ppc');
-    process.env['KLPFORGE_CACHE'] = cache;
-    try {
-      await expect(findBusybox(PPC64LE)).rejects.toMatchObject({
-        code: 'VERIFY_NO_BUSYBOX',
-        message: `verify needs a statically linked ppc64el busybox for the ppc64le guest at ${cache}/busybox/ppc64el/busybox: run scripts/fetch-busybox ppc64el`,
-      });
-      const obj = await assemble(work.path, 'start-ppc', '  .globl _start\n_start:\n  sc\n', 'powerpc64le-linux-gnu-as');
-      await mkdir(path.join(cache, 'busybox/ppc64el'), { recursive: true });
-      const exe = path.join(cache, 'busybox/ppc64el/busybox');
-      await execa('powerpc64le-linux-gnu-ld', ['-o', exe, obj]);
-      await chmod(exe, 0o755);
-      await expect(findBusybox(PPC64LE)).resolves.toBe(exe);
-    } finally {
-      if (saved === undefined) delete process.env['KLPFORGE_CACHE'];
-      else process.env['KLPFORGE_CACHE'] = saved;
-    }
-  });
+  // A static executable of the machine stands in for Debian's busybox; ppc64le's is Debian's ppc64el one.
+  test.each([
+    { machine: S390X, debianArch: 's390x', tools: 's390x-linux-gnu', start: 'svc 1' },
+    { machine: PPC64LE, debianArch: 'ppc64el', tools: 'powerpc64le-linux-gnu', start: 'sc' },
+  ])(
+    "the $machine.name busybox comes from the cache under Debian's name ($debianArch), and its absence says to run scripts/fetch-busybox",
+    async ({ machine, debianArch, tools, start }) => {
+      const saved = process.env['KLPFORGE_CACHE'];
+      const cache = path.join(work.path, `cache-${debianArch}`);
+      process.env['KLPFORGE_CACHE'] = cache;
+      try {
+        await expect(findBusybox(machine)).rejects.toMatchObject({
+          code: 'VERIFY_NO_BUSYBOX',
+          message: `verify needs a statically linked ${debianArch} busybox for the ${machine.name} guest at ${cache}/busybox/${debianArch}/busybox: run scripts/fetch-busybox ${debianArch}`,
+        });
+        const obj = await assemble(work.path, `start-${debianArch}`, `  .globl _start\n_start:\n  ${start}\n`, `${tools}-as`);
+        await mkdir(path.join(cache, 'busybox', debianArch), { recursive: true });
+        const exe = path.join(cache, 'busybox', debianArch, 'busybox');
+        await execa(`${tools}-ld`, ['-o', exe, obj]);
+        await chmod(exe, 0o755);
+        await expect(findBusybox(machine)).resolves.toBe(exe);
+      } finally {
+        if (saved === undefined) delete process.env['KLPFORGE_CACHE'];
+        else process.env['KLPFORGE_CACHE'] = saved;
+      }
+    },
+  );
 
   test('isStaticElf reads big-endian executables too', async () => {
     const obj = await assemble(work.path, 'be', '  .globl _start\n_start:\n  svc 1\n', 's390x-linux-gnu-as');

@@ -41,6 +41,10 @@ export async function runningCopies(pairs: readonly ObjectPair[], o: RunningCopy
           outDir: path.resolve(o.outDir),
           runner: o.runner,
           extraFlags: flags,
+          purpose: {
+            what: `compiling the unpatched object the running kernel's way for the running-kernel check (its recorded command + ${flags.join(' ')})`,
+            remedy: "the kernel's own command with these flags should always compile: report it with the lines below",
+          },
         });
         return [pair.object, r.output] as const;
       }),

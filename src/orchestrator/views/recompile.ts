@@ -28,6 +28,8 @@ export interface RecompileOptions {
   extraFlags?: readonly string[];
   /** Searched before every recorded include dir (e.g. klpforge's kpatch-compatible macros). */
   extraIncludeDirs?: readonly string[];
+  /** What the compile is and what to do when it fails, for the message (default: the patched compile). */
+  purpose?: { what: string; remedy: string };
 }
 
 export interface RecompiledObject {
@@ -125,10 +127,10 @@ export async function recompileObject(record: IndexedObject, o: RecompileOptions
     // A compiler that could not write its output failed for want of space, not because of the patch.
     const remedy = /No space left on device|Disk quota exceeded/.test(text)
       ? `the filesystem of ${o.outDir} is full: free space there`
-      : 'fix the patch so it compiles';
+      : (o.purpose?.remedy ?? 'fix the patch so it compiles');
     throw new OrchestratorError(
       'ORCH_COMPILE_FAILED',
-      `${record.object}: recompiling with the patch failed (exit ${r.exitCode}): ${remedy}\n${relevantLines(text)}`,
+      `${record.object}: ${o.purpose?.what ?? 'recompiling with the patch'} failed (exit ${r.exitCode}): ${remedy}\n${relevantLines(text)}`,
     );
   }
   return {

@@ -2,16 +2,16 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
-import { assertAcceleratorPossible, chooseAccelerator } from './accel.js';
-import { parseConsole } from './console-log.js';
+import { assertAcceleratorPossible, chooseAccelerator } from './boot/accel.js';
+import { parseConsole } from './judge/console-log.js';
 import { VerifyError } from './errors.js';
-import { evaluate, type VerifyReport } from './evaluate.js';
-import { GUEST_PATHS, generateGuestScript, guestModulePath } from './guest-script.js';
-import { checkQemu, findBusybox, findGenInitCpio } from './host-tools.js';
-import { buildInitramfs, findKernelModules, isSafeGuestPath, type GuestFile } from './initramfs.js';
-import { guestCmdline, machineOfModule } from './machines.js';
-import { runQemu, type AcceleratorChoice } from './qemu.js';
-import { moduleNameFromFile, planSteps } from './steps.js';
+import { evaluate, type VerifyReport } from './judge/evaluate.js';
+import { GUEST_PATHS, generateGuestScript, guestModulePath } from './guest/guest-script.js';
+import { checkQemu, findBusybox, findGenInitCpio } from './boot/host-tools.js';
+import { buildInitramfs, findKernelModules, isSafeGuestPath, type GuestFile } from './boot/initramfs.js';
+import { guestCmdline, machineOfModule } from './boot/machines.js';
+import { runQemu, type AcceleratorChoice } from './boot/qemu.js';
+import { moduleNameFromFile, planSteps } from './guest/steps.js';
 
 export interface VerifyOptions {
   /** The livepatch module to test. */

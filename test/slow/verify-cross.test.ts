@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { execa } from 'execa';
-import type { VerifyReport } from '../../src/verify/evaluate.js';
-import { cachedBusyboxPath } from '../../src/verify/machines.js';
+import type { VerifyReport } from '../../src/verify/judge/evaluate.js';
+import { cachedBusyboxPath } from '../../src/verify/boot/machines.js';
 import { REPO_ROOT } from '../helpers/kernel.js';
 import { type CrossMachine, crossKernel } from '../helpers/kernel-cross.js';
 

@@ -2,10 +2,10 @@ import { cp } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { dir, type DirectoryResult } from 'tmp-promise';
-import { chooseAccelerator, probeGuestRuns } from '../../src/verify/accel.js';
-import type { VerifyReport } from '../../src/verify/evaluate.js';
-import { findStaticBusybox } from '../../src/verify/host-tools.js';
-import { formatReport } from '../../src/verify/report.js';
+import { chooseAccelerator, probeGuestRuns } from '../../src/verify/boot/accel.js';
+import type { VerifyReport } from '../../src/verify/judge/evaluate.js';
+import { findStaticBusybox } from '../../src/verify/boot/host-tools.js';
+import { formatReport } from '../../src/verify/judge/report.js';
 import { verifyModule } from '../../src/verify/verify.js';
 import { fixtureKernel, REPO_ROOT } from '../helpers/kernel.js';
 

@@ -1,4 +1,4 @@
-import { cleanConsoleLine, parseConsole, scanKernelLog, tailLines } from '../../src/verify/console-log.js';
+import { cleanConsoleLine, parseConsole, scanKernelLog, tailLines } from '../../src/verify/judge/console-log.js';
 import {
   BROKEN_NONCE,
   brokenInsmodLog,

@@ -1,7 +1,7 @@
-import { parseConsole } from '../../src/verify/console-log.js';
-import { evaluate, type GuestRun } from '../../src/verify/evaluate.js';
-import { failureSummary, formatReport } from '../../src/verify/report.js';
-import { planSteps } from '../../src/verify/steps.js';
+import { parseConsole } from '../../src/verify/judge/console-log.js';
+import { evaluate, type GuestRun } from '../../src/verify/judge/evaluate.js';
+import { failureSummary, formatReport } from '../../src/verify/judge/report.js';
+import { planSteps } from '../../src/verify/guest/steps.js';
 import {
   BROKEN_NONCE,
   brokenInsmodLog,

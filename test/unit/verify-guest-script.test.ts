@@ -2,8 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { generateGuestScript, generateProbeScript, shellQuote } from '../../src/verify/guest-script.js';
-import { planSteps } from '../../src/verify/steps.js';
+import { generateGuestScript, generateProbeScript, shellQuote } from '../../src/verify/guest/guest-script.js';
+import { planSteps } from '../../src/verify/guest/steps.js';
 import { readCheckFiles } from '../../src/verify/verify.js';
 
 // The guest runs busybox sh; the host's busybox (busybox-static, needed by verify anyway) parses the same way.

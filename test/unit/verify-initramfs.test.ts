@@ -1,9 +1,9 @@
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
-import { isStaticElf } from '../../src/verify/host-tools.js';
-import { cpioList, findKernelModules, isSafeGuestPath, type GuestFile } from '../../src/verify/initramfs.js';
-import { moduleNameFromFile } from '../../src/verify/steps.js';
+import { isStaticElf } from '../../src/verify/boot/host-tools.js';
+import { cpioList, findKernelModules, isSafeGuestPath, type GuestFile } from '../../src/verify/boot/initramfs.js';
+import { moduleNameFromFile } from '../../src/verify/guest/steps.js';
 
 describe('cpioList (gen_init_cpio input)', () => {
   const files: GuestFile[] = [

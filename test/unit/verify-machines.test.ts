@@ -4,10 +4,18 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { EM } from '../../src/elf/index.js';
-import { assertAcceleratorPossible, chooseAccelerator } from '../../src/verify/accel.js';
-import { findBusybox, findGenInitCpio, isStaticElf } from '../../src/verify/host-tools.js';
-import { cachedBusyboxPath, guestCmdline, kvmPossible, machineFor, machineOfModule, MACHINES, X86_64 } from '../../src/verify/machines.js';
-import { GUEST_CMDLINE, qemuArgs } from '../../src/verify/qemu.js';
+import { assertAcceleratorPossible, chooseAccelerator } from '../../src/verify/boot/accel.js';
+import { findBusybox, findGenInitCpio, isStaticElf } from '../../src/verify/boot/host-tools.js';
+import {
+  cachedBusyboxPath,
+  guestCmdline,
+  kvmPossible,
+  machineFor,
+  machineOfModule,
+  MACHINES,
+  X86_64,
+} from '../../src/verify/boot/machines.js';
+import { GUEST_CMDLINE, qemuArgs } from '../../src/verify/boot/qemu.js';
 import { assemble } from '../helpers/toolchain.js';
 
 let work: DirectoryResult;

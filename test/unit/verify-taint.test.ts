@@ -1,4 +1,4 @@
-import { decodeTaint, taintLetters } from '../../src/verify/taint.js';
+import { decodeTaint, taintLetters } from '../../src/verify/judge/taint.js';
 
 describe('decodeTaint (/proc/sys/kernel/tainted)', () => {
   test('an untainted kernel has no flags and nothing unexpected', () => {

@@ -17,7 +17,7 @@ import { createRunner, type RunnerKind } from '../../orchestrator/runners/create
 import { type Runner, runnerSeeing } from '../../orchestrator/index.js';
 import { tagChildProcesses } from '../../orchestrator/runners/orphans.js';
 import { isKlpforgeError } from '../../util/errors.js';
-import { formatReport } from '../../verify/report.js';
+import { formatReport } from '../../verify/judge/report.js';
 import { readCheckFiles, verifyModule } from '../../verify/verify.js';
 import { EXIT } from '../exit-codes.js';
 import { BATCH_PARENT_VAR } from '../../pipeline/batch/job.js';

@@ -3,9 +3,9 @@ import path from 'node:path';
 import { ensureDebianKernel, parseDebianKernel } from '../../orchestrator/acquire/debian-kernel.js';
 import { modulesWithDependencies } from '../../orchestrator/acquire/kernel-modules.js';
 import { VerifyError } from '../../verify/errors.js';
-import { machineOfModule } from '../../verify/machines.js';
-import type { AcceleratorChoice } from '../../verify/qemu.js';
-import { failureSummary, formatReport, reportJson } from '../../verify/report.js';
+import { machineOfModule } from '../../verify/boot/machines.js';
+import type { AcceleratorChoice } from '../../verify/boot/qemu.js';
+import { failureSummary, formatReport, reportJson } from '../../verify/judge/report.js';
 import { readCheckFiles, verifyModule } from '../../verify/verify.js';
 import { EXIT } from '../exit-codes.js';
 

@@ -1,4 +1,4 @@
-import { MARKER_TAG, markerPrefix, type GuestStatus } from './protocol.js';
+import { MARKER_TAG, markerPrefix, type GuestStatus } from '../guest/protocol.js';
 
 /** What the guest said about one step, as read back from the serial console. */
 export interface ObservedStep {

@@ -1,7 +1,7 @@
 import { scanKernelLog, tailLines, type KernelProblem, type ParsedConsole } from './console-log.js';
-import { expectationHeld } from './protocol.js';
-import type { Accelerator } from './qemu.js';
-import type { Expectation, StepKind, TestPlan } from './steps.js';
+import { expectationHeld } from '../guest/protocol.js';
+import type { Accelerator } from '../boot/qemu.js';
+import type { Expectation, StepKind, TestPlan } from '../guest/steps.js';
 import { decodeTaint, taintLetters } from './taint.js';
 
 /**

@@ -3,11 +3,11 @@ import { access, readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { dir } from 'tmp-promise';
-import { VerifyError } from './errors.js';
-import { generateProbeScript } from './guest-script.js';
+import { VerifyError } from '../errors.js';
+import { generateProbeScript } from '../guest/guest-script.js';
 import { buildInitramfs } from './initramfs.js';
 import { guestCmdline, kvmPossible, X86_64, type Machine } from './machines.js';
-import { markerPrefix } from './protocol.js';
+import { markerPrefix } from '../guest/protocol.js';
 import { runQemu, type Accelerator, type AcceleratorChoice } from './qemu.js';
 
 /**

@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { VerifyError } from './errors.js';
+import { VerifyError } from '../errors.js';
 import { cachedBusyboxPath, X86_64, type Machine } from './machines.js';
 
 /**

@@ -1,8 +1,8 @@
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { EM, machineName } from '../elf/constants.js';
-import { readElfFile } from '../elf/read.js';
-import { VerifyError } from './errors.js';
+import { EM, machineName } from '../../elf/constants.js';
+import { readElfFile } from '../../elf/read.js';
+import { VerifyError } from '../errors.js';
 
 /**
  * The machines verify can boot, one row each: everything that differs between

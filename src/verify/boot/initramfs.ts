@@ -3,7 +3,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { execa } from 'execa';
-import { VerifyError } from './errors.js';
+import { VerifyError } from '../errors.js';
 
 /** One file to place in the guest: where it goes, where it comes from. */
 export interface GuestFile {

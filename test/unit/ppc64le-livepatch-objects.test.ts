@@ -1,8 +1,10 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { execa } from 'execa';
 import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { diffObjects } from '../../src/diff/index.js';
 import { type ElfObject, readElfFile, SHN } from '../../src/elf/index.js';
+import { finalizeModule, parseSymvers } from '../../src/klp/index.js';
 import { ensureCompilerPlugin, pluginFlags, pluginOffFlags } from '../../src/orchestrator/kbuild/compiler-plugin.js';
 import { machineByName } from '../../src/orchestrator/kbuild/machine.js';
 import { relocations } from '../helpers/output-sections.js';
@@ -100,6 +102,29 @@ describe('ppc64le livepatch objects: -mcmodel=large and the klp_local_calls gcc 
       cacheDir: tmp.path,
     });
     expect(again).toBe(so);
+  });
+
+  test('post-link: a call to a vmlinux static keeps its `bl` opcode and its nop (ppc64 relocates bits of the word), and .TOC. stays for the loader', async () => {
+    const src = `
+extern int old_helper(int) asm("\\".klp.sym.vmlinux.old_helper,2\\"");
+extern long old_value asm("\\".klp.sym.vmlinux.old_value,0\\"");
+int f(int x) { return old_helper(x) + (int)old_value; }`;
+    const o = await compilePpc64le(tmp.path, 'post-link', src, livepatchFlags());
+    const ko = path.join(tmp.path, 'post-link.ko');
+    await execa('powerpc64le-linux-gnu-ld', ['-r', '-o', ko, o]);
+    const r = finalizeModule(await readElfFile(ko), parseSymvers('0x00000000\t_mcount\tvmlinux\tEXPORT_SYMBOL\t\n'), 'livepatch-p');
+    expect(r.problems).toEqual([]);
+    // The call from .text.f and the address in the .toc slot, each where the livepatch core applies it.
+    expect(r.klpSections.map((x) => x.name).sort()).toEqual(['.klp.rela.vmlinux..text.f', '.klp.rela.vmlinux..toc']);
+    const text = r.ko.sections[r.ko.findSection('.text.f')!]!.body;
+    const rel = r.ko.sections[r.ko.findSection('.klp.rela.vmlinux..text.f')!]!.body;
+    if (text.kind !== 'bytes' || rel.kind !== 'relocations') throw new Error('unexpected section kinds');
+    const calls = [...rel.table].filter((x) => x.type === R_PPC64_REL24);
+    expect(calls).toHaveLength(1);
+    const at = Number(calls[0]!.offset);
+    expect(text.data.readUInt32LE(at) >>> 26).toBe(18); // still `bl` (primary opcode 18, LK set)
+    expect(text.data.readUInt32LE(at) & 1).toBe(1);
+    expect(text.data.readUInt32LE(at + 4)).toBe(NOP);
   });
 
   test('large-model objects: only the changed function differs, its R_PPC64_ENTRY marker keeps symbol 0, its callees stay undefined', async () => {

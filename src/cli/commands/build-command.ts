@@ -1,13 +1,11 @@
 import { mkdir, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { GeneratorError } from '../../klp/index.js';
-import { buildLivepatch, type LivepatchBuildReport } from '../../pipeline/build.js';
+import type { LivepatchBuildReport } from '../../pipeline/build.js';
 import { BuildError } from '../../pipeline/errors.js';
-import { buildOotLivepatch } from '../../pipeline/oot-module.js';
-import { likelyOriginal, originalBuild } from '../../pipeline/original.js';
+import { likelyOriginal } from '../../pipeline/original.js';
+import { runOnOriginal } from '../../pipeline/original-choice.js';
 import { publishModule } from '../../pipeline/publish.js';
-import { onOriginal, type Speculation } from '../../pipeline/speculate.js';
-import { lazyOriginal } from '../../pipeline/lazy.js';
 import { type BuildTarget, resolveTarget } from '../build/build-target.js';
 import { modulesWithDependencies } from '../../orchestrator/acquire/kernel-modules.js';
 import { runningCflagsOf } from '../../orchestrator/kbuild/machine.js';
@@ -163,17 +161,11 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
     });
     const runner = watched(inner);
     const work = workDir;
-    const originalOptions = {
-      sourceDir,
-      configFile,
-      cacheDir: a.cacheDir,
-      runner,
-      jobs: a.jobs,
-      workDir: work,
-      onWait: (pid: number) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
-    };
     // Read while the checks run (it only reads the cache). An out-of-tree module's build waits for the real entry (it is quick anyway).
-    const likely = oot || (t.original === 'lazy' && !t.chosen) ? Promise.resolve(undefined) : likelyOriginal(originalOptions);
+    const likely =
+      oot || (t.original === 'lazy' && !t.chosen)
+        ? Promise.resolve(undefined)
+        : likelyOriginal({ sourceDir, configFile, cacheDir: a.cacheDir });
     const checked = await clock.run(
       'preflight',
       () =>
@@ -194,124 +186,37 @@ export async function buildCommand(a: BuildCommandArgs, out: (line: string) => v
       (c) => (c.view ? `${c.view.patches.length} patch(es) apply` : 'config and kernel checked'),
     );
     for (const w of checked.warnings) err(`klpforge: warning: ${w}`);
-    const fullOriginal = async () => {
-      const actual = clock.run(
-        'original',
-        (report) => originalBuild({ ...originalOptions, onProgress: (p) => report({ progress: p }) }, likely),
-        (o) => (o.hit ? `cached ${o.buildDir}` : `built ${o.buildDir}`),
-      );
-      const r = await onOriginal({
-        likely,
-        actual,
-        progress: sink,
-        work: (original, attempt) => {
-          if (guard.interrupted) return Promise.reject(new Error('interrupted')); // start nothing that would write into the work dir being removed
-          // Each attempt builds in its own scratch dir; only the one that counts is published to the output dir.
-          const scratch = path.join(work, attempt.name);
-          // A sandbox must see the original build, wherever the cache entry points (an adopted build is outside the cache).
-          const runner = runnerSeeing(watched(inner), [original.buildDir]);
-          return oot
-            ? buildOotLivepatch({
-                patches: a.patches,
-                ootSource: oot.source,
-                ootModule: oot.module,
-                kernelBuildDir: original.buildDir,
-                vmlinux: t.vmlinux ?? path.join(original.buildDir, 'vmlinux'),
-                name,
-                replace: !a.nonReplace,
-                outputDir: path.join(scratch, 'out'),
-                workDir: scratch,
-                jobs: a.jobs,
-                runner,
-                extraIncludeDirs: [KERNEL_HEADERS],
-                entrySizes: original.entrySizes,
-                progress: attempt.progress,
-              })
-            : buildLivepatch({
-                patches: a.patches,
-                sourceDir,
-                originalBuildDir: original.buildDir,
-                view: checked.view,
-                index: original.index,
-                ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
-                ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
-                name,
-                replace: !a.nonReplace,
-                outputDir: path.join(scratch, 'out'),
-                workDir: scratch,
-                jobs: a.jobs,
-                runner,
-                extraIncludeDirs: [KERNEL_HEADERS],
-                entrySizes: original.entrySizes,
-                runningCflags: runningCflagsOf(t.machine),
-                progress: attempt.progress,
-              });
-        },
-      });
-      return { ...r, original: { ...r.original, mode: 'full' as const } };
-    };
-    const lazyRun = async () => {
-      if (oot)
-        throw new BuildError(
-          'BUILD_INPUT',
-          '--oot-module needs the full original (--original full): an out-of-tree module builds against a complete kernel tree',
-          1,
-        );
-      const lo = await clock.run(
-        'original',
-        () =>
-          lazyOriginal({
-            sourceDir,
-            config: configFile,
-            cacheDir: a.cacheDir,
-            runner,
-            jobs: a.jobs,
-            makeVars: t.makeVars,
-            ...(t.cc ? { cc: t.cc } : {}),
-            symvers: t.symvers!,
-            workDir: work,
-            onWait: originalOptions.onWait,
-          }),
-        (l) => `lazy tree ${l.tree.hit ? 'cached' : 'prepared'}: ${l.tree.buildDir}`,
-      );
-      // The prepared tree is under CACHE/prepared, writable in a sandbox (its original objects are compiled in it).
-      const scratch = path.join(work, 'lazy');
-      const result = await buildLivepatch({
-        patches: a.patches,
-        sourceDir,
-        originalBuildDir: lo.tree.buildDir,
-        view: checked.view,
-        lazy: { tree: lo.tree, modulesOrder: t.modulesOrder!, cacheDir: a.cacheDir },
-        makeVars: t.makeVars,
-        runningCflags: runningCflagsOf(t.machine),
-        ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
-        ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
-        ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
-        name,
-        replace: !a.nonReplace,
-        outputDir: path.join(scratch, 'out'),
-        workDir: scratch,
-        jobs: a.jobs,
-        runner,
-        extraIncludeDirs: [KERNEL_HEADERS],
-        entrySizes: lo.entrySizes,
-        progress: sink,
-      });
-      return {
-        original: { key: lo.tree.key, buildDir: lo.tree.buildDir, hit: lo.tree.hit, warnings: lo.warnings, mode: 'lazy' as const },
-        result,
-        speculation: 'none' as Speculation,
-      };
-    };
-    const ran =
-      t.original === 'full'
-        ? await fullOriginal()
-        : await lazyRun().catch(async (e: unknown) => {
-            // klpforge chose the lazy original; a header it cannot serve is the full original's job (said, with why and how long).
-            if (!t.chosen || !isKlpforgeError(e) || e.code !== 'LAZY_TOO_MANY_OBJECTS') throw e;
-            err(`klpforge: note: ${e.message.replace(/ is the way: --original full, or .*$/, '')}: building the full original instead`);
-            return fullOriginal();
-          });
+    const ran = await runOnOriginal({
+      patches: a.patches,
+      sourceDir,
+      configFile,
+      cacheDir: a.cacheDir,
+      original: t.original,
+      chosen: t.chosen,
+      name,
+      replace: !a.nonReplace,
+      jobs: a.jobs,
+      workDir: work,
+      extraIncludeDirs: [KERNEL_HEADERS],
+      ...(checked.view ? { view: checked.view } : {}),
+      ...(checked.vmlinuxBytes ? { vmlinuxBytes: checked.vmlinuxBytes } : {}),
+      ...(t.vmlinux ? { vmlinux: t.vmlinux } : {}),
+      ...(t.modulesDir ? { modulesDir: t.modulesDir } : {}),
+      ...(t.modulesOrder ? { modulesOrder: t.modulesOrder } : {}),
+      ...(t.symvers ? { symvers: t.symvers } : {}),
+      makeVars: t.makeVars,
+      ...(t.cc ? { cc: t.cc } : {}),
+      runningCflags: runningCflagsOf(t.machine),
+      ...(oot ? { oot } : {}),
+      runner,
+      runnerFor: (buildDir) => runnerSeeing(watched(inner), [buildDir]),
+      likely,
+      clock,
+      progress: sink,
+      interrupted: () => guard.interrupted !== undefined,
+      onWait: (pid) => err(`klpforge: waiting for process ${pid}, which is building the same original kernel`),
+      note: (line) => err(`klpforge: ${line}`),
+    });
     const original = ran.original;
     for (const w of original.warnings) err(`klpforge: warning: ${w}`);
     if (ran.speculation === 'discarded')

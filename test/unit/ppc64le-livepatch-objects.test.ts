@@ -5,7 +5,7 @@ import { dir as tmpDir, type DirectoryResult } from 'tmp-promise';
 import { diffObjects } from '../../src/diff/index.js';
 import { type ElfObject, readElfFile, SHN } from '../../src/elf/index.js';
 import { finalizeModule, parseSymvers } from '../../src/klp/index.js';
-import { ensureCompilerPlugin, pluginFlags, pluginOffFlags } from '../../src/orchestrator/kbuild/compiler-plugin.js';
+import { ensureCompilerPlugin, headersPackage, pluginFlags, pluginOffFlags } from '../../src/orchestrator/kbuild/compiler-plugin.js';
 import { machineByName } from '../../src/orchestrator/kbuild/machine.js';
 import { relocations } from '../helpers/output-sections.js';
 import { compilePpc64le, PPC64LE_GCC, PPC64LE_KERNEL_FLAGS } from '../helpers/toolchain-ppc64le.js';
@@ -92,6 +92,28 @@ describe('ppc64le livepatch objects: -mcmodel=large and the klp_local_calls gcc 
     ]);
     const [a, b] = await Promise.all([readFile(none), readFile(off)]);
     expect(b.equals(a)).toBe(true);
+  });
+
+  test("a missing header names Debian's package for that gcc: native or cross", () => {
+    expect(headersPackage('powerpc64le-linux-gnu-gcc', '12.2.0')).toBe('gcc-12-plugin-dev-powerpc64le-linux-gnu');
+    expect(headersPackage('gcc', '12.2.0')).toBe('gcc-12-plugin-dev');
+    expect(headersPackage('/usr/bin/gcc-12', '12')).toBe('gcc-12-plugin-dev');
+  });
+
+  test('a gcc without plugin headers (the s390x cross gcc here) is one error naming the package to install', async () => {
+    await expect(
+      ensureCompilerPlugin({
+        plugin,
+        cc: 's390x-linux-gnu-gcc',
+        source: path.resolve('gcc-plugins', `${plugin.name}.cc`),
+        cacheDir: tmp.path,
+      }),
+    ).rejects.toMatchObject({
+      code: 'COMPILER_PLUGIN_FAILED',
+      message: expect.stringMatching(
+        /^gcc plugin klp_local_calls for s390x-linux-gnu-gcc: no plugin headers \(.*\); install g\+\+ and gcc-12-plugin-dev-s390x-linux-gnu$/,
+      ),
+    });
   });
 
   test('a second build of the same plugin for the same gcc is the cached one', async () => {

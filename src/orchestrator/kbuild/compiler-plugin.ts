@@ -16,8 +16,6 @@ const run = promisify(execFile);
 export interface CompilerPlugin {
   /** gcc's name for it (the .so's base name): `-fplugin-arg-NAME-KEY` addresses it, so no `-` in it. */
   readonly name: string;
-  /** The Debian package with the plugin headers of the machine's cross gcc, for the error message. */
-  readonly headersPackage: string;
   /** Arguments that make it do nothing: the running-kernel copies are compiled with these. */
   readonly offArgs: readonly string[];
 }
@@ -34,11 +32,9 @@ export interface PluginBuild {
 /** Builds the plugin for `cc` if the cache lacks it; returns the path of the .so for -fplugin=. */
 export async function ensureCompilerPlugin(b: PluginBuild): Promise<string> {
   const { plugin, cc } = b;
+  let headers = 'the plugin headers of that gcc';
   const fail = (what: string): never => {
-    throw new SetupError(
-      'COMPILER_PLUGIN_FAILED',
-      `gcc plugin ${plugin.name} for ${cc}: ${what}; install g++ and ${plugin.headersPackage}`,
-    );
+    throw new SetupError('COMPILER_PLUGIN_FAILED', `gcc plugin ${plugin.name} for ${cc}: ${what}; install g++ and ${headers}`);
   };
   const [source, version, pluginDir] = await Promise.all([
     readFile(b.source).catch(() => fail(`its source ${b.source} is missing`)),
@@ -51,6 +47,7 @@ export async function ensureCompilerPlugin(b: PluginBuild): Promise<string> {
       () => fail(`${cc} does not run`),
     ),
   ]);
+  headers = headersPackage(cc, version);
   const key = createHash('sha256').update(source).update(`\0${cc}\0${version}\0${pluginDir}`).digest('hex').slice(0, 16);
   const dir = path.join(b.cacheDir, 'gcc-plugins', `${plugin.name}-${key}`);
   const so = path.join(dir, `${plugin.name}.so`);
@@ -62,14 +59,14 @@ export async function ensureCompilerPlugin(b: PluginBuild): Promise<string> {
   )
     return so;
 
-  const headers = path.join(pluginDir, 'include', 'gcc-plugin.h');
+  const header = path.join(pluginDir, 'include', 'gcc-plugin.h');
   if (
-    !(await stat(headers).then(
+    !(await stat(header).then(
       () => true,
       () => false,
     ))
   )
-    fail(`no plugin headers (${headers})`);
+    fail(`no plugin headers (${header})`);
   await mkdir(dir, { recursive: true });
   const partial = `${so}.${process.pid}.tmp`;
   try {
@@ -82,6 +79,13 @@ export async function ensureCompilerPlugin(b: PluginBuild): Promise<string> {
   // Whole or not at all: a concurrent build of the same key renames an identical file.
   await rename(partial, so);
   return so;
+}
+
+/** Debian's package of a gcc's plugin headers: gcc-12-plugin-dev, or gcc-12-plugin-dev-TRIPLET for a cross gcc. */
+export function headersPackage(cc: string, version: string): string {
+  const major = version.split('.')[0];
+  const triplet = /^(.+)-gcc(?:-\d+)?$/.exec(path.basename(cc))?.[1];
+  return `gcc-${major}-plugin-dev${triplet ? `-${triplet}` : ''}`;
 }
 
 /** The compiler flags that load the plugin. */

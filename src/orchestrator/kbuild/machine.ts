@@ -111,7 +111,7 @@ const MACHINES: readonly KernelMachine[] = [
     // devlink_class_init: 144 bytes with it, 140 without, as in vmlinux).
     runningCflags: ['-mcmodel=medium', '-foptimize-sibling-calls', '-fno-data-sections'],
     runningModuleCflags: ['-foptimize-sibling-calls', '-fno-data-sections'],
-    compilerPlugin: { name: 'klp_local_calls', headersPackage: 'gcc-12-plugin-dev-powerpc64le-linux-gnu', offArgs: ['off'] },
+    compilerPlugin: { name: 'klp_local_calls', offArgs: ['off'] },
     // QEMU's pseries board boots the ELF vmlinux itself.
     bootImage: 'vmlinux',
   },

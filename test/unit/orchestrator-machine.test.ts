@@ -42,6 +42,8 @@ describe('the machine comes from the .config', () => {
   test('the running-kernel copies undo every livepatch flag that changes code', () => {
     const m = machineOfConfig(config('CONFIG_S390=y'));
     expect(m.runningCflags).toEqual(['-mpic-data-is-text-relative', '-fsection-anchors', '-fno-data-sections']);
+    // Module objects: only the anchors -fdata-sections took (test/slow/running-copies-cross.test.ts found it).
+    expect(runningCflagsOf(m).module).toEqual(['-fno-data-sections']);
     expect(machineOfConfig(config('CONFIG_X86_64=y')).runningCflags).toEqual([]);
   });
 

@@ -91,6 +91,7 @@ function running(o: OriginalChoiceOptions) {
   return {
     sourceDir: o.sourceDir,
     view: o.view,
+    makeVars: o.makeVars,
     runningCflags: o.runningCflags,
     ...(o.vmlinux ? { vmlinux: o.vmlinux } : {}),
     ...(o.vmlinuxBytes ? { vmlinuxBytes: o.vmlinuxBytes } : {}),
@@ -106,6 +107,9 @@ async function fullOriginal(o: OriginalChoiceOptions): Promise<OriginalRun> {
     jobs: o.jobs,
     workDir: o.workDir,
     onWait: o.onWait,
+    // A cross kernel is built for its machine, with its livepatch flags (machine.ts), as the lazy tree is.
+    makeVars: o.makeVars,
+    ...(o.cc ? { cc: o.cc } : {}),
   };
   const actual = o.clock.run(
     'original',
@@ -176,7 +180,6 @@ async function lazyRun(o: OriginalChoiceOptions): Promise<OriginalRun> {
     ...running(o),
     originalBuildDir: lo.tree.buildDir,
     lazy: { tree: lo.tree, modulesOrder: o.modulesOrder!, cacheDir: o.cacheDir },
-    makeVars: o.makeVars,
     ...(o.modulesDir ? { modulesDir: o.modulesDir } : {}),
     runner: o.runner,
     entrySizes: lo.entrySizes,

@@ -16,6 +16,10 @@ export interface OriginalOptions {
   workDir: string;
   onProgress?: (p: { done: number; total: number }) => void;
   onWait?: (pid: number) => void;
+  /** make variables every kbuild run needs (a cross build's ARCH= and CROSS_COMPILE=, its livepatch flags); part of the key. */
+  makeVars?: readonly string[];
+  /** The compiler kbuild runs, when not gcc (its --version is part of the key). */
+  cc?: string;
 }
 
 /** A cache entry's build dir with what the pipeline needs beside it. */
@@ -50,6 +54,8 @@ export async function originalBuild(
     cacheDir: o.cacheDir,
     runner: o.runner,
     jobs: o.jobs,
+    ...(o.makeVars && o.makeVars.length > 0 ? { makeVars: o.makeVars } : {}),
+    ...(o.cc ? { cc: o.cc } : {}),
     ...(o.onProgress ? { onProgress: (p) => o.onProgress!({ done: p.compiled, total: p.total }) } : {}),
     ...(o.onWait ? { onWait: (h) => o.onWait!(h.pid) } : {}),
   });
@@ -61,7 +67,7 @@ export async function originalBuild(
   if (early !== undefined && sameOriginal(early, built)) return { ...early, hit: built.hit, warnings };
   const [index, entrySizes] = await Promise.all([
     storedBuildIndex(built.buildDir, indexFile(o.cacheDir, built.key)).then((s) => s.index),
-    structSizes(built.buildDir, built.key, o.cacheDir, o.workDir, runnerSeeing(o.runner, [built.buildDir])),
+    structSizes(built.buildDir, built.key, o.cacheDir, o.workDir, runnerSeeing(o.runner, [built.buildDir]), o.makeVars ?? []),
   ]);
   return { buildDir: built.buildDir, key: built.key, hit: built.hit, index, entrySizes, warnings };
 }
@@ -103,6 +109,7 @@ async function structSizes(
   cacheDir: string,
   workDir: string,
   runner: Runner,
+  makeVars: readonly string[],
 ): Promise<ReadonlyMap<string, number>> {
   const file = structSizesFile(cacheDir, key);
   const cached = await readFile(file, 'utf8').then(
@@ -110,7 +117,7 @@ async function structSizes(
     () => undefined,
   );
   if (cached) return new Map(Object.entries(cached));
-  const probed = await probeStructSizes(buildDir, path.join(workDir, 'struct-probe'), runner);
+  const probed = await probeStructSizes(buildDir, path.join(workDir, 'struct-probe'), runner, makeVars);
   await mkdir(path.dirname(file), { recursive: true });
   await writeFile(`${file}.${process.pid}`, JSON.stringify(Object.fromEntries(probed.entrySizes)));
   await rename(`${file}.${process.pid}`, file);

@@ -23,6 +23,8 @@ export function describeMachineCases(
   cases: readonly IntegrationCase[],
   fixture: () => Promise<PlainKernel>,
   minimumCases: number,
+  /** A passing case also built on the full original: a whole kernel of that machine, built with its livepatch flags. */
+  fullOriginalCase?: string,
 ): void {
   let kernel: PlainKernel;
   let work: DirectoryResult;
@@ -36,8 +38,8 @@ export function describeMachineCases(
     await work?.cleanup();
   });
 
-  async function runPassingCase(c: IntegrationCase): Promise<void> {
-    const out = path.join(work.path, c.name);
+  async function runPassingCase(c: IntegrationCase, original: 'lazy' | 'full' = 'lazy'): Promise<void> {
+    const out = path.join(work.path, `${c.name}-${original}`);
     const earlier = (c.sequence ?? []).filter((s) => s.patch !== 'fix.patch');
     const extra: string[] = [];
     for (const s of earlier) {
@@ -45,10 +47,18 @@ export function describeMachineCases(
       if (r.exitCode !== 0) throw new Error(explain(`build of ${s.patch}`, r));
       extra.push(path.join(out, 'earlier', s.module ?? `livepatch-${s.name}.ko`));
     }
-    const built = await buildCase(kernel, cacheDir, [path.join(c.dir, 'fix.patch')], c.name, out, ['--json']);
+    const built = await buildCase(kernel, cacheDir, [path.join(c.dir, 'fix.patch')], c.name, out, [
+      '--json',
+      ...(original === 'full' ? ['--original', 'full'] : []),
+    ]);
     if (built.exitCode !== 0) throw new Error(explain('klpforge build', built));
-    const report = JSON.parse(built.stdout) as { module: string; stages: Array<{ stage: string }> };
-    expect(report.stages.map((s) => s.stage)).toEqual(['preflight', 'original', 'originals', 'patched', 'match', 'diff', 'generate']);
+    const report = JSON.parse(built.stdout) as { module: string; stages: Array<{ stage: string }>; original: { mode: string } };
+    expect(report.original.mode).toBe(original);
+    expect(report.stages.map((s) => s.stage)).toEqual(
+      original === 'lazy'
+        ? ['preflight', 'original', 'originals', 'patched', 'match', 'diff', 'generate']
+        : ['preflight', 'original', 'patched', 'match', 'diff', 'generate'],
+    );
     const modules = await guestModules(kernel, path.join(out, 'modules'), !!c.modules, extra);
     const v = await verifyCase(kernel, report.module, [checkFile(c)], modules);
     if (!v.ok) throw new Error(explain('klpforge verify', v.run));
@@ -60,6 +70,12 @@ export function describeMachineCases(
   for (const c of cases.filter((x) => x.expect === 'pass')) {
     test(`${c.name}: ${c.description}`, () => runPassingCase(c), 1_200_000);
   }
+  const full = cases.find((c) => c.name === fullOriginalCase);
+  if (fullOriginalCase !== undefined)
+    test(`${fullOriginalCase} on the full original: a whole ${machine} kernel built with the machine's make variables and livepatch flags`, () => {
+      if (full === undefined) throw new Error(`no ${machine} case ${fullOriginalCase}`);
+      return runPassingCase(full, 'full');
+    }, 1_800_000);
   for (const c of cases.filter((x) => x.expect === 'refused')) {
     test(`${c.name}: refused with ${c.reason}`, async () => {
       const out = path.join(work.path, c.name);
